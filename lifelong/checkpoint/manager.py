@@ -1,0 +1,107 @@
+"""Numbered checkpoints in a directory: rotation and "latest valid" lookup."""
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import time
+import warnings
+from typing import Any
+
+from lifelong.errors import CheckpointError
+
+
+class CheckpointManager:
+    """Writes ``<prefix>_<step>.zip`` files into ``directory`` and keeps the newest ``keep``.
+
+    >>> manager = CheckpointManager("runs/x/checkpoints", keep=3)     # doctest: +SKIP
+    >>> manager.save(model, model.num_timesteps)                     # doctest: +SKIP
+    >>> model = manager.load_latest(DistributionalPPO, env=env)      # doctest: +SKIP
+
+    Every save is atomic (see :func:`lifelong.checkpoint.save_model`). :meth:`latest` returns the
+    newest checkpoint that verifies; a corrupted newer one is skipped with a ``RuntimeWarning``
+    naming it and the fault (it is not deleted: it is evidence).
+    """
+
+    def __init__(self, directory: str | os.PathLike, keep: int = 3, prefix: str = "ckpt") -> None:
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+            raise ValueError(f"keep must be an integer >= 1, got {keep!r}")
+        if not isinstance(prefix, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", prefix):
+            raise ValueError(f"prefix must be a non-empty word of letters, digits, '_' or '-', got {prefix!r}")
+        self.directory = pathlib.Path(directory)
+        self.keep = keep
+        self.prefix = prefix
+        self._pattern = re.compile(rf"^{re.escape(prefix)}_(\d+)\.zip$")
+
+    def __repr__(self) -> str:
+        return f"CheckpointManager({str(self.directory)!r}, keep={self.keep}, prefix={self.prefix!r})"
+
+    def path_for(self, step: int) -> pathlib.Path:
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ValueError(f"step must be a non-negative integer, got {step!r}")
+        return self.directory / f"{self.prefix}_{step:012d}.zip"
+
+    def paths(self) -> list[pathlib.Path]:
+        """The numbered checkpoints present, oldest first (whether valid or not)."""
+        if not self.directory.is_dir():
+            return []
+        found = []
+        for entry in self.directory.iterdir():
+            match = self._pattern.match(entry.name)
+            if match and entry.is_file():
+                found.append((int(match.group(1)), entry))
+        return [p for _, p in sorted(found)]
+
+    def save(self, model: Any, step: int | None = None) -> pathlib.Path:
+        """Save ``model`` as checkpoint number ``step`` (default ``model.num_timesteps``), then
+        delete all but the newest ``keep`` numbered checkpoints. Returns the new file's path."""
+        from lifelong.checkpoint.state import save_model
+
+        if step is None:
+            step = int(model.num_timesteps)
+        path = save_model(model, self.path_for(step))
+        self._rotate()
+        self._remove_stale_temporaries()
+        return path
+
+    def _rotate(self) -> None:
+        paths = self.paths()
+        for old in paths[: max(0, len(paths) - self.keep)]:
+            try:
+                old.unlink()
+            except FileNotFoundError:
+                pass
+
+    def _remove_stale_temporaries(self, older_than_s: float = 600.0) -> None:
+        """Remove temporary files left by saves killed mid-write (only ours, only old ones)."""
+        now = time.time()
+        for entry in self.directory.glob(f".{self.prefix}_*.zip.*.tmp"):
+            try:
+                if now - entry.stat().st_mtime > older_than_s:
+                    entry.unlink()
+            except FileNotFoundError:
+                pass
+
+    def latest(self) -> pathlib.Path | None:
+        """The newest checkpoint that verifies, or ``None`` when there is none."""
+        from lifelong.checkpoint.state import verify
+
+        for path in reversed(self.paths()):
+            try:
+                verify(path)
+            except FileNotFoundError:
+                continue  # rotated away meanwhile
+            except CheckpointError as exc:
+                warnings.warn(f"skipping corrupted checkpoint: {exc}", RuntimeWarning, stacklevel=2)
+                continue
+            return path
+        return None
+
+    def load_latest(self, cls: type, env: Any = None, **kwargs: Any) -> Any:
+        """``load_model(cls, self.latest(), env=env, **kwargs)``; ``FileNotFoundError`` when none is valid."""
+        from lifelong.checkpoint.state import load_model
+
+        path = self.latest()
+        if path is None:
+            raise FileNotFoundError(f"no valid checkpoint in {self.directory}")
+        return load_model(cls, path, env=env, **kwargs)
