@@ -1,0 +1,333 @@
+"""What one population member does in one interval, shared by the local and Ray backends.
+
+``prepare_model`` builds a member fresh (first interval) or loads it from a checkpoint file
+through ``lifelong.checkpoint``, and then applies the member's config with
+``set_hyperparameters``. The order is the point: after an exploit the checkpoint is the donor's
+and the config is the recipient's new, explored one, so the state is the donor's and the
+hyperparameters are the recipient's (the learning rate cannot silently revert to the donor's).
+
+Everything here runs in a worker process; nothing holds a model between intervals.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+__all__ = [
+    "AgentSpec",
+    "EVAL_METRICS",
+    "make_env",
+    "make_eval_env",
+    "build_model",
+    "prepare_model",
+    "check_live_parameters",
+    "evaluate",
+    "run_interval",
+    "member_seed",
+    "interval_seed",
+    "eval_seed",
+]
+
+#: What the deterministic evaluation produces; ``PBT(metric=...)`` must be one of these.
+EVAL_METRICS = (
+    "eval_mean_reward",
+    "eval_std_reward",
+    "eval_min_reward",
+    "eval_max_reward",
+    "eval_mean_length",
+)
+
+_SPEC_KEYS = ("env", "eval_env", "n_envs", "env_kwargs", "policy")
+
+
+def _describe(obj: Any) -> Any:
+    """A JSON-able description of an env id or factory (for the run fingerprint)."""
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    func = getattr(obj, "func", None)  # functools.partial
+    if func is not None:
+        return {
+            "partial": _describe(func),
+            "args": [repr(a) for a in getattr(obj, "args", ())],
+            "keywords": {k: repr(v) for k, v in sorted(getattr(obj, "keywords", {}).items())},
+        }
+    module = getattr(obj, "__module__", None)
+    qualname = getattr(obj, "__qualname__", None)
+    if module and qualname:
+        return f"{module}:{qualname}"
+    return repr(obj)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict):
+        return _jsonable(to_dict())
+    return _describe(value)
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """The ``agent`` argument of ``PBT``, split into env construction and agent kwargs.
+
+    ``env`` (required): a Gymnasium id or a picklable callable returning an env; ``eval_env``:
+    the same for evaluation (default: ``env``); ``n_envs`` (default 1); ``env_kwargs``;
+    ``policy`` (default ``"MlpPolicy"``); everything else goes to ``DistributionalPPO``.
+    """
+
+    env: Any
+    eval_env: Any = None
+    n_envs: int = 1
+    env_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    policy: Any = "MlpPolicy"
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_agent(cls, agent: Mapping[str, Any]) -> "AgentSpec":
+        if not isinstance(agent, Mapping):
+            raise ValueError(
+                f"agent={agent!r}: expected a dict of DistributionalPPO arguments with an 'env'"
+            )
+        if "env" not in agent:
+            raise ValueError(
+                "agent has no 'env': expected a Gymnasium id such as 'CartPole-v1' "
+                "or a picklable callable returning an env"
+            )
+        for key in ("env", "eval_env"):
+            value = agent.get(key)
+            if key == "eval_env" and value is None:
+                continue
+            if not (isinstance(value, str) or callable(value)):
+                raise ValueError(
+                    f"agent[{key!r}]={value!r}: expected a Gymnasium id string or a callable "
+                    "returning an env (env objects cannot be shared between processes)"
+                )
+        n_envs = agent.get("n_envs", 1)
+        if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
+            raise ValueError(f"agent['n_envs']={n_envs!r}: expected an int >= 1")
+        env_kwargs = agent.get("env_kwargs") or {}
+        if not isinstance(env_kwargs, Mapping):
+            raise ValueError(f"agent['env_kwargs']={env_kwargs!r}: expected a dict")
+        if "seed" in agent:
+            raise ValueError(
+                f"agent['seed']={agent['seed']!r}: members are seeded by PBT(seed=...) "
+                "(member i gets seed + i); remove 'seed' from agent"
+            )
+        kwargs = {k: v for k, v in agent.items() if k not in _SPEC_KEYS}
+        return cls(
+            env=agent["env"],
+            eval_env=agent.get("eval_env"),
+            n_envs=int(n_envs),
+            env_kwargs=dict(env_kwargs),
+            policy=agent.get("policy", "MlpPolicy"),
+            kwargs=kwargs,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """JSON description, used to refuse resuming a workdir with a different agent."""
+        return {
+            "env": _describe(self.env),
+            "eval_env": _describe(self.eval_env),
+            "n_envs": self.n_envs,
+            "env_kwargs": _jsonable(dict(self.env_kwargs)),
+            "policy": _describe(self.policy),
+            "kwargs": _jsonable(dict(self.kwargs)),
+        }
+
+    @property
+    def rollout_steps(self) -> int | None:
+        n_steps = self.kwargs.get("n_steps", 2048)
+        return int(n_steps) * self.n_envs if isinstance(n_steps, int) else None
+
+
+# --- seeds: pure functions of (seed, member index, step) so that restarts and resumes replay
+
+
+def member_seed(seed: int, index: int) -> int:
+    return int(seed) + int(index)
+
+
+def interval_seed(seed: int, index: int, step: int) -> int:
+    """Seed of the training env for the interval of member ``index`` starting at ``step``."""
+    return int(np.random.default_rng([int(seed) & 0xFFFFFFFF, int(index), int(step), 1]).integers(2**31 - 1))
+
+
+def eval_seed(seed: int, step: int) -> int:
+    """Seed of the evaluation episodes at boundary ``step``: the same for every member."""
+    return int(np.random.default_rng([int(seed) & 0xFFFFFFFF, int(step), 2]).integers(2**31 - 1 - 10_000))
+
+
+# --- construction
+
+
+def make_env(spec: AgentSpec, seed: int):
+    from stable_baselines3.common.env_util import make_vec_env
+
+    return make_vec_env(spec.env, n_envs=spec.n_envs, seed=seed, env_kwargs=dict(spec.env_kwargs))
+
+
+def make_eval_env(spec: AgentSpec):
+    import gymnasium as gym
+
+    source = spec.eval_env if spec.eval_env is not None else spec.env
+    if isinstance(source, str):
+        return gym.make(source, **dict(spec.env_kwargs))
+    return source(**dict(spec.env_kwargs))
+
+
+def _agent_class():
+    from lifelong.ppo import DistributionalPPO
+
+    return DistributionalPPO
+
+
+def build_model(spec: AgentSpec, env, seed: int):
+    cls = _agent_class()
+    kwargs = dict(spec.kwargs)
+    kwargs.setdefault("verbose", 0)
+    return cls(spec.policy, env, seed=seed, **kwargs)
+
+
+def check_live_parameters(model) -> None:
+    """The optimizer must hold exactly the policy's live parameter tensors (no stale copies)."""
+    live = list(model.policy.parameters())
+    held = [p for group in model.policy.optimizer.param_groups for p in group["params"]]
+    live_ids = {id(p) for p in live}
+    if len(held) != len(live) or any(id(p) not in live_ids for p in held):
+        raise RuntimeError(
+            "the optimizer does not hold the policy's live parameters after load "
+            f"({len(held)} held, {len(live)} live); refusing to train a stale copy"
+        )
+
+
+def prepare_model(
+    spec: AgentSpec,
+    config: Mapping[str, Any],
+    *,
+    checkpoint: str | Path | None,
+    env,
+    seed: int,
+):
+    """Build (``checkpoint=None``) or load a member, then apply ``config``. Returns the model."""
+    if checkpoint is None:
+        model = build_model(spec, env, seed)
+    else:
+        from lifelong.checkpoint import load_model
+
+        model = load_model(_agent_class(), checkpoint, env=env, device=spec.kwargs.get("device", "auto"))
+    if config:
+        model.set_hyperparameters(**dict(config))
+    check_live_parameters(model)
+    return model
+
+
+def optimizer_lrs(model) -> list[float]:
+    return [float(g["lr"]) for g in model.policy.optimizer.param_groups]
+
+
+# --- evaluation
+
+
+def evaluate(model, spec: AgentSpec, episodes: int, seed: int) -> dict[str, float]:
+    """Deterministic policy on a separate eval env, ``episodes`` episodes seeded ``seed + i``."""
+    env = make_eval_env(spec)
+    rewards: list[float] = []
+    lengths: list[int] = []
+    try:
+        for i in range(episodes):
+            obs, _ = env.reset(seed=seed + i)
+            total, n, done = 0.0, 0, False
+            while not done:
+                action, _ = model.predict(obs, deterministic=True)
+                obs, reward, terminated, truncated, _ = env.step(action)
+                total += float(reward)
+                n += 1
+                done = bool(terminated or truncated)
+            rewards.append(total)
+            lengths.append(n)
+    finally:
+        env.close()
+    r = np.asarray(rewards, dtype=np.float64)
+    return {
+        "eval_mean_reward": float(r.mean()),
+        "eval_std_reward": float(r.std()),
+        "eval_min_reward": float(r.min()),
+        "eval_max_reward": float(r.max()),
+        "eval_mean_length": float(np.mean(lengths)),
+    }
+
+
+def train_mean_reward(model) -> float | None:
+    buf = getattr(model, "ep_info_buffer", None)
+    if not buf:
+        return None
+    return float(np.mean([info["r"] for info in buf]))
+
+
+# --- one interval, as run by a local worker process
+
+
+def run_interval(task: Mapping[str, Any]) -> dict[str, Any]:
+    """Run one member for one interval; the task and the result are plain data.
+
+    task keys: spec (AgentSpec), config, checkpoint (path or None), out (path to save to),
+    seed, index, step (the interval's start), interval_steps, eval_episodes.
+    """
+    from lifelong.checkpoint import save_model
+
+    t0 = time.perf_counter()
+    spec: AgentSpec = task["spec"]
+    seed, index, step = int(task["seed"]), int(task["index"]), int(task["step"])
+    env = make_env(spec, interval_seed(seed, index, step))
+    try:
+        model = prepare_model(
+            spec,
+            task["config"],
+            checkpoint=task["checkpoint"],
+            env=env,
+            seed=member_seed(seed, index),
+        )
+        t_load = time.perf_counter()
+        applied = _jsonable(model.get_hyperparameters())
+        lrs = optimizer_lrs(model)
+        start_timesteps = int(model.num_timesteps)
+        model.learn(total_timesteps=int(task["interval_steps"]), reset_num_timesteps=False)
+        t_learn = time.perf_counter()
+        metrics = evaluate(model, spec, int(task["eval_episodes"]), eval_seed(seed, step + int(task["interval_steps"])))
+        t_eval = time.perf_counter()
+        out = save_model(model, task["out"])
+        t_save = time.perf_counter()
+        num_timesteps = int(model.num_timesteps)
+        train_reward = train_mean_reward(model)
+    finally:
+        env.close()
+    for name, value in metrics.items():
+        if not math.isfinite(value):
+            raise RuntimeError(f"evaluation produced {name}={value!r}")
+    return {
+        "metrics": metrics,
+        "checkpoint": str(out),
+        "applied": applied,
+        "optimizer_lr": lrs,
+        "start_timesteps": start_timesteps,
+        "num_timesteps": num_timesteps,
+        "env_steps": num_timesteps - start_timesteps,
+        "train_mean_reward": train_reward,
+        "seconds": {
+            "load": t_load - t0,
+            "learn": t_learn - t_load,
+            "eval": t_eval - t_learn,
+            "save": t_save - t_eval,
+            "total": t_save - t0,
+        },
+    }
