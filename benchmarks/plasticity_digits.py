@@ -1,0 +1,514 @@
+"""Label-permuted streaming digits: does the optimizer keep its plasticity?
+
+A continual-learning benchmark in the style of Elsayed & Mahmood (ICLR 2024)'s label-permuted
+EMNIST, on scikit-learn's bundled 8x8 digits (1797 images, no download):
+
+* a stream of mini-batches drawn uniformly (with replacement) from the data set;
+* a *task* is a random permutation of the 10 labels, replaced every ``T`` samples;
+* online learning: each batch is predicted *before* the update on it; the metric is the online
+  accuracy averaged over each task;
+* optimizers: SGD, Adam, UPGD, AdaptiveUPGD and Shrink & Perturb (SGD with decoupled weight decay
+  and Gaussian noise on every step: UPGD without its utility gate);
+* a small hyperparameter grid per optimizer; the configuration with the best mean online accuracy
+  over the whole stream on the tuning seed (0) is reported on 5 other seeds (1..5).
+
+Speed: every (configuration, seed) pair of one optimizer trains *at once*, as a batch of
+independent networks (weights with a leading run dimension, ``torch.bmm``), with batched
+re-implementations of the five update rules; each run has its own global UPGD utility maximum,
+exactly as if it ran alone. :func:`verify_engine` (run first, every time) checks the batched rules
+step by step against ``torch.optim.SGD``/``Adam`` and ``lifelong.UPGD``/``AdaptiveUPGD`` (noise
+off; the noise draws differ only in which random numbers they use).
+
+Usage::
+
+    python benchmarks/plasticity_digits.py            # full settings (a few minutes)
+    python benchmarks/plasticity_digits.py --quick    # seconds, for tests
+    python benchmarks/plasticity_digits.py --tasks 400 --task-samples 2000 --out runs/digits
+
+Prints the table (first 10% / middle 10% / last 10% of tasks, peak = best 10%-window, each the
+mean over the evaluation seeds with [min, max]) and writes ``plasticity_digits.png`` and
+``plasticity_digits.json`` to ``--out`` (default ``runs/benchmarks``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+torch.set_num_threads(1)
+
+OPTIMIZERS = ("sgd", "adam", "upgd", "adaptive_upgd", "shrink_perturb")
+LABELS = {"sgd": "SGD", "adam": "Adam", "upgd": "UPGD", "adaptive_upgd": "AdaptiveUPGD",
+          "shrink_perturb": "Shrink & Perturb"}
+
+#: per-optimizer grids (small on purpose); keys are the batched rules' hyperparameters
+GRIDS: dict[str, list[dict[str, float]]] = {
+    "sgd": [{"lr": lr} for lr in (0.03, 0.1, 0.3)],
+    "adam": [{"lr": lr} for lr in (3e-4, 1e-3, 3e-3, 1e-2)],
+    "upgd": [{"lr": lr, "sigma": s, "weight_decay": 1e-3}
+             for lr in (0.03, 0.1, 0.3) for s in (0.01, 0.1)],
+    # AdaptiveUPGD's noise is added to the Adam-normalised direction (size ~1), not to the raw
+    # gradient, so its sigma is on another scale than UPGD's
+    "adaptive_upgd": [{"lr": lr, "sigma": s, "weight_decay": 1e-3}
+                      for lr in (3e-4, 1e-3, 3e-3, 1e-2) for s in (0.1, 1.0)],
+    "shrink_perturb": [{"lr": lr, "sigma": s, "weight_decay": 1e-3}
+                       for lr in (0.03, 0.1, 0.3) for s in (0.01, 0.1)],
+}
+BETA_UTILITY = 0.999
+BETAS = (0.9, 0.999)
+EPS = 1e-8
+
+
+@dataclass
+class Settings:
+    tasks: int = 100            # number of label permutations
+    task_samples: int = 600     # T: samples per task
+    batch: int = 4              # samples per update
+    hidden: int = 64            # width of the two hidden ReLU layers
+    tune_seed: int = 0
+    eval_seeds: tuple[int, ...] = (1, 2, 3, 4, 5)
+    diag_points: int = 10       # diagnostics measured at this many points of the stream
+
+    @property
+    def steps_per_task(self) -> int:
+        return max(1, self.task_samples // self.batch)
+
+
+# ------------------------------------------------------------------------------------ data
+_DATA: tuple[torch.Tensor, torch.Tensor] | None = None
+
+
+def load_data() -> tuple[torch.Tensor, torch.Tensor]:
+    """scikit-learn's digits (1797 x 64 pixels in 0..16, scaled to [0, 1]), read from the CSV
+    file that scikit-learn ships (importing scikit-learn itself takes seconds), once per process.
+    """
+    global _DATA
+    if _DATA is None:
+        import gzip
+        import importlib.util
+        spec = importlib.util.find_spec("sklearn")
+        if spec is None or not spec.submodule_search_locations:
+            raise ImportError("the digits benchmark needs scikit-learn: pip install scikit-learn")
+        path = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / "digits.csv.gz"
+        if path.exists():
+            with gzip.open(path, "rt") as f:
+                data = np.loadtxt(f, delimiter=",")
+            x, y = data[:, :-1], data[:, -1].astype(np.int64)
+        else:  # another layout: the public loader
+            from sklearn.datasets import load_digits
+            x, y = load_digits(return_X_y=True)
+        _DATA = (torch.tensor(x / 16.0, dtype=torch.float32), torch.tensor(y, dtype=torch.long))
+    return _DATA
+
+
+class Stream:
+    """Per-seed sample indices and label permutations, generated task by task."""
+
+    def __init__(self, seeds: list[int], n_samples: int, steps: int, batch: int):
+        self.seeds = seeds
+        uniq = sorted(set(seeds))
+        self.rngs = {s: np.random.default_rng([s, 2024]) for s in uniq}
+        self.row = torch.tensor([uniq.index(s) for s in seeds])
+        self.n, self.steps, self.batch = n_samples, steps, batch
+
+    def next_task(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(indices [R, steps, batch], permutation [R, 10]) of the next task for every run."""
+        idx, perm = [], []
+        for s in self.rngs:
+            rng = self.rngs[s]
+            perm.append(rng.permutation(10))
+            idx.append(rng.integers(0, self.n, size=(self.steps, self.batch)))
+        idx_t = torch.tensor(np.stack(idx))[self.row]
+        perm_t = torch.tensor(np.stack(perm))[self.row]
+        return idx_t, perm_t
+
+
+# ------------------------------------------------------------------------ batched networks
+def init_params(seeds: list[int], sizes: list[int]) -> list[torch.Tensor]:
+    """nn.Linear's default initialisation, one independent network per seed: weights
+    ``[R, fan_in, fan_out]``, biases ``[R, 1, fan_out]``."""
+    per_run = []
+    for s in seeds:
+        g = torch.Generator().manual_seed(int(s))
+        layers = []
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            bound = 1.0 / math.sqrt(fan_in)
+            w = (torch.rand(fan_out, fan_in, generator=g) * 2 - 1) * bound
+            b = (torch.rand(fan_out, generator=g) * 2 - 1) * bound
+            layers += [w.t().contiguous(), b.reshape(1, -1)]
+        per_run.append(layers)
+    return [torch.stack([run[i] for run in per_run]).requires_grad_(True)
+            for i in range(len(per_run[0]))]
+
+
+def forward(params: list[torch.Tensor], x: torch.Tensor, return_hidden: bool = False):
+    """x [R, B, in] -> logits [R, B, out] (ReLU between layers)."""
+    h, hidden = x, []
+    n = len(params) // 2
+    for i in range(n):
+        h = torch.baddbmm(params[2 * i + 1], h, params[2 * i])
+        if i < n - 1:
+            h = torch.relu(h)
+            hidden.append(h)
+    return (h, hidden) if return_hidden else h
+
+
+# ------------------------------------------------------------------------ batched optimizers
+class BatchedOptimizer:
+    """The five update rules, for parameters with a leading run dimension; hyperparameters are
+    per run. Same arithmetic as torch.optim.SGD/Adam and lifelong.UPGD/AdaptiveUPGD."""
+
+    def __init__(self, kind: str, params: list[torch.Tensor], configs: list[dict[str, float]],
+                 noise_seed: int = 0):
+        if kind not in OPTIMIZERS:
+            raise ValueError(f"kind must be one of {OPTIMIZERS}, got {kind!r}")
+        self.kind, self.params, self.t = kind, params, 0
+        R = params[0].shape[0]
+        if len(configs) != R:
+            raise ValueError(f"configs: need one per run ({R}), got {len(configs)}")
+
+        def hp(name: str, default: float = 0.0) -> torch.Tensor:
+            return torch.tensor([float(c.get(name, default)) for c in configs]).reshape(R, 1, 1)
+
+        self.lr, self.sigma, self.wd = hp("lr"), hp("sigma"), hp("weight_decay")
+        self.any_noise = bool((self.sigma > 0).any())
+        self.gen = torch.Generator().manual_seed(noise_seed)
+        zeros = [torch.zeros_like(p) for p in params]
+        self.u = [z.clone() for z in zeros]
+        self.m = [z.clone() for z in zeros]
+        self.v = [z.clone() for z in zeros]
+
+    def _noise(self, p: torch.Tensor) -> torch.Tensor:
+        return torch.randn(p.shape, generator=self.gen)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.t += 1
+        t, kind = self.t, self.kind
+        grads = [p.grad for p in self.params]
+        if kind == "sgd":
+            for p, g in zip(self.params, grads):
+                p.sub_(self.lr * g)
+            return
+        if kind == "shrink_perturb":
+            for p, g in zip(self.params, grads):
+                d = g + self.sigma * self._noise(p) if self.any_noise else g
+                p.mul_(1.0 - self.lr * self.wd).sub_(self.lr * d)
+            return
+        b1, b2 = BETAS
+        if kind in ("adam", "adaptive_upgd"):
+            for g, m, v in zip(grads, self.m, self.v):
+                m.lerp_(g, 1.0 - b1)
+                v.mul_(b2).addcmul_(g, g, value=1.0 - b2)
+        c1, c2 = 1.0 - b1 ** t, 1.0 - b2 ** t
+        if kind == "adam":
+            for p, m, v in zip(self.params, self.m, self.v):
+                denom = (v.sqrt() / math.sqrt(c2)).add_(EPS)
+                p.sub_((self.lr / c1) * m / denom)
+            return
+        # UPGD / AdaptiveUPGD (lifelong.optim.upgd arithmetic, eta per run)
+        bu = BETA_UTILITY
+        corr = 1.0 - bu ** t
+        run_max = None
+        for p, g, u in zip(self.params, grads, self.u):
+            u.mul_(bu).addcmul_(g, p, value=-(1.0 - bu))
+            mx = u.amax(dim=(1, 2))
+            run_max = mx if run_max is None else torch.maximum(run_max, mx)
+        eta = (run_max / corr).clamp_min(torch.finfo(torch.float32).tiny).reshape(-1, 1, 1)
+        scale = (torch.div(-1.0 / corr, eta)).clamp_min(-torch.finfo(torch.float32).max)
+        adaptive = kind == "adaptive_upgd"
+        sqrt_c2 = math.sqrt(c2)
+        step_scale = sqrt_c2 / c1 if adaptive else 1.0
+        for p, g, u, m, v in zip(self.params, grads, self.u, self.m, self.v):
+            gate = torch.sigmoid(u * scale)                                # 1 - s
+            d = m / (v.sqrt() + EPS * sqrt_c2) if adaptive else g          # d / step_scale
+            if self.any_noise:
+                d = d + self._noise(p) * (self.sigma / step_scale)
+            p.mul_(1.0 - self.lr * self.wd)
+            p.sub_((self.lr * step_scale) * d * gate)
+
+
+def verify_engine(steps: int = 25, hidden: int = 32, batch: int = 8) -> float:
+    """Largest absolute difference between the batched rules (R=1) and the reference optimizers
+    after ``steps`` updates on random data (noise off). Raises if above 1e-5."""
+    from torch import nn
+
+    from lifelong.optim import UPGD, AdaptiveUPGD
+    refs = {
+        "sgd": (lambda ps: torch.optim.SGD(ps, lr=0.05), {"lr": 0.05}),
+        "adam": (lambda ps: torch.optim.Adam(ps, lr=1e-3), {"lr": 1e-3}),
+        "upgd": (lambda ps: UPGD(ps, lr=0.05, sigma=0.0, weight_decay=1e-3),
+                 {"lr": 0.05, "sigma": 0.0, "weight_decay": 1e-3}),
+        "adaptive_upgd": (lambda ps: AdaptiveUPGD(ps, lr=1e-3, sigma=0.0, weight_decay=1e-3),
+                          {"lr": 1e-3, "sigma": 0.0, "weight_decay": 1e-3}),
+        "shrink_perturb": (lambda ps: torch.optim.SGD(ps, lr=0.05), {"lr": 0.05}),
+    }
+    g = torch.Generator().manual_seed(7)
+    xs = torch.rand(steps, batch, 64, generator=g)
+    ys = torch.randint(0, 10, (steps, batch), generator=g)
+    worst = 0.0
+    for kind, (make_ref, cfg) in refs.items():
+        params = init_params([3], [64, hidden, hidden, 10])
+        net = nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                            nn.Linear(hidden, 10))
+        with torch.no_grad():
+            for i, lin in enumerate([net[0], net[2], net[4]]):
+                lin.weight.copy_(params[2 * i][0].t())
+                lin.bias.copy_(params[2 * i + 1][0, 0])
+        opt = BatchedOptimizer(kind, params, [cfg])
+        ref = make_ref(list(net.parameters()))
+        for s in range(steps):
+            loss = F.cross_entropy(forward(params, xs[s:s + 1])[0], ys[s])
+            for p in params:
+                p.grad = None
+            loss.backward()
+            opt.step()
+            ref.zero_grad()
+            F.cross_entropy(net(xs[s]), ys[s]).backward()
+            ref.step()
+        with torch.no_grad():
+            for i, lin in enumerate([net[0], net[2], net[4]]):
+                worst = max(worst, float((lin.weight - params[2 * i][0].t()).abs().max()),
+                            float((lin.bias - params[2 * i + 1][0, 0]).abs().max()))
+    if worst > 1e-5:
+        raise AssertionError(f"batched optimizers differ from the references by {worst:.3g}")
+    return worst
+
+
+# ----------------------------------------------------------------------------- experiment
+def run_optimizer(kind: str, configs: list[dict[str, float]], seeds: list[int], s: Settings,
+                  x: torch.Tensor, y: torch.Tensor) -> dict[str, np.ndarray]:
+    """Train one network per (config, seed) pair (R = len(configs) * len(seeds) at once).
+
+    Returns ``acc [n_configs, n_seeds, tasks]`` and diagnostics ``[n_configs, n_seeds, points]``.
+    """
+    from lifelong.diagnostics import dormant_units, effective_rank
+    run_cfg = [c for c in configs for _ in seeds]
+    run_seed = [sd for _ in configs for sd in seeds]
+    R = len(run_cfg)
+    params = init_params(run_seed, [x.shape[1], s.hidden, s.hidden, 10])
+    opt = BatchedOptimizer(kind, params, run_cfg, noise_seed=12345)
+    stream = Stream(run_seed, len(x), s.steps_per_task, s.batch)
+    acc = np.zeros((R, s.tasks))
+    points = sorted(set(np.linspace(0, s.tasks, s.diag_points + 1).round().astype(int)[1:]))
+    diag = {k: np.zeros((R, len(points))) for k in ("dormant", "erank", "wnorm")}
+    probe = x[torch.linspace(0, len(x) - 1, 512).long()].expand(R, -1, -1)
+    p_i = 0
+    for task in range(s.tasks):
+        idx, perm = stream.next_task()
+        labels = perm.gather(1, y[idx].reshape(R, -1)).reshape(idx.shape)
+        correct = torch.zeros(R)
+        for step in range(s.steps_per_task):
+            xb, yb = x[idx[:, step]], labels[:, step]
+            logits = forward(params, xb)
+            correct += (logits.detach().argmax(-1) == yb).sum(1)
+            loss = F.cross_entropy(logits.reshape(-1, 10), yb.reshape(-1), reduction="sum")
+            for p in params:
+                p.grad = None
+            (loss / s.batch).backward()
+            opt.step()
+        acc[:, task] = (correct / (s.steps_per_task * s.batch)).numpy()
+        if p_i < len(points) and task + 1 == points[p_i]:
+            with torch.no_grad():
+                _, hidden = forward(params, probe, return_hidden=True)
+                wn = torch.stack([p.detach().pow(2).sum(dim=(1, 2)) for p in params]).sum(0).sqrt()
+            for r in range(R):
+                dead = sum(int(dormant_units(h[r], tau=0.0).sum()) for h in hidden)
+                diag["dormant"][r, p_i] = dead / sum(h.shape[-1] for h in hidden)
+                diag["erank"][r, p_i] = effective_rank(hidden[-1][r])
+                diag["wnorm"][r, p_i] = float(wn[r])
+            p_i += 1
+    shape = (len(configs), len(seeds))
+    return {"acc": acc.reshape(*shape, s.tasks), "points": np.array(points),
+            **{k: v.reshape(*shape, -1) for k, v in diag.items()}}
+
+
+def window_stats(curve: np.ndarray) -> dict[str, float]:
+    """first / middle / last 10% of tasks and peak (best 10% window) of one accuracy curve."""
+    n = len(curve)
+    w = max(1, n // 10)
+    mid0 = (n - w) // 2
+    windows = np.convolve(curve, np.ones(w) / w, mode="valid")
+    return {"first": float(curve[:w].mean()), "middle": float(curve[mid0:mid0 + w].mean()),
+            "last": float(curve[-w:].mean()), "peak": float(windows.max())}
+
+
+def fmt_cfg(cfg: dict[str, float]) -> str:
+    return ", ".join(f"{k}={v:g}" for k, v in cfg.items())
+
+
+def benchmark_optimizer(kind: str, s: Settings, quick: bool = False) -> dict:
+    """Tune ``kind``'s grid on the tuning seed, then run the chosen config on the eval seeds."""
+    torch.set_num_threads(1)
+    x, y = load_data()
+    t = time.perf_counter()
+    grid = GRIDS[kind][:2] if quick else GRIDS[kind]
+    tune = run_optimizer(kind, grid, [s.tune_seed], s, x, y)
+    tune_scores = tune["acc"][:, 0].mean(axis=1)
+    best = int(np.argmax(tune_scores))
+    ev = run_optimizer(kind, [grid[best]], list(s.eval_seeds), s, x, y)
+    per_seed = [window_stats(c) for c in ev["acc"][0]]
+    return {
+        "config": grid[best], "grid": grid, "tune_scores": tune_scores.tolist(),
+        "stats": {k: [p[k] for p in per_seed] for k in per_seed[0]},
+        "curve": ev["acc"][0].tolist(), "diag_points": ev["points"].tolist(),
+        "dormant": ev["dormant"][0].tolist(), "erank": ev["erank"][0].tolist(),
+        "wnorm": ev["wnorm"][0].tolist(), "seconds": time.perf_counter() - t,
+    }
+
+
+def _bench_star(args):
+    return benchmark_optimizer(*args)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="tiny settings (seconds), for tests")
+    ap.add_argument("--tasks", type=int, help="number of tasks (label permutations)")
+    ap.add_argument("--task-samples", type=int, help="T: samples per task")
+    ap.add_argument("--batch", type=int, help="samples per update")
+    ap.add_argument("--hidden", type=int, help="hidden-layer width")
+    ap.add_argument("--seeds", type=int, default=5, help="evaluation seeds (1..N); tuning seed 0")
+    ap.add_argument("--optimizers", default=",".join(OPTIMIZERS))
+    ap.add_argument("--workers", type=int, default=None,
+                    help="parallel processes, one optimizer each (default: min(CPUs, optimizers))")
+    ap.add_argument("--out", default="runs/benchmarks", help="directory for the PNG and JSON")
+    ap.add_argument("--no-plot", action="store_true")
+    args = ap.parse_args(argv)
+
+    s = Settings()
+    if args.quick:
+        s = Settings(tasks=6, task_samples=32, batch=4, hidden=16, eval_seeds=(1, 2),
+                     diag_points=2)
+    for name in ("tasks", "task_samples", "batch", "hidden"):
+        if getattr(args, name) is not None:
+            if getattr(args, name) < 1:
+                ap.error(f"--{name.replace('_', '-')} must be >= 1")
+            setattr(s, name, getattr(args, name))
+    if args.seeds < 1:
+        ap.error("--seeds must be >= 1")
+    if not args.quick:
+        s.eval_seeds = tuple(range(1, args.seeds + 1))
+    kinds = [k.strip() for k in args.optimizers.split(",") if k.strip()]
+    bad = [k for k in kinds if k not in OPTIMIZERS]
+    if bad:
+        ap.error(f"--optimizers: unknown {bad}; choose from {OPTIMIZERS}")
+    workers = args.workers or (1 if args.quick else min(os.cpu_count() or 1, len(kinds)))
+
+    t0 = time.perf_counter()
+    err = verify_engine(steps=3 if args.quick else 25)
+    print(f"batched update rules match torch.optim / lifelong.optim: max |diff| = {err:.2e}")
+    print(f"label-permuted digits: {s.tasks} tasks x T={s.task_samples} samples "
+          f"(batch {s.batch}, {s.steps_per_task} updates/task, {s.tasks * s.steps_per_task} "
+          f"updates), MLP 64-{s.hidden}-{s.hidden}-10 ReLU; grid on seed {s.tune_seed}, "
+          f"chosen config on seeds {list(s.eval_seeds)}; {workers} process(es)", flush=True)
+    jobs = [(k, s, args.quick) for k in kinds]
+    results = {}
+
+    def report(kind: str, r: dict) -> None:
+        results[kind] = r
+        scores = ", ".join(f"{v:.3f}" for v in r["tune_scores"])
+        print(f"  {LABELS[kind]:<17} {r['seconds']:4.0f} s; tuning-seed mean accuracy per "
+              f"config: [{scores}] -> {fmt_cfg(r['config'])}", flush=True)
+
+    if workers == 1:
+        for j in jobs:
+            report(j[0], benchmark_optimizer(*j))
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as ex:
+            for j, r in zip(jobs, ex.map(_bench_star, jobs)):
+                report(j[0], r)
+
+    print()
+    print_table(results, s)
+    payload = {"settings": asdict(s), "results": results, "seconds": time.perf_counter() - t0}
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "plasticity_digits.json").write_text(json.dumps(payload, indent=1))
+    if not args.no_plot:
+        plot(results, s, out_dir / "plasticity_digits.png")
+        print(f"wrote {out_dir / 'plasticity_digits.png'} and {out_dir / 'plasticity_digits.json'}")
+    print(f"total {time.perf_counter() - t0:.0f} s")
+    return payload
+
+
+def _mr(values: list[float]) -> str:
+    return f"{np.mean(values):.3f} [{min(values):.3f},{max(values):.3f}]"
+
+
+def print_table(results: dict, s: Settings) -> None:
+    n = len(s.eval_seeds)
+    print(f"Online accuracy per task, mean over {n} evaluation seeds [min, max] "
+          f"(10% = {max(1, s.tasks // 10)} tasks; peak = best 10% window)")
+    head = f"{'optimizer':<17} {'first 10%':>21} {'middle 10%':>21} {'last 10%':>21} " \
+           f"{'peak':>21} {'last-peak':>9} {'last-first':>10}"
+    print(head)
+    print("-" * len(head))
+    for kind, r in results.items():
+        st = r["stats"]
+        lp = np.mean(st["last"]) - np.mean(st["peak"])
+        lf = np.mean(st["last"]) - np.mean(st["first"])
+        print(f"{LABELS[kind]:<17} {_mr(st['first']):>21} {_mr(st['middle']):>21} "
+              f"{_mr(st['last']):>21} {_mr(st['peak']):>21} {lp:>+9.3f} {lf:>+10.3f}")
+    print()
+    print("End-of-stream diagnostics (512 probe images, mean over evaluation seeds): "
+          "dormant = fraction of hidden ReLU units never active (tau=0), eff. rank = Roy & "
+          "Vetterli effective rank of the last hidden layer, |w| = L2 norm of all weights")
+    print(f"{'optimizer':<17} {'dormant':>8} {'eff. rank':>10} {'|w|':>8}   chosen config")
+    for kind, r in results.items():
+        d = np.array(r["dormant"])[:, -1].mean()
+        e = np.array(r["erank"])[:, -1].mean()
+        w = np.array(r["wnorm"])[:, -1].mean()
+        print(f"{LABELS[kind]:<17} {d:>8.3f} {e:>10.1f} {w:>8.1f}   {fmt_cfg(r['config'])}")
+
+
+def plot(results: dict, s: Settings, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5), gridspec_kw={"width_ratios": [2, 1, 1]})
+    ax = axes[0]
+    w = max(1, s.tasks // 50)
+    for kind, r in results.items():
+        c = np.array(r["curve"])
+        mean = c.mean(0)
+        k = np.ones(w) / w
+        sm = np.convolve(mean, k, mode="valid")
+        lo = np.convolve(c.min(0), k, mode="valid")
+        hi = np.convolve(c.max(0), k, mode="valid")
+        xs = np.arange(len(sm)) + w / 2
+        ax.plot(xs, sm, label=f"{LABELS[kind]} ({fmt_cfg(r['config'])})", lw=1.4)
+        ax.fill_between(xs, lo, hi, alpha=0.15)
+    ax.set_xlabel("task index")
+    ax.set_ylabel(f"online accuracy per task (mean of {len(s.eval_seeds)} seeds, "
+                  f"smoothed over {w})")
+    ax.set_title(f"Label-permuted digits, T={s.task_samples}, batch {s.batch}")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+    for ax, key, title in ((axes[1], "dormant", "dormant ReLU units (fraction)"),
+                           (axes[2], "erank", "effective rank, last hidden layer")):
+        for kind, r in results.items():
+            vals = np.array(r[key]).mean(0)
+            ax.plot(r["diag_points"], vals, marker="o", ms=3, label=LABELS[kind])
+        ax.set_xlabel("task index")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

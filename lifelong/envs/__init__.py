@@ -1,0 +1,17 @@
+"""Non-stationary environments for continual-RL experiments.
+
+Wrappers (any Gymnasium env): :class:`PermuteObservations`, :class:`PermuteActions`,
+:class:`ScaleRewards`; for CartPole: :class:`ChangingDynamics`. Importing this package (done by
+``import lifelong``) registers ``lifelong/PermutedCartPole-v0``,
+``lifelong/PermutedActionsCartPole-v0``, ``lifelong/ChangingCartPole-v0`` and
+``lifelong/ScaledRewardsCartPole-v0``.
+"""
+from lifelong.envs.base import NonStationaryWrapper
+from lifelong.envs.registration import REGISTERED, register_envs
+from lifelong.envs.wrappers import (CARTPOLE_PARAMS, ChangingDynamics, PermuteActions,
+                                    PermuteObservations, ScaleRewards)
+
+register_envs()
+
+__all__ = ["NonStationaryWrapper", "PermuteObservations", "PermuteActions", "ScaleRewards",
+           "ChangingDynamics", "CARTPOLE_PARAMS", "REGISTERED", "register_envs"]

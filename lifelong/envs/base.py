@@ -1,0 +1,158 @@
+"""Common machinery of the non-stationary wrappers: a step counter and a seeded phase schedule.
+
+Every wrapper in :mod:`lifelong.envs` splits time into *phases* of ``every_steps`` environment
+steps. The counter counts calls to ``step`` across episodes (``reset`` does not touch it), so a
+phase may change in the middle of an episode. Phase ``k`` covers the steps with 0-based index
+``k * every_steps <= t < (k + 1) * every_steps``.
+
+Seeding (the schedule, not the inner environment):
+
+- ``seed=<int>`` in the constructor fixes the schedule; ``reset(seed=...)`` then only seeds the
+  wrapped environment. Use this when several copies of an environment (a vectorised env) must
+  see the same task sequence: Stable-Baselines3 seeds copy ``i`` with ``seed + i``.
+- ``seed=None`` (the default): the schedule seed is taken from the first ``reset(seed=...)``
+  that carries a seed (later seeds only re-seed the wrapped environment); if the first reset
+  has no seed, fresh OS entropy is used and the schedule is not reproducible.
+
+The schedule itself is a deterministic function of the schedule seed: phase ``k``'s parameters
+are drawn from one ``numpy`` generator in phase order and memoised, so they do not depend on
+when or how often ``reset`` is called.
+"""
+from __future__ import annotations
+
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+
+__all__ = ["NonStationaryWrapper"]
+
+
+def _check_every_steps(every_steps: Any) -> int:
+    if isinstance(every_steps, bool) or not isinstance(every_steps, (int, np.integer)):
+        raise ValueError(f"every_steps must be a positive int, got {every_steps!r}")
+    if every_steps < 1:
+        raise ValueError(f"every_steps must be a positive int (>= 1), got {every_steps!r}")
+    return int(every_steps)
+
+
+def _check_seed(seed: Any, name: str = "seed") -> int | None:
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"{name} must be None or a non-negative int, got {seed!r}")
+    return int(seed)
+
+
+class NonStationaryWrapper(gym.Wrapper):
+    """Base class: counts steps across episodes and holds a seeded, memoised phase schedule.
+
+    Subclasses set ``info_key`` and implement :meth:`_draw_phase` (the schedule entry of the next
+    phase, drawn from ``rng``; JSON-able values) and the transformation itself.
+    """
+
+    info_key: str = "nonstationary"
+    #: distinct per wrapper class so that two wrappers stacked with the same seed differ
+    _salt: int = 0
+
+    def __init__(self, env: gym.Env, every_steps: int, seed: int | None = None):
+        super().__init__(env)
+        self._every_steps = _check_every_steps(every_steps)
+        self._schedule_seed: int | None = _check_seed(seed)
+        self._seed_from_constructor = self._schedule_seed is not None
+        self._rng: np.random.Generator | None = None
+        self._specs: list[dict[str, Any]] = []
+        self._total_steps = 0
+
+    # ----------------------------------------------------------------------------- schedule
+    @property
+    def every_steps(self) -> int:
+        """Length of a phase in environment steps (per environment copy)."""
+        return self._every_steps
+
+    @property
+    def total_steps(self) -> int:
+        """Number of ``step`` calls so far, across episodes."""
+        return self._total_steps
+
+    @property
+    def phase(self) -> int:
+        """Index of the phase that the next ``step`` belongs to."""
+        return self._total_steps // self._every_steps
+
+    @property
+    def schedule_seed(self) -> int | None:
+        """The seed the schedule was drawn from (``None`` until fixed)."""
+        return self._schedule_seed
+
+    def _ensure_seed(self, seed: int | None = None) -> None:
+        if self._schedule_seed is None:
+            if seed is None:
+                seed = int(np.random.SeedSequence().entropy % (2**63))
+            self._schedule_seed = _check_seed(seed)
+        if self._rng is None:
+            self._rng = np.random.default_rng([self._schedule_seed, self._salt])
+
+    def phase_spec(self, phase: int) -> dict[str, Any]:
+        """The schedule entry of ``phase`` (a dict of JSON-able values), drawing it if needed."""
+        if phase < 0:
+            raise ValueError(f"phase must be >= 0, got {phase}")
+        self._ensure_seed()
+        assert self._rng is not None
+        while len(self._specs) <= phase:
+            previous = self._specs[-1] if self._specs else None
+            self._specs.append(self._draw_phase(len(self._specs), previous, self._rng))
+        return self._specs[phase]
+
+    def _draw_phase(self, phase: int, previous: dict[str, Any] | None,
+                    rng: np.random.Generator) -> dict[str, Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def schedule_info(self, phase: int | None = None) -> dict[str, Any]:
+        """What goes into ``info[self.info_key]``: ``phase``, ``total_steps`` and the phase's entry."""
+        phase = self.phase if phase is None else phase
+        return {"phase": phase, "total_steps": self._total_steps, **self.phase_spec(phase)}
+
+    def _add_info(self, info: dict[str, Any], phase: int) -> dict[str, Any]:
+        info = dict(info)
+        info[self.info_key] = self.schedule_info(phase)
+        info["phase"] = phase
+        return info
+
+    # ------------------------------------------------------------------- hooks for subclasses
+    def _apply_phase(self, phase: int) -> None:
+        """Called before every step and reset with the phase in force (dynamics wrappers)."""
+
+    # ------------------------------------------------------------------------- gym interface
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        self._ensure_seed(seed)
+        phase = self.phase
+        self._apply_phase(phase)
+        obs, info = self.env.reset(seed=seed, options=options)
+        return self._observation(obs, phase), self._add_info(info, phase)
+
+    def step(self, action):
+        self._ensure_seed()
+        phase = self.phase
+        self._apply_phase(phase)
+        obs, reward, terminated, truncated, info = self.env.step(self._action(action, phase))
+        self._total_steps += 1
+        obs_phase = self._observation_phase(phase)
+        return (self._observation(obs, obs_phase), self._reward(reward, phase), terminated,
+                truncated, self._add_info(info, self._info_phase(phase, obs_phase)))
+
+    # identity transformations; subclasses override what they change
+    def _action(self, action, phase: int):
+        return action
+
+    def _observation(self, obs, phase: int):
+        return obs
+
+    def _reward(self, reward: SupportsFloat, phase: int) -> SupportsFloat:
+        return reward
+
+    def _observation_phase(self, step_phase: int) -> int:
+        return step_phase
+
+    def _info_phase(self, step_phase: int, obs_phase: int) -> int:
+        return step_phase

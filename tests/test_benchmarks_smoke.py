@@ -1,0 +1,56 @@
+"""Each continual-learning benchmark runs end to end in its --quick mode (seconds)."""
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod          # dataclasses look their module up there
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_plasticity_digits_quick(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    mod = load("plasticity_digits")
+    payload = mod.main(["--quick", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "first 10%" in out and "last 10%" in out and "peak" in out
+    for name in mod.LABELS.values():
+        assert name in out
+    assert (tmp_path / "plasticity_digits.png").stat().st_size > 0
+    saved = json.loads((tmp_path / "plasticity_digits.json").read_text())
+    for kind, r in saved["results"].items():
+        assert r["config"] in r["grid"]
+        curve = np.array(r["curve"])
+        assert curve.shape == (2, 6) and ((0 <= curve) & (curve <= 1)).all()
+    assert payload["settings"]["tasks"] == 6
+
+
+def test_batched_update_rules_match_reference_optimizers():
+    mod = load("plasticity_digits")
+    assert mod.verify_engine(steps=10, hidden=8, batch=4) < 1e-5
+
+
+def test_continual_rl_quick(tmp_path, capsys):
+    mod = load("continual_rl")
+    payload = mod.main(["--quick", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "Adam" in out and "AdaptiveUPGD" in out and "dormant" in out
+    assert (tmp_path / "continual_rl.png").stat().st_size > 0
+    summary = payload["summary"]
+    for opt in ("adam", "adaptive_upgd"):
+        returns = np.array(summary[opt]["returns"])
+        assert returns.shape == (2, 2)
+        assert np.isfinite(returns).all() and (returns > 0).all()
+        diag = summary[opt]["diagnostics"]
+        assert "plasticity/dormant_fraction" in diag and "plasticity/effective_rank" in diag
+    assert "upgd_gate_mean" in summary["adaptive_upgd"]["diagnostics"]

@@ -1,0 +1,159 @@
+"""Plasticity diagnostics against hand-built networks with known answers."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from lifelong import diagnostics as D
+
+
+def net_with_dead_units(n_dead=3, width=8):
+    """Linear(4, width) -> ReLU -> Linear(width, 2); the first n_dead units never activate."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, width), nn.ReLU(), nn.Linear(width, 2))
+    with torch.no_grad():
+        net[0].weight[:n_dead] = 0.0
+        net[0].bias[:n_dead] = -1.0
+        net[0].bias[n_dead:] = 5.0        # the others are always active
+    return net
+
+
+def test_dormant_fraction_counts_dead_units():
+    net = net_with_dead_units(3, 8)
+    x = torch.randn(200, 4)
+    fr = D.dormant_fraction(net, x, tau=0.0)
+    assert fr == {"1": 3 / 8, "all": 3 / 8}
+    acts = net[1](net[0](x))
+    mask = D.dormant_units(acts, tau=0.0)
+    assert mask.tolist() == [True] * 3 + [False] * 5
+    assert D.dormant_fraction(acts, tau=0.0) == 3 / 8
+
+
+def test_tau_dormant_score_is_relative_to_the_layer_mean():
+    # unit means |h| = [1, 1, 1, 0.05]: layer mean 0.7625, scores [1.31, 1.31, 1.31, 0.066]
+    acts = torch.tensor([[1.0, 1.0, 1.0, 0.05]]).repeat(10, 1)
+    assert D.dormant_units(acts, tau=0.05).tolist() == [False, False, False, False]
+    assert D.dormant_units(acts, tau=0.1).tolist() == [False, False, False, True]
+    assert D.dormant_units(torch.zeros(5, 3), tau=0.0).all()          # all-zero layer: all dead
+    conv = torch.zeros(2, 4, 3, 3)
+    conv[:, 1:] = 1.0                                                  # channel 0 dead
+    assert D.dormant_units(conv, tau=0.0).tolist() == [True, False, False, False]
+    with pytest.raises(ValueError, match="tau"):
+        D.dormant_units(acts, tau=-1.0)
+
+
+def test_effective_rank_of_known_rank_features():
+    torch.manual_seed(0)
+    q, _ = torch.linalg.qr(torch.randn(100, 100))
+    orth = q[:, :5] @ torch.linalg.qr(torch.randn(5, 5))[0] * 3.0     # 5 equal singular values
+    assert D.effective_rank(orth) == pytest.approx(5.0, rel=1e-9)
+    assert D.effective_rank(orth, method="srank") == 5
+    # rank-3 features in 20 columns: Roy's erank <= 3, srank == 3 for well-spread spectra
+    low = torch.randn(200, 3) @ torch.randn(3, 20)
+    assert 1.0 < D.effective_rank(low) <= 3.0 + 1e-9
+    assert D.effective_rank(low, method="srank", delta=0.0) == 3
+    # full rank, one dominant direction: srank 1 at delta=0.01 when the rest is tiny
+    spiky = torch.diag(torch.tensor([1000.0, 1e-3, 1e-3]))
+    assert D.effective_rank(spiky, method="srank") == 1
+    assert D.effective_rank(torch.zeros(10, 4)) == 0.0
+    assert D.effective_rank(np.eye(4)) == pytest.approx(4.0)
+    with pytest.raises(ValueError, match="method"):
+        D.effective_rank(orth, method="entropy")
+
+
+def test_weight_norms():
+    net = nn.Sequential(nn.Linear(3, 2), nn.Tanh(), nn.Linear(2, 1))
+    with torch.no_grad():
+        net[0].weight.fill_(1.0)      # 6 ones: norm sqrt(6)
+        net[0].bias.fill_(2.0)        # 2 twos
+        net[2].weight.fill_(3.0)      # 2 threes: norm sqrt(18)
+        net[2].bias.fill_(0.0)
+    n = D.weight_norms(net)
+    assert n["0"] == pytest.approx(6 ** 0.5)
+    assert n["2"] == pytest.approx(18 ** 0.5)
+    assert n["all"] == pytest.approx((6 + 8 + 18) ** 0.5)
+    assert set(n) == {"0", "2", "all"}
+
+
+def test_capture_activations_hooks_are_removed_and_repeats_named():
+    act = nn.ReLU()
+    net = nn.Sequential(nn.Linear(2, 2), act, nn.Linear(2, 2), act)   # one module used twice
+    x = torch.randn(4, 2)
+    with D.capture_activations(net) as acts:
+        net(x)
+    assert list(acts) == ["1", "1#1"]
+    with D.capture_activations(net, repeat="first") as acts:
+        net(x)
+    assert list(acts) == ["1"]
+    assert not net[1]._forward_hooks
+    with pytest.raises(ValueError, match="no module"):
+        with D.capture_activations(net, layers=["nope"]):
+            pass
+    # a model without activation modules: Linear outputs are used
+    lin = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    assert set(D.dormant_fraction(lin, torch.randn(5, 3))) == {"0", "1", "all"}
+
+
+def test_model_diagnostics_flat_dict_of_floats():
+    net = net_with_dead_units(2, 8)
+    d = D.model_diagnostics(net, torch.randn(64, 4), tau=0.0)
+    assert d["plasticity/dormant_fraction"] == 2 / 8
+    assert d["plasticity/dormant_fraction/1"] == 2 / 8
+    assert d["plasticity/effective_rank"] == d["plasticity/effective_rank/1"]
+    assert d["plasticity/weight_norm"] == pytest.approx(D.weight_norms(net)["all"])
+    assert all(isinstance(v, float) for v in d.values())
+
+
+class FakeUPGD(torch.optim.SGD):
+    def gating_stats(self):
+        return {"gate_mean": torch.tensor(0.25), "utility_max": 2}
+
+
+def test_upgd_gate_stats():
+    p = [nn.Parameter(torch.zeros(2))]
+    assert D.upgd_gate_stats(torch.optim.Adam(p)) == {}
+    assert D.upgd_gate_stats(FakeUPGD(p, lr=0.1)) == {"gate_mean": 0.25, "utility_max": 2.0}
+    from lifelong.optim import UPGD
+    opt = UPGD(p)
+    assert D.upgd_gate_stats(opt) == {}
+    p[0].grad = torch.ones(2)
+    opt.step()
+    stats = D.upgd_gate_stats(opt)
+    assert {"gate_mean", "utility_mean", "utility_max", "utility_min"} <= set(stats)
+    assert 0.0 < stats["gate_mean"] < 1.0
+
+
+def test_policy_diagnostics_on_sb3_policy_and_rng_untouched():
+    from stable_baselines3 import PPO
+    model = PPO("MlpPolicy", "CartPole-v1", n_steps=64, batch_size=64, n_epochs=1, seed=0,
+                device="cpu")
+    model.learn(64)
+    obs = D.observations_from_buffer(model.rollout_buffer, 32)
+    assert obs.shape == (32, 4)
+    state = torch.get_rng_state()
+    d = D.policy_diagnostics(model.policy, obs)
+    assert torch.equal(state, torch.get_rng_state())
+    for key in ("plasticity/dormant_fraction", "plasticity/effective_rank",
+                "plasticity/weight_norm"):
+        assert key in d and np.isfinite(d[key])
+    layers = [k for k in d if k.startswith("plasticity/dormant_fraction/")]
+    assert len(layers) == 4          # 2 actor + 2 critic Tanh layers
+    assert "plasticity/weight_norm/action_net" in d
+    # effective rank aggregate = mean over the last layer of the actor and of the critic
+    last = [d["plasticity/effective_rank/mlp_extractor.policy_net.3"],
+            d["plasticity/effective_rank/mlp_extractor.value_net.3"]]
+    assert d["plasticity/effective_rank"] == pytest.approx(np.mean(last))
+
+
+def test_policy_diagnostics_on_distributional_ppo_matches_the_agent():
+    """Twin critics are a batched ensemble: measured per member, as the agent does."""
+    from lifelong.ppo import DistributionalPPO
+    model = DistributionalPPO("MlpPolicy", "CartPole-v1", n_steps=64, batch_size=64, n_epochs=1,
+                              seed=0, device="cpu")
+    model.learn(64)
+    obs = D.observations_from_buffer(model.rollout_buffer, 64)
+    d = D.policy_diagnostics(model.policy, obs)
+    for key, value in model.plasticity_diagnostics(n_obs=64).items():
+        assert d[key] == pytest.approx(value, rel=1e-6)
+    assert "plasticity/dormant_fraction/critics.member1.hidden1" in d
+    assert "plasticity/upgd_gate_mean" in d           # AdaptiveUPGD is the default optimizer
