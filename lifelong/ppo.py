@@ -1,0 +1,910 @@
+"""DistributionalPPO: PPO with twin distributional critics, the UPGD optimizers and a variance
+gradient scaler, as a Stable-Baselines3 ``OnPolicyAlgorithm``.
+
+Swap ``from stable_baselines3 import PPO`` for ``from lifelong import DistributionalPPO``: the
+constructor takes PPO's arguments with PPO's defaults, plus the distributional ones (see
+:class:`DistributionalPPO`). Everything the training loop uses is a plain attribute of the
+model or of its policy, so that checkpoints and PBT act on the live objects:
+
+==============================  ===============================================================
+``policy``                      :class:`~lifelong.policy.DistributionalActorCriticPolicy`
+                                (``state_dict()`` includes the return statistics)
+``policy.optimizer``            the one optimizer over all ``policy.parameters()``
+``vgs``                         :class:`~lifelong.vgs.VarianceGradientScaler` or ``None``
+``return_normalizer``           ``policy.return_normalizer`` (same object; ``state_dict()``)
+``lr_schedule``                 :mod:`lifelong.schedules` ``Constant``/``Linear`` (or a user
+                                callable, which ``save`` refuses)
+``clip_range``, ``clip_range_vf``  schedules (``clip_range_vf`` may be ``None``)
+``learning_rate``               what was given (or last set); ``lr_schedule`` is what is used
+``ent_coef``, ``vf_coef``, ``max_grad_norm``, ``n_epochs``, ``batch_size``, ``gamma``,
+``gae_lambda``, ``target_kl``   plain numbers (``rollout_buffer.gamma/gae_lambda`` mirror them)
+``num_timesteps``, ``_n_updates``  SB3's counters (``_n_updates`` counts epochs, as in SB3)
+``_n_train_calls``              number of ``train()`` calls (drives ``diagnostics_every``)
+``_current_progress_remaining``, ``_last_obs``, ``_last_episode_starts``,
+``_last_original_obs``, ``_episode_num``, ``ep_info_buffer``, ``ep_success_buffer``: SB3's
+==============================  ===============================================================
+
+``get_constructor_kwargs()`` returns the JSON-able arguments that rebuild the model
+(``cls(policy=model.get_policy_name(), env=env, device=..., **kwargs)``), with the *current*
+values of the tunable hyperparameters.
+"""
+from __future__ import annotations
+
+import importlib
+import math
+import warnings
+from numbers import Real
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.base_class import maybe_make_env
+from stable_baselines3.common.buffers import DictRolloutBuffer, RolloutBuffer
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import explained_variance
+
+from lifelong import critics as C
+from lifelong.hyperparams import validate
+from lifelong.normalize import ReturnNormalizer
+from lifelong.policy import (
+    DistributionalActorCriticPolicy,
+    DistributionalCnnPolicy,
+    DistributionalMultiInputPolicy,
+    validate_distributional_args,
+)
+from lifelong.schedules import Constant, as_schedule, is_data_schedule
+
+__all__ = ["DistributionalPPO", "OPTIMIZERS", "DEFAULT_LEARNING_RATE", "DEFAULT_VGS_KWARGS"]
+
+SelfDistributionalPPO = TypeVar("SelfDistributionalPPO", bound="DistributionalPPO")
+
+
+class _DefaultLearningRate(float):
+    """PPO's default learning rate, as a distinguishable object: ``learning_rate`` was
+    "explicitly given" iff it is not this very object (so ``learning_rate=3e-4`` passed by a user
+    still conflicts with ``optimizer_kwargs["lr"]``)."""
+
+    def __repr__(self) -> str:
+        return "0.0003"
+
+
+DEFAULT_LEARNING_RATE = _DefaultLearningRate(3e-4)
+
+#: optimizer names accepted by ``optimizer=`` -> "module:ClassName"
+OPTIMIZERS: dict[str, str] = {
+    "adam": "torch.optim:Adam",
+    "upgd": "lifelong.optim:UPGD",
+    "adaptive_upgd": "lifelong.optim:AdaptiveUPGD",
+    "upgdw": "lifelong.optim:UPGDW",
+}
+
+#: the agent's default scaler arguments (merged under ``vgs_kwargs``). The scaler's own default
+#: ``alpha=0.1`` stalls PPO: its noise-to-signal ratio over PPO minibatches is typically 30-200,
+#: i.e. a step factor of 0.05-0.25 (measured on CartPole-v1, see docs/agent.md).
+DEFAULT_VGS_KWARGS: dict[str, Any] = {"alpha": 1e-3}
+
+_SUPPORTED_ACTION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
+_SUPPORTED_OBS_SPACES = (spaces.Box, spaces.Dict, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
+# Modules from which an encoded class reference ({"__class__": "module:Name"}) may be resolved.
+_ALLOWED_CLASS_MODULES = ("torch.nn", "torch.optim", "stable_baselines3.", "lifelong.")
+_POLICY_OWNED_KWARGS = (
+    "optimizer_class", "optimizer_kwargs", "critic", "n_quantiles", "huber_kappa", "n_atoms", "v_min", "v_max",
+    "categorical_projection", "n_critics", "value_aggregation", "cvar_alpha", "normalize_returns",
+)
+
+
+def _import_ref(ref: str) -> Any:
+    module, _, name = ref.partition(":")
+    if not name or not (module.startswith(_ALLOWED_CLASS_MODULES) or module in ("torch.nn", "torch.optim")):
+        raise ValueError(f"class reference {ref!r} is not allowed: expected 'module:Name' from {_ALLOWED_CLASS_MODULES}")
+    obj: Any = importlib.import_module(module)
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _class_ref(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _encode_json(value: Any, where: str) -> Any:
+    """JSON-able form of constructor data; classes become {"__class__": "module:Name"}."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        return [_encode_json(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise ValueError(f"{where}: only string keys can be saved, got {list(value)}")
+        return {k: _encode_json(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, type):
+        ref = _class_ref(value)
+        _import_ref(ref)  # fails now, not at load, when it could not be resolved
+        return {"__class__": ref}
+    raise ValueError(f"{where}={value!r} cannot be saved as JSON (numbers, strings, lists, dicts and classes only)")
+
+
+def _decode_json(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_decode_json(v) for v in value]
+    if isinstance(value, dict):
+        if set(value) == {"__class__"} and isinstance(value["__class__"], str):
+            return _import_ref(value["__class__"])
+        return {k: _decode_json(v) for k, v in value.items()}
+    return value
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+class DistributionalPPO(OnPolicyAlgorithm):
+    """PPO (clip) with one or two distributional critics, by default twin quantile critics,
+    trained with AdaptiveUPGD under a variance gradient scaler.
+
+    PPO's arguments and defaults (``learning_rate=3e-4``, ``n_steps=2048``, ``batch_size=64``,
+    ``n_epochs=10``, ``gamma=0.99``, ``gae_lambda=0.95``, ``clip_range=0.2``, ...) keep their
+    Stable-Baselines3 meaning; ``learning_rate``, ``clip_range`` and ``clip_range_vf`` accept a
+    number, a :mod:`lifelong.schedules` schedule (or its dict) or any callable (not savable).
+
+    :param critic: ``"quantile"`` (quantile regression with the quantile-Huber loss) or
+        ``"categorical"`` (cross-entropy against the target projected on the support).
+    :param n_quantiles: quantiles per critic, at ``tau_i = (2i - 1) / 2N``.
+    :param huber_kappa: quantile-Huber threshold (> 0).
+    :param n_atoms, v_min, v_max: categorical support, in *normalised* return units.
+    :param categorical_projection: ``"two_hot"`` (default, mean-preserving) or ``"hl_gauss"``.
+    :param twin_critics: two critics with independent parameters trained on the same targets.
+    :param value_aggregation: ``"min"`` or ``"mean"`` of the critics' values for GAE.
+    :param optimizer: ``"adam"``, ``"upgd"``, ``"adaptive_upgd"``, ``"upgdw"`` or an optimizer
+        class; built once over all policy parameters.
+    :param optimizer_kwargs: extra optimizer arguments. An ``"lr"`` here is the learning rate;
+        giving ``learning_rate`` as well is a ``ValueError``. ``"adam"`` defaults to ``eps=1e-5``
+        (as Stable-Baselines3).
+    :param vgs: use a :class:`~lifelong.vgs.VarianceGradientScaler` (``vgs_kwargs`` are its
+        arguments, over the agent's defaults ``DEFAULT_VGS_KWARGS = {"alpha": 1e-3}``); each minibatch then ends with ``vgs.step(optimizer, max_grad_norm)``, else
+        with ``clip_grad_norm_`` and ``optimizer.step()``.
+    :param normalize_returns: critics learn returns normalised by running statistics
+        (:mod:`lifelong.normalize`).
+    :param cvar_alpha: ``None``, or the level in (0, 1] of the CVaR of the aggregated quantile
+        distribution used as the value for advantages (quantile critic only).
+    :param diagnostics_every: log plasticity diagnostics (dormant fraction, effective rank,
+        weight norm) every this many ``train()`` calls; 0 disables.
+
+    Value clipping (``clip_range_vf``), in normalised units, per critic against that critic's
+    own rollout prediction: quantile critics clip every quantile and take the element-wise max
+    of the clipped and unclipped quantile-Huber losses; categorical critics cannot clip a
+    distribution, so PPO's ``max(L(v), L(clip(v)))`` rule is applied to their expected value:
+    a sample's cross-entropy is stopped (no gradient) exactly when PPO's clipped squared error
+    would be the larger one, i.e. when the expected value has left ``old +- clip_range_vf`` and
+    the target pulls it further out.
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": DistributionalActorCriticPolicy,
+        "MultiInputPolicy": DistributionalMultiInputPolicy,
+        "CnnPolicy": DistributionalCnnPolicy,
+    }
+    policy: DistributionalActorCriticPolicy
+
+    def __init__(
+        self,
+        policy: str | type[DistributionalActorCriticPolicy],
+        env: GymEnv | str | None,
+        learning_rate: float | Schedule = DEFAULT_LEARNING_RATE,
+        n_steps: int = 2048,
+        batch_size: int = 64,
+        n_epochs: int = 10,
+        gamma: float = 0.99,
+        gae_lambda: float = 0.95,
+        clip_range: float | Schedule = 0.2,
+        clip_range_vf: float | Schedule | None = None,
+        normalize_advantage: bool = True,
+        ent_coef: float = 0.0,
+        vf_coef: float = 0.5,
+        max_grad_norm: float = 0.5,
+        use_sde: bool = False,
+        sde_sample_freq: int = -1,
+        rollout_buffer_class: type[RolloutBuffer] | None = None,
+        rollout_buffer_kwargs: dict[str, Any] | None = None,
+        target_kl: float | None = None,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        critic: str = "quantile",
+        n_quantiles: int = 32,
+        huber_kappa: float = 1.0,
+        n_atoms: int = 51,
+        v_min: float = -10.0,
+        v_max: float = 10.0,
+        categorical_projection: str = "two_hot",
+        twin_critics: bool = True,
+        value_aggregation: str = "min",
+        optimizer: str | type[th.optim.Optimizer] = "adaptive_upgd",
+        optimizer_kwargs: dict[str, Any] | None = None,
+        vgs: bool = True,
+        vgs_kwargs: dict[str, Any] | None = None,
+        normalize_returns: bool = True,
+        cvar_alpha: float | None = None,
+        diagnostics_every: int = 10,
+        _init_setup_model: bool = True,
+    ):
+        validate_distributional_args(
+            critic=critic, n_quantiles=n_quantiles, huber_kappa=huber_kappa, n_atoms=n_atoms, v_min=v_min,
+            v_max=v_max, categorical_projection=categorical_projection, value_aggregation=value_aggregation,
+            cvar_alpha=cvar_alpha,
+        )
+        # ---- optimizer and learning rate
+        optimizer_class = self._resolve_optimizer(optimizer)
+        if optimizer_kwargs is not None and not isinstance(optimizer_kwargs, dict):
+            raise ValueError(f"optimizer_kwargs must be a dict or None, got {optimizer_kwargs!r}")
+        optimizer_kwargs = dict(optimizer_kwargs or {})
+        if "lr" in optimizer_kwargs:
+            if learning_rate is not DEFAULT_LEARNING_RATE:
+                raise ValueError(
+                    f"learning_rate={learning_rate!r} and optimizer_kwargs['lr']={optimizer_kwargs['lr']!r} were both "
+                    "given: pass the learning rate in only one of them"
+                )
+            learning_rate = optimizer_kwargs.pop("lr")
+        if isinstance(learning_rate, _DefaultLearningRate):
+            learning_rate = float(learning_rate)
+        if isinstance(learning_rate, Real) and not isinstance(learning_rate, bool):
+            learning_rate = validate("learning_rate", learning_rate)
+        else:
+            learning_rate = as_schedule(learning_rate, "learning_rate")
+        if vgs_kwargs is not None and not isinstance(vgs_kwargs, dict):
+            raise ValueError(f"vgs_kwargs must be a dict or None, got {vgs_kwargs!r}")
+        if not isinstance(twin_critics, (bool, np.bool_)):
+            raise ValueError(f"twin_critics must be True or False, got {twin_critics!r}")
+        if not isinstance(vgs, (bool, np.bool_)):
+            raise ValueError(f"vgs must be True or False, got {vgs!r}")
+        if not _is_int(diagnostics_every) or diagnostics_every < 0:
+            raise ValueError(f"diagnostics_every={diagnostics_every!r} is invalid: expected an integer >= 0 (0 disables)")
+        # ---- PPO arguments
+        if not _is_int(n_steps) or n_steps < 1:
+            raise ValueError(f"n_steps={n_steps!r} is invalid: expected an integer >= 1")
+        for name, value in (("ent_coef", ent_coef), ("vf_coef", vf_coef), ("gamma", gamma), ("gae_lambda", gae_lambda),
+                            ("max_grad_norm", max_grad_norm), ("n_epochs", n_epochs)):
+            validate(name, value)
+        if not _is_int(batch_size) or batch_size < 1:
+            raise ValueError(f"batch_size={batch_size!r} is invalid: expected an integer >= 1")
+        if normalize_advantage and batch_size < 2:
+            raise ValueError(f"batch_size={batch_size!r} is invalid: must be > 1 when normalize_advantage=True")
+        if isinstance(clip_range, Real):
+            validate("clip_range", clip_range)
+        if clip_range_vf is not None and isinstance(clip_range_vf, Real) and not (
+            math.isfinite(float(clip_range_vf)) and clip_range_vf > 0
+        ):
+            raise ValueError(f"clip_range_vf={clip_range_vf!r} is invalid: expected a positive number or None")
+        if target_kl is not None and not (isinstance(target_kl, Real) and target_kl > 0):
+            raise ValueError(f"target_kl={target_kl!r} is invalid: expected a positive number or None")
+        # ---- policy and policy_kwargs
+        policy_kwargs = _decode_json(dict(policy_kwargs or {}))
+        clash = sorted(set(policy_kwargs) & set(_POLICY_OWNED_KWARGS))
+        if clash:
+            raise ValueError(
+                f"policy_kwargs must not contain {clash}: pass them as DistributionalPPO arguments "
+                "(optimizer=, optimizer_kwargs=, critic=, ...)"
+            )
+        if isinstance(policy, str):
+            if policy not in self.policy_aliases:
+                raise ValueError(f"policy={policy!r} is not supported: accepted values are {list(self.policy_aliases)} or a policy class")
+        elif not (isinstance(policy, type) and issubclass(policy, DistributionalActorCriticPolicy)):
+            raise ValueError(f"policy={policy!r} is invalid: expected {list(self.policy_aliases)} or a subclass of DistributionalActorCriticPolicy")
+        if rollout_buffer_class is not None:
+            rollout_buffer_class = _decode_json(rollout_buffer_class)
+        # ---- env: make, wrap and check the spaces with clear errors (SB3 would assert)
+        if env is not None:
+            env = self._wrap_env(maybe_make_env(env, verbose), verbose, True)
+            self._check_spaces(policy, env.observation_space, env.action_space)
+
+        super().__init__(
+            policy,
+            env,  # type: ignore[arg-type]
+            learning_rate=learning_rate,
+            n_steps=n_steps,
+            gamma=float(gamma),
+            gae_lambda=float(gae_lambda),
+            ent_coef=float(ent_coef),
+            vf_coef=float(vf_coef),
+            max_grad_norm=float(max_grad_norm),
+            use_sde=use_sde,
+            sde_sample_freq=sde_sample_freq,
+            rollout_buffer_class=rollout_buffer_class,
+            rollout_buffer_kwargs=rollout_buffer_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            policy_kwargs=policy_kwargs,
+            verbose=verbose,
+            device=device,
+            seed=seed,
+            _init_setup_model=False,
+            supported_action_spaces=_SUPPORTED_ACTION_SPACES,
+        )
+        if self.env is not None:
+            self._check_batch_size(batch_size, normalize_advantage)
+        self.batch_size = int(batch_size)
+        self.n_epochs = int(n_epochs)
+        self.clip_range = clip_range
+        self.clip_range_vf = clip_range_vf
+        self.normalize_advantage = bool(normalize_advantage)
+        self.target_kl = None if target_kl is None else float(target_kl)
+
+        self.critic = critic
+        self.n_quantiles = int(n_quantiles)
+        self.huber_kappa = float(huber_kappa)
+        self.n_atoms = int(n_atoms)
+        self.v_min = float(v_min)
+        self.v_max = float(v_max)
+        self.categorical_projection = categorical_projection
+        self.twin_critics = bool(twin_critics)
+        self.value_aggregation = value_aggregation
+        self.optimizer_class = optimizer_class
+        self.optimizer_kwargs = optimizer_kwargs
+        self.use_vgs = bool(vgs)
+        self.vgs_kwargs = {**DEFAULT_VGS_KWARGS, **(vgs_kwargs or {})}
+        self.vgs = None  # the VarianceGradientScaler, built in _setup_model
+        self.normalize_returns = bool(normalize_returns)
+        self.cvar_alpha = None if cvar_alpha is None else float(cvar_alpha)
+        self.diagnostics_every = int(diagnostics_every)
+        self._n_train_calls = 0
+
+        if _init_setup_model:
+            self._setup_model()
+
+    # ------------------------------------------------------------------ validation helpers
+    @staticmethod
+    def _resolve_optimizer(optimizer: Any) -> type[th.optim.Optimizer]:
+        if isinstance(optimizer, str):
+            if optimizer not in OPTIMIZERS:
+                raise ValueError(f"optimizer={optimizer!r} is not supported: accepted values are {list(OPTIMIZERS)} or an optimizer class")
+            return _import_ref(OPTIMIZERS[optimizer])
+        if isinstance(optimizer, dict):
+            optimizer = _decode_json(optimizer)
+        if isinstance(optimizer, type) and issubclass(optimizer, th.optim.Optimizer):
+            return optimizer
+        raise ValueError(f"optimizer={optimizer!r} is invalid: expected one of {list(OPTIMIZERS)} or a torch.optim.Optimizer subclass")
+
+    @classmethod
+    def _check_spaces(cls, policy: Any, observation_space: spaces.Space, action_space: spaces.Space) -> None:
+        if not isinstance(action_space, _SUPPORTED_ACTION_SPACES):
+            raise ValueError(
+                f"env has action space {action_space}, which DistributionalPPO does not support: accepted action spaces "
+                f"are {[s.__name__ for s in _SUPPORTED_ACTION_SPACES]}"
+            )
+        if isinstance(action_space, spaces.Box) and not np.all(np.isfinite(np.array([action_space.low, action_space.high]))):
+            raise ValueError(f"env has action space {action_space} with infinite bounds: a Box action space must be bounded")
+        if not isinstance(observation_space, _SUPPORTED_OBS_SPACES):
+            raise ValueError(
+                f"env has observation space {observation_space}, which DistributionalPPO does not support: accepted "
+                f"observation spaces are {[s.__name__ for s in _SUPPORTED_OBS_SPACES]}"
+            )
+        is_dict = isinstance(observation_space, spaces.Dict)
+        if policy in ("MlpPolicy", "CnnPolicy") and is_dict:
+            raise ValueError(f"policy={policy!r} does not accept a Dict observation space: use policy='MultiInputPolicy'")
+        if policy == "MultiInputPolicy" and not is_dict:
+            raise ValueError(
+                f"policy='MultiInputPolicy' needs a Dict observation space, got {observation_space}: use policy='MlpPolicy'"
+            )
+
+    def _check_batch_size(self, batch_size: int, normalize_advantage: bool) -> None:
+        buffer_size = self.n_steps * self.n_envs
+        if normalize_advantage and buffer_size < 2:
+            raise ValueError(
+                f"n_steps * n_envs = {buffer_size} is invalid: must be > 1 when normalize_advantage=True "
+                f"(n_steps={self.n_steps}, n_envs={self.n_envs})"
+            )
+        if batch_size > buffer_size:
+            raise ValueError(
+                f"batch_size={batch_size} is invalid: expected at most n_steps * n_envs = {buffer_size} "
+                f"(n_steps={self.n_steps}, n_envs={self.n_envs})"
+            )
+        if buffer_size % batch_size:
+            warnings.warn(
+                f"batch_size={batch_size} does not divide n_steps * n_envs = {buffer_size}: every epoch ends with a "
+                f"truncated minibatch of {buffer_size % batch_size} samples",
+                stacklevel=3,
+            )
+
+    # ------------------------------------------------------------------ setup
+    def _setup_lr_schedule(self) -> None:
+        self.lr_schedule = as_schedule(self.learning_rate, "learning_rate")
+
+    def _policy_build_kwargs(self) -> dict[str, Any]:
+        kwargs = dict(self.policy_kwargs)
+        optimizer_kwargs = dict(self.optimizer_kwargs)
+        if self.optimizer_class is th.optim.Adam:
+            optimizer_kwargs.setdefault("eps", 1e-5)  # as Stable-Baselines3's PPO
+        kwargs.update(
+            optimizer_class=self.optimizer_class,
+            optimizer_kwargs=optimizer_kwargs,
+            critic=self.critic,
+            n_quantiles=self.n_quantiles,
+            huber_kappa=self.huber_kappa,
+            n_atoms=self.n_atoms,
+            v_min=self.v_min,
+            v_max=self.v_max,
+            categorical_projection=self.categorical_projection,
+            n_critics=2 if self.twin_critics else 1,
+            value_aggregation=self.value_aggregation,
+            cvar_alpha=self.cvar_alpha,
+            normalize_returns=self.normalize_returns,
+        )
+        return kwargs
+
+    def _setup_model(self) -> None:
+        self._setup_lr_schedule()
+        self.set_random_seed(self.seed)
+        if self.rollout_buffer_class is None:
+            self.rollout_buffer_class = (
+                DictRolloutBuffer if isinstance(self.observation_space, spaces.Dict) else RolloutBuffer
+            )
+        self.rollout_buffer = self.rollout_buffer_class(
+            self.n_steps,
+            self.observation_space,  # type: ignore[arg-type]
+            self.action_space,
+            device=self.device,
+            gamma=self.gamma,
+            gae_lambda=self.gae_lambda,
+            n_envs=self.n_envs,
+            **self.rollout_buffer_kwargs,
+        )
+        self.policy = self.policy_class(  # type: ignore[assignment]
+            self.observation_space, self.action_space, self.lr_schedule, use_sde=self.use_sde, **self._policy_build_kwargs()
+        )
+        self.policy = self.policy.to(self.device)
+        self._maybe_recommend_cpu("DistributionalActorCriticPolicy")
+        self.clip_range = as_schedule(self.clip_range, "clip_range")
+        if self.clip_range_vf is not None:
+            self.clip_range_vf = as_schedule(self.clip_range_vf, "clip_range_vf")
+        if self.use_vgs:
+            from lifelong.vgs import VarianceGradientScaler
+
+            self.vgs = VarianceGradientScaler(**self.vgs_kwargs)
+        else:
+            self.vgs = None
+
+    @property
+    def return_normalizer(self) -> ReturnNormalizer:
+        """The policy's return normaliser (``policy.return_normalizer``; part of its state_dict)."""
+        return self.policy.return_normalizer
+
+    # ------------------------------------------------------------------ training
+    def _critic_losses(
+        self,
+        outputs: th.Tensor,
+        targets: th.Tensor,
+        target_probs: th.Tensor | None,
+        old_outputs: th.Tensor | None,
+        old_means: th.Tensor | None,
+        clip_range_vf: float | None,
+    ) -> th.Tensor:
+        """Per-critic loss ``[n_critics]`` for outputs ``[n, B, K]`` and normalised targets ``[B]``."""
+        policy = self.policy
+        if self.critic == "quantile":
+            if clip_range_vf is None:
+                per_sample = C.quantile_huber_loss(outputs, targets, self.huber_kappa, policy.taus)
+            else:
+                assert old_outputs is not None
+                clipped = old_outputs + (outputs - old_outputs).clamp(-clip_range_vf, clip_range_vf)
+                per_sample = th.maximum(
+                    C.quantile_huber_loss(outputs, targets, self.huber_kappa, policy.taus, reduce=False),
+                    C.quantile_huber_loss(clipped, targets, self.huber_kappa, policy.taus, reduce=False),
+                ).mean(-1)
+        else:
+            assert target_probs is not None
+            per_sample = C.categorical_cross_entropy(outputs, target_probs)
+            if clip_range_vf is not None:
+                assert old_means is not None
+                means = C.categorical_expectation(outputs, policy.support)
+                clipped = old_means + (means - old_means).clamp(-clip_range_vf, clip_range_vf)
+                stop = (clipped - targets).square() > (means - targets).square()
+                per_sample = th.where(stop, per_sample.detach(), per_sample)
+        return per_sample.mean(-1)
+
+    def train(self) -> None:
+        """One PPO update on the rollout buffer (``n_epochs`` passes of minibatches)."""
+        policy = self.policy
+        optimizer = policy.optimizer
+        normalizer = policy.return_normalizer
+        self._update_learning_rate(optimizer)
+        progress = self._current_progress_remaining
+        clip_range = float(self.clip_range(progress))  # type: ignore[operator]
+        clip_range_vf = None if self.clip_range_vf is None else float(self.clip_range_vf(progress))  # type: ignore[operator]
+
+        # The whole rollout as tensors, once (minibatches are index_selects of these).
+        data = next(self.rollout_buffer.get(batch_size=None))
+        obs_all = data.observations
+        returns = data.returns
+        n_samples = returns.shape[0]
+        actions_all = data.actions
+        if isinstance(self.action_space, spaces.Discrete):
+            actions_all = actions_all.long().flatten()
+
+        def take(x: Any, idx: th.Tensor | slice) -> Any:
+            if isinstance(x, dict):
+                return {k: v[idx] for k, v in x.items()}
+            return x[idx]
+
+        with th.no_grad():
+            # The critics' rollout predictions: the parameters have not changed since the rollout
+            # and the policy is still in evaluation mode, as it was there. Chunked for big obs.
+            chunk = 8192
+            old_outputs = th.cat(
+                [policy.critic_outputs(take(obs_all, slice(i, i + chunk))) for i in range(0, n_samples, chunk)], dim=1
+            )  # [n_critics, N, K]
+            old_values = normalizer.denormalize(policy.expected_outputs(old_outputs))  # pre-update stats
+            spread = normalizer.scale(policy.spread_outputs(old_outputs)).mean()
+        normalizer.update(returns)
+        with th.no_grad():
+            targets_all = normalizer.normalize(returns)
+            target_probs_all = None
+            old_means_all = None
+            if self.critic == "categorical":
+                target_probs_all = C.project_categorical(
+                    targets_all, self.v_min, self.v_max, self.n_atoms, self.categorical_projection
+                )
+                if clip_range_vf is not None:
+                    old_means_all = policy.expected_outputs(old_outputs)
+        need_old = clip_range_vf is not None and self.critic == "quantile"
+        policy.set_training_mode(True)
+
+        stats: list[th.Tensor] = []
+        epoch_kls: list[th.Tensor] = []
+        last_loss = th.zeros(())
+        continue_training = True
+        batch_size = self.batch_size
+        for epoch in range(self.n_epochs):
+            epoch_kls = []
+            perm = th.from_numpy(np.random.permutation(n_samples)).to(returns.device)
+            for start in range(0, n_samples, batch_size):
+                idx = perm[start : start + batch_size]
+                log_prob, entropy, outputs = policy.evaluate_actions_distributional(take(obs_all, idx), actions_all[idx])
+                advantages = data.advantages[idx]
+                if self.normalize_advantage and advantages.shape[0] > 1:
+                    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+                log_ratio = log_prob - data.old_log_prob[idx]
+                ratio = th.exp(log_ratio)
+                policy_loss = -th.min(advantages * ratio, advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range)).mean()
+                critic_losses = self._critic_losses(
+                    outputs,
+                    targets_all[idx],
+                    None if target_probs_all is None else target_probs_all[idx],
+                    old_outputs[:, idx] if need_old else None,
+                    None if old_means_all is None else old_means_all[:, idx],
+                    clip_range_vf,
+                )
+                entropy_loss = th.mean(log_prob) if entropy is None else -th.mean(entropy)
+                # Sum over critics: each critic gets the gradient a single critic would get.
+                loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * critic_losses.sum()
+                with th.no_grad():
+                    approx_kl = th.mean((ratio - 1) - log_ratio)
+                    clip_fraction = th.mean((th.abs(ratio - 1) > clip_range).float())
+                epoch_kls.append(approx_kl)
+                if self.target_kl is not None and approx_kl.item() > 1.5 * self.target_kl:
+                    continue_training = False
+                    if self.verbose >= 1:
+                        print(f"Early stopping at step {epoch} due to reaching max kl: {approx_kl.item():.2f}")
+                    break
+                stats.append(
+                    th.cat([th.stack([policy_loss.detach(), entropy_loss.detach(), clip_fraction]), critic_losses.detach()])
+                )
+                last_loss = loss.detach()
+
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if self.vgs is not None:
+                    self.vgs.step(optimizer, max_grad_norm=self.max_grad_norm)
+                else:
+                    th.nn.utils.clip_grad_norm_(policy.parameters(), self.max_grad_norm)
+                    optimizer.step()
+            self._n_updates += 1
+            if not continue_training:
+                break
+        self._n_train_calls += 1
+        returns_np = returns.cpu().numpy()
+        critic_ev = [explained_variance(v, returns_np) for v in old_values.cpu().numpy()]
+        self._log_train(stats, epoch_kls, last_loss, clip_range, clip_range_vf, critic_ev, spread)
+
+    def _log_train(
+        self,
+        stats: list[th.Tensor],
+        epoch_kls: list[th.Tensor],
+        last_loss: th.Tensor,
+        clip_range: float,
+        clip_range_vf: float | None,
+        critic_ev: list[float],
+        spread: th.Tensor,
+    ) -> None:
+        n_critics = len(critic_ev)
+        # One host transfer for all the minibatch statistics.
+        summary = th.stack(stats).mean(0) if stats else th.full((3 + n_critics,), float("nan"))
+        kl = th.stack(epoch_kls).mean() if epoch_kls else th.tensor(float("nan"))
+        values = th.cat([summary, kl.reshape(1), last_loss.reshape(1), spread.reshape(1)]).tolist()
+        pg, ent, clip_frac = values[:3]
+        critic_losses = values[3 : 3 + n_critics]
+        kl_v, loss_v, spread_v = values[3 + n_critics :]
+        record = self.logger.record
+        record("train/entropy_loss", ent)
+        record("train/policy_gradient_loss", pg)
+        record("train/value_loss", float(np.mean(critic_losses)))
+        for c, v in enumerate(critic_losses):
+            record(f"train/critic{c}_loss", v)
+        record("train/approx_kl", kl_v)
+        record("train/clip_fraction", clip_frac)
+        record("train/loss", loss_v)
+        buffer = self.rollout_buffer
+        returns_np = buffer.returns.flatten()
+        record("train/explained_variance", explained_variance(buffer.values.flatten(), returns_np))
+        for c, v in enumerate(critic_ev):
+            record(f"train/critic{c}_explained_variance", v)
+        record("train/quantile_spread", spread_v)
+        if hasattr(self.policy, "log_std"):
+            record("train/std", th.exp(self.policy.log_std).mean().item())
+        record("train/n_updates", self._n_updates, exclude="tensorboard")
+        record("train/clip_range", clip_range)
+        if clip_range_vf is not None:
+            record("train/clip_range_vf", clip_range_vf)
+        if self.vgs is not None:
+            last = self.vgs.last_stats or {}
+            record("train/vgs_factor", float(self.vgs.factor))
+            if "ratio" in last:
+                record("train/vgs_ratio", float(last["ratio"]))
+        gating = getattr(self.policy.optimizer, "gating_stats", None)
+        if callable(gating):
+            for key, value in gating().items():
+                if key in ("gate_mean", "utility_mean", "utility_max", "utility_min"):
+                    record(f"train/upgd_{key}", value)
+        if self.diagnostics_every and self._n_train_calls % self.diagnostics_every == 0:
+            for key, value in self.plasticity_diagnostics().items():
+                record(key, value)
+
+    @th.no_grad()
+    def plasticity_diagnostics(self, n_obs: int = 256) -> dict[str, float]:
+        """``plasticity/dormant_fraction`` (over the actor's and every critic's hidden units),
+        ``plasticity/effective_rank`` (mean over the last hidden layer of the actor and of each
+        critic) and ``plasticity/weight_norm`` (L2 norm of all policy parameters), on up to
+        ``n_obs`` observations of the last rollout. Uses :mod:`lifelong.diagnostics`."""
+        from lifelong import diagnostics as D
+
+        policy = self.policy
+        obs_np = D.observations_from_buffer(self.rollout_buffer, n_obs)
+        obs, _ = policy.obs_to_tensor(obs_np)
+        actor_layers = [
+            name for name, m in policy.named_modules()
+            if isinstance(m, D.ACTIVATION_TYPES) and not name.startswith("critics")
+        ]
+        with D.capture_activations(policy, actor_layers, repeat="first") as acts:
+            policy.get_distribution(obs)
+        actor_acts = list(dict(acts).values())
+        _, hidden = policy.critics.forward_hidden(policy._vf_features(obs))
+        dead = total = 0
+        for act in actor_acts:
+            mask = D.dormant_units(act)
+            dead += int(mask.sum())
+            total += mask.numel()
+        for h in hidden:
+            for k in range(h.shape[0]):
+                mask = D.dormant_units(h[k])
+                dead += int(mask.sum())
+                total += mask.numel()
+        last_layers = ([actor_acts[-1]] if actor_acts else []) + ([h for h in hidden[-1]] if hidden else [])
+        ranks = [float(D.effective_rank(a.reshape(a.shape[0], -1))) for a in last_layers]
+        norm = float(th.sqrt(sum((p.detach().double() ** 2).sum() for p in policy.parameters())))
+        return {
+            "plasticity/dormant_fraction": dead / total if total else 0.0,
+            "plasticity/effective_rank": float(np.mean(ranks)) if ranks else 0.0,
+            "plasticity/weight_norm": norm,
+        }
+
+    def learn(
+        self: SelfDistributionalPPO,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 1,
+        tb_log_name: str = "DistributionalPPO",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfDistributionalPPO:
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
+
+    # ------------------------------------------------------------------ hyperparameters
+    def get_hyperparameters(self) -> dict[str, Any]:
+        """Current values of every name in :data:`lifelong.hyperparams.TUNABLE` (schedules are
+        evaluated at the current progress; ``sigma`` is ``None`` for optimizers without noise,
+        ``vgs_alpha`` is ``None`` without a scaler)."""
+        progress = self._current_progress_remaining
+        groups = self.policy.optimizer.param_groups
+        return {
+            "learning_rate": float(self.lr_schedule(progress)),
+            "ent_coef": float(self.ent_coef),
+            "vf_coef": float(self.vf_coef),
+            "clip_range": float(self.clip_range(progress)),  # type: ignore[operator]
+            "gamma": float(self.gamma),
+            "gae_lambda": float(self.gae_lambda),
+            "max_grad_norm": float(self.max_grad_norm),
+            "n_epochs": int(self.n_epochs),
+            "batch_size": int(self.batch_size),
+            "sigma": float(groups[0]["sigma"]) if "sigma" in groups[0] else None,
+            "vgs_alpha": float(self.vgs.alpha) if self.vgs is not None else None,
+        }
+
+    def set_hyperparameters(self, **values: Any) -> dict[str, Any]:
+        """Validate all ``values`` first (unknown names or bad values: ``ValueError``, nothing
+        changed), then apply each to every live component at once:
+
+        * ``learning_rate``: every optimizer param group's ``lr``, ``self.learning_rate`` and
+          ``self.lr_schedule = Constant(value)`` (so SB3's per-update schedule keeps it);
+        * ``clip_range``: ``self.clip_range = Constant(value)``;
+        * ``gamma``, ``gae_lambda``: the model and its rollout buffer (used by the next GAE);
+        * ``sigma``: every param group's ``sigma`` (UPGD optimizers only);
+        * ``vgs_alpha``: ``self.vgs.alpha`` (only with ``vgs=True``);
+        * ``batch_size`` (2..n_steps*n_envs), ``n_epochs``, ``ent_coef``, ``vf_coef``,
+          ``max_grad_norm``: plain attributes read by the next ``train()``.
+
+        Returns :meth:`get_hyperparameters`.
+        """
+        clean = {name: validate(name, value) for name, value in values.items()}
+        groups = self.policy.optimizer.param_groups
+        if "batch_size" in clean:
+            buffer_size = self.n_steps * self.n_envs
+            if clean["batch_size"] > buffer_size:
+                raise ValueError(
+                    f"batch_size={clean['batch_size']} is invalid: expected at most n_steps * n_envs = {buffer_size}"
+                )
+        if "sigma" in clean and not all("sigma" in g for g in groups):
+            raise ValueError(
+                f"sigma can only be set with a UPGD optimizer (param groups with 'sigma'); this model uses "
+                f"{type(self.policy.optimizer).__name__}"
+            )
+        if "vgs_alpha" in clean and self.vgs is None:
+            raise ValueError("vgs_alpha can only be set when the model was built with vgs=True")
+        for name, value in clean.items():
+            if name == "learning_rate":
+                self.learning_rate = value
+                self.lr_schedule = Constant(value)
+                for g in groups:
+                    g["lr"] = value
+            elif name == "clip_range":
+                self.clip_range = Constant(value)
+            elif name in ("gamma", "gae_lambda"):
+                setattr(self, name, value)
+                if getattr(self, "rollout_buffer", None) is not None:
+                    setattr(self.rollout_buffer, name, value)
+            elif name == "sigma":
+                for g in groups:
+                    g["sigma"] = value
+            elif name == "vgs_alpha":
+                self.vgs.alpha = value  # type: ignore[union-attr]
+            else:
+                setattr(self, name, value)
+        return self.get_hyperparameters()
+
+    # ------------------------------------------------------------------ (de)construction
+    def get_policy_name(self) -> str | dict[str, str]:
+        """The ``policy`` argument that rebuilds this model: an alias ("MlpPolicy", ...) or an
+        encoded class reference ``{"__class__": "module:Name"}`` (accepted by the constructor
+        via :func:`decode_policy`)."""
+        for alias, cls in self.policy_aliases.items():
+            if self.policy_class is cls:
+                return alias
+        return _encode_json(self.policy_class, "policy")
+
+    @staticmethod
+    def decode_policy(policy: str | dict[str, str]) -> Any:
+        """Inverse of :meth:`get_policy_name` (only classes from allow-listed modules)."""
+        return _decode_json(policy)
+
+    def get_constructor_kwargs(self) -> dict[str, Any]:
+        """JSON-able keyword arguments that rebuild this model (without ``policy``, ``env``,
+        ``device``, ``tensorboard_log``), with the *current* tunable values. Schedules are
+        numbers (``Constant``) or their ``to_dict()``; classes (in ``policy_kwargs``, a custom
+        optimizer or rollout buffer) are ``{"__class__": "module:Name"}``, which the constructor
+        resolves only from torch.nn, torch.optim, stable_baselines3 and lifelong.
+        ``ValueError`` when something cannot be saved (an arbitrary callable schedule, a class
+        defined elsewhere)."""
+
+        def schedule(value: Any, name: str) -> Any:
+            if value is None:
+                return None
+            if isinstance(value, Constant):
+                return value.value
+            if is_data_schedule(value):
+                return value.to_dict()
+            if isinstance(value, Real):
+                return float(value)
+            raise ValueError(
+                f"{name}={value!r} is an arbitrary callable and cannot be saved: use a number or "
+                "lifelong.schedules.Constant / Linear"
+            )
+
+        optimizer: Any = next((n for n, ref in OPTIMIZERS.items() if _import_ref(ref) is self.optimizer_class), None)
+        if optimizer is None:
+            optimizer = _encode_json(self.optimizer_class, "optimizer")
+        kwargs: dict[str, Any] = {
+            "learning_rate": schedule(self.lr_schedule, "learning_rate"),
+            "n_steps": int(self.n_steps),
+            "batch_size": int(self.batch_size),
+            "n_epochs": int(self.n_epochs),
+            "gamma": float(self.gamma),
+            "gae_lambda": float(self.gae_lambda),
+            "clip_range": schedule(self.clip_range, "clip_range"),
+            "clip_range_vf": schedule(self.clip_range_vf, "clip_range_vf"),
+            "normalize_advantage": bool(self.normalize_advantage),
+            "ent_coef": float(self.ent_coef),
+            "vf_coef": float(self.vf_coef),
+            "max_grad_norm": float(self.max_grad_norm),
+            "use_sde": bool(self.use_sde),
+            "sde_sample_freq": int(self.sde_sample_freq),
+            "rollout_buffer_class": None
+            if self.rollout_buffer_class in (None, RolloutBuffer, DictRolloutBuffer)
+            else _encode_json(self.rollout_buffer_class, "rollout_buffer_class"),
+            "rollout_buffer_kwargs": _encode_json(self.rollout_buffer_kwargs, "rollout_buffer_kwargs"),
+            "target_kl": self.target_kl,
+            "stats_window_size": int(self._stats_window_size),
+            "policy_kwargs": _encode_json(self.policy_kwargs, "policy_kwargs"),
+            "verbose": int(self.verbose),
+            "seed": self.seed,
+            "critic": self.critic,
+            "n_quantiles": self.n_quantiles,
+            "huber_kappa": self.huber_kappa,
+            "n_atoms": self.n_atoms,
+            "v_min": self.v_min,
+            "v_max": self.v_max,
+            "categorical_projection": self.categorical_projection,
+            "twin_critics": self.twin_critics,
+            "value_aggregation": self.value_aggregation,
+            "optimizer": optimizer,
+            "optimizer_kwargs": _encode_json(self.optimizer_kwargs, "optimizer_kwargs"),
+            "vgs": self.use_vgs,
+            "vgs_kwargs": _encode_json(self.vgs_kwargs, "vgs_kwargs"),
+            "normalize_returns": self.normalize_returns,
+            "cvar_alpha": self.cvar_alpha,
+            "diagnostics_every": self.diagnostics_every,
+        }
+        return kwargs
+
+    def save(self, path: Any, exclude: Any = None, include: Any = None) -> Any:
+        """Full-state checkpoint via :func:`lifelong.checkpoint.save_model` (one zip file,
+        ``.zip`` appended when ``path`` has no suffix). ``exclude``/``include`` are accepted for
+        Stable-Baselines3 compatibility but must be ``None``: a checkpoint is always complete."""
+        if exclude or include:
+            raise ValueError("exclude/include are not supported: a lifelong checkpoint always holds the full state")
+        self.get_constructor_kwargs()  # refuse an unsavable configuration before touching the file
+        from lifelong.checkpoint import save_model
+
+        return save_model(self, path)
+
+    @classmethod
+    def load(  # type: ignore[override]
+        cls,
+        path: Any,
+        env: GymEnv | None = None,
+        device: th.device | str = "auto",
+        custom_objects: dict[str, Any] | None = None,
+        print_system_info: bool = False,
+        force_reset: bool = True,
+        **kwargs: Any,
+    ) -> DistributionalPPO:
+        """Load a checkpoint written by :meth:`save` (delegates to :func:`lifelong.checkpoint.load_model`)."""
+        from lifelong.checkpoint import load_model
+
+        return load_model(
+            cls, path, env=env, device=device, custom_objects=custom_objects, force_reset=force_reset, **kwargs
+        )
