@@ -56,6 +56,7 @@ from lifelong.policy import (
     validate_distributional_args,
 )
 from lifelong.schedules import Constant, as_schedule, is_data_schedule
+from lifelong.optim import UPGD, AdaptiveUPGD
 
 __all__ = ["DistributionalPPO", "OPTIMIZERS", "DEFAULT_LEARNING_RATE", "DEFAULT_VGS_KWARGS"]
 
@@ -659,9 +660,8 @@ class DistributionalPPO(OnPolicyAlgorithm):
             record("train/vgs_factor", float(self.vgs.factor))
             if "ratio" in last:
                 record("train/vgs_ratio", float(last["ratio"]))
-        gating = getattr(self.policy.optimizer, "gating_stats", None)
-        if callable(gating):
-            for key, value in gating().items():
+        if isinstance(self.policy.optimizer, (UPGD, AdaptiveUPGD)):
+            for key, value in self.policy.optimizer.gating_stats().items():
                 if key in ("gate_mean", "utility_mean", "utility_max", "utility_min"):
                     record(f"train/upgd_{key}", value)
         if self.diagnostics_every and self._n_train_calls % self.diagnostics_every == 0:

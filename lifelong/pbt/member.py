@@ -202,8 +202,7 @@ def check_live_parameters(model) -> None:
     """The optimizer must hold exactly the policy's live parameter tensors (no stale copies)."""
     live = list(model.policy.parameters())
     held = [p for group in model.policy.optimizer.param_groups for p in group["params"]]
-    live_ids = {id(p) for p in live}
-    if len(held) != len(live) or any(id(p) not in live_ids for p in held):
+    if len(held) != len(live) or any(h is not p for h, p in zip(held, live)):
         raise RuntimeError(
             "the optimizer does not hold the policy's live parameters after load "
             f"({len(held)} held, {len(live)} live); refusing to train a stale copy"
