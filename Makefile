@@ -18,13 +18,23 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) benchmarks/optim_step.py
+	$(VENV)/bin/lifelong train CartPole-v1 --config examples/cartpole.yaml --out $(RUN_DIR) --overwrite
+	$(VENV)/bin/lifelong report $(RUN_DIR)
 
+# Two xdist workers (one per core); every test process uses one torch thread.
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 -p no:cacheprovider
+
+BENCH_DIR ?= runs/benchmarks
 
 bench: $(STAMP)
 	$(PY) benchmarks/optim_step.py
+	$(PY) benchmarks/vgs_overhead.py
+	$(PY) benchmarks/checkpoint_io.py
+	$(PY) benchmarks/vs_sb3.py
+	$(PY) benchmarks/pbt_scaling.py
+	$(PY) benchmarks/plasticity_digits.py --out $(BENCH_DIR)
+	$(PY) benchmarks/continual_rl.py --out $(BENCH_DIR)
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info
