@@ -5,8 +5,6 @@ import math
 import numbers
 import os
 import re
-import shutil
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -15,6 +13,7 @@ from typing import Any, Callable, Mapping, Sequence
 from lifelong.pbt import records
 from lifelong.pbt.explore import boundary_rng, explore, select_exploits
 from lifelong.pbt.member import EVAL_METRICS, AgentSpec, run_interval
+from lifelong.checkpoint.atomic import write_atomic
 from lifelong.pbt.records import MemberResult, PBTResult, atomic_write_text, dumps
 from lifelong.pbt.space import Distribution
 
@@ -469,17 +468,4 @@ class PBT:
 def _atomic_copy(src: Path | None, dst: Path) -> None:
     if src is None or not Path(src).exists():
         raise PBTError(f"exploit: the donor checkpoint {src} does not exist")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, dst)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_atomic(dst, Path(src).read_bytes())

@@ -23,31 +23,18 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
+
+from lifelong.checkpoint.atomic import write_atomic
 
 __all__ = ["MemberResult", "PBTResult", "atomic_write_text", "write_outputs", "read_lineage"]
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    """Replace ``path`` with ``text`` (UTF-8) atomically: readers see the old or the new file."""
+    write_atomic(path, text.encode("utf-8"))
 
 
 def _json_default(obj: Any) -> Any:
