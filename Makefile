@@ -31,7 +31,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/optim_step.py
 	$(PY) benchmarks/vgs_overhead.py
 	$(PY) benchmarks/checkpoint_io.py
-	$(PY) benchmarks/vs_sb3.py
+	$(PY) benchmarks/vs_sb3.py --quick
 	$(PY) benchmarks/pbt_scaling.py
 	$(PY) benchmarks/plasticity_digits.py --out $(BENCH_DIR)
 	$(PY) benchmarks/continual_rl.py --out $(BENCH_DIR)
