@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import difflib
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -60,16 +61,7 @@ class RunDir:
     def create(self, config: Mapping, overwrite: bool = False) -> None:
         """Make the directory for a new run; refuse to mix two runs."""
         self.check_new(overwrite)
-        if self.path.exists() and not self.path.is_dir():
-            raise ConfigError(f"--out {self.path}: exists and is not a directory")
-        if self.path.is_dir() and any(self.path.iterdir()):
-            if not self.is_run():
-                raise ConfigError(f"--out {self.path}: directory is not empty and is not a run "
-                                  "directory; choose another --out")
-            if not overwrite:
-                raise ConfigError(f"--out {self.path}: already holds a run; continue it with "
-                                  f"`lifelong resume {self.path}`, or pass --overwrite")
-            import shutil
+        if self.path.is_dir() and any(self.path.iterdir()):  # check_new: a run, and overwrite asked
             shutil.rmtree(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
         self.checkpoints.mkdir(exist_ok=True)
