@@ -49,6 +49,30 @@ nonneg_int = _count("a non-negative integer", 0)
 
 
 # --------------------------------------------------------------------------------------------
+# Options that several commands take (same flags, type and metavar; each command keeps its help).
+def _command(sub, common, name: str, func, **kwargs) -> argparse.ArgumentParser:
+    """Add subcommand ``name`` (with the ``common`` options) that runs ``func(args)``."""
+    parser = sub.add_parser(name, parents=[common], **kwargs)
+    parser.set_defaults(func=func)
+    return parser
+
+
+def _add_set_option(parser, help=None) -> None:
+    parser.add_argument("--set", "-s", action="append", default=[], metavar="KEY=VALUE", help=help)
+
+
+def _add_timesteps_option(parser, help=None) -> None:
+    parser.add_argument("--timesteps", "-n", type=positive_int, metavar="N", help=help)
+
+
+def _add_out_option(parser, help=None) -> None:
+    parser.add_argument("--out", "-o", type=Path, metavar="DIR", help=help)
+
+
+def _add_no_progress_option(parser, help=None) -> None:
+    parser.add_argument("--no-progress", action="store_true", help=help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--threads", type=positive_int, default=argparse.SUPPRESS,
@@ -62,41 +86,36 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    t = sub.add_parser("train", parents=[common], help="train an agent on a Gymnasium env",
-                       description="Train DistributionalPPO. Config precedence: defaults < "
-                                   "--config file < flags < --set.")
+    t = _command(sub, common, "train", cmd_train, help="train an agent on a Gymnasium env",
+                 description="Train DistributionalPPO. Config precedence: defaults < "
+                             "--config file < flags < --set.")
     t.add_argument("env", nargs="?", metavar="ENV",
                    help="Gymnasium id, e.g. CartPole-v1 (default: env: of the config file)")
     t.add_argument("--config", "-c", type=Path, metavar="FILE", help="YAML config file")
-    t.add_argument("--set", "-s", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key (YAML-typed), e.g. --set agent.n_steps=256; "
-                        "a bare agent argument (n_steps=256) works too; repeatable")
-    t.add_argument("--timesteps", "-n", type=positive_int, metavar="N", help="total env steps")
+    _add_set_option(t, help="override a config key (YAML-typed), e.g. --set agent.n_steps=256; "
+                            "a bare agent argument (n_steps=256) works too; repeatable")
+    _add_timesteps_option(t, help="total env steps")
     t.add_argument("--seed", type=nonneg_int, metavar="N")
     t.add_argument("--n-envs", type=positive_int, metavar="N", help="parallel env copies")
-    t.add_argument("--out", "-o", type=Path, metavar="DIR",
-                   help="run directory (default runs/<env>-<date>-<time>)")
+    _add_out_option(t, help="run directory (default runs/<env>-<date>-<time>)")
     t.add_argument("--eval-every", type=nonneg_int, metavar="N",
                    help="evaluate every N steps (0: only at the end)")
     t.add_argument("--eval-episodes", type=positive_int, metavar="N")
     t.add_argument("--checkpoint-every", type=nonneg_int, metavar="N",
                    help="checkpoint every N steps (0: only at the end); the last 3 are kept")
     t.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    t.set_defaults(func=cmd_train)
+    _add_no_progress_option(t, help="no progress bar")
 
-    r = sub.add_parser("resume", parents=[common], help="continue a run from its latest checkpoint",
-                       description="Continue a run directory from its latest valid checkpoint, "
-                                   "with its saved config; counters and schedules continue.")
+    r = _command(sub, common, "resume", cmd_resume, help="continue a run from its latest checkpoint",
+                 description="Continue a run directory from its latest valid checkpoint, "
+                             "with its saved config; counters and schedules continue.")
     r.add_argument("run_dir", type=Path, metavar="DIR")
-    r.add_argument("--timesteps", "-n", type=positive_int, metavar="N",
-                   help="train N more steps (default: up to the run's configured total)")
-    r.add_argument("--no-progress", action="store_true")
-    r.set_defaults(func=cmd_resume)
+    _add_timesteps_option(r, help="train N more steps (default: up to the run's configured total)")
+    _add_no_progress_option(r)
 
-    e = sub.add_parser("eval", parents=[common], help="evaluate a checkpoint",
-                       description="Evaluate a checkpoint (a .zip, or a run directory: its "
-                                   "best_model.zip, else its latest checkpoint).")
+    e = _command(sub, common, "eval", cmd_eval, help="evaluate a checkpoint",
+                 description="Evaluate a checkpoint (a .zip, or a run directory: its "
+                             "best_model.zip, else its latest checkpoint).")
     e.add_argument("checkpoint", type=Path, metavar="CHECKPOINT")
     e.add_argument("--episodes", type=positive_int, default=10, metavar="N")
     g = e.add_mutually_exclusive_group()
@@ -107,24 +126,21 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--video", type=Path, metavar="DIR", help="record the episodes into DIR")
     e.add_argument("--env", metavar="ENV", help="env id (default: from the run's config.yaml)")
     e.add_argument("--seed", type=nonneg_int, default=0, metavar="N")
-    e.set_defaults(func=cmd_eval)
 
-    b = sub.add_parser("pbt", parents=[common], help="population-based training from a YAML file",
-                       description="Population-based training: agent settings (env:, agent:), "
-                                   "PBT settings (pbt:) and the search space (space:) in one YAML.")
+    b = _command(sub, common, "pbt", cmd_pbt, help="population-based training from a YAML file",
+                 description="Population-based training: agent settings (env:, agent:), "
+                             "PBT settings (pbt:) and the search space (space:) in one YAML.")
     b.add_argument("config", type=Path, metavar="CONFIG")
     b.add_argument("--backend", choices=["local", "ray"])
     b.add_argument("--workers", type=positive_int, metavar="N")
-    b.add_argument("--out", "-o", type=Path, metavar="DIR", help="workdir (default pbt.workdir)")
-    b.add_argument("--set", "-s", action="append", default=[], metavar="KEY=VALUE")
-    b.add_argument("--no-progress", action="store_true", help="no live table")
-    b.set_defaults(func=cmd_pbt)
+    _add_out_option(b, help="workdir (default pbt.workdir)")
+    _add_set_option(b)
+    _add_no_progress_option(b, help="no live table")
 
-    rep = sub.add_parser("report", parents=[common], help="plots and report.md for a run or PBT dir",
-                         description="Write PNG plots and report.md into a run directory or "
-                                     "a PBT workdir.")
+    rep = _command(sub, common, "report", cmd_report, help="plots and report.md for a run or PBT dir",
+                   description="Write PNG plots and report.md into a run directory or "
+                               "a PBT workdir.")
     rep.add_argument("run_dir", type=Path, metavar="DIR")
-    rep.set_defaults(func=cmd_report)
     return p
 
 
