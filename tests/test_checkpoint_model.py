@@ -429,3 +429,17 @@ def test_load_state_refuses_another_architecture_without_changing_anything(train
     with pytest.raises(ValueError, match="does not fit this model's policy"):
         load_state(other, save_state(donor))
     assert tensors_equal(other.policy.state_dict(), before) and other.ent_coef == 0.05
+
+
+def test_package_exports_resolve_to_one_implementation():
+    """Every name in the package's own export list resolves, and ``lifelong.checkpoint.state``
+    (kept importable) hands out the very same objects."""
+    import lifelong.checkpoint as package
+    from lifelong.checkpoint import state
+
+    assert set(state.__all__) <= set(package.__all__)
+    for name in package.__all__:
+        assert getattr(package, name) is not None, name
+    for name in state.__all__:
+        assert getattr(state, name) is getattr(package, name), name
+    assert state.VEC_NORMALIZE == "vec_normalize.pt"  # read by lifelong.evaluate

@@ -5,19 +5,16 @@ kills itself (``os._exit``) once during the second interval; it must be restarte
 checkpoint. A second population is interrupted mid-interval and resumed; because restarts and
 resumes replay the same seeds, both populations must produce identical scores and lineage.
 """
-import functools
 import json
-import os
 from pathlib import Path
 
-import gymnasium as gym
 import pytest
 import torch
+from pbt_helpers import AGENT, CRASH_CODE, crashing_agent
 
 from lifelong.pbt import PBT, IntUniform, LogUniform, Uniform
 from lifelong.pbt.member import AgentSpec, make_env, prepare_model
 
-AGENT = {"env": "CartPole-v1", "n_steps": 64, "batch_size": 32, "n_epochs": 2, "device": "cpu"}
 SPACE = {
     "learning_rate": LogUniform(1e-4, 3e-3),
     "ent_coef": Uniform(0.0, 0.02),
@@ -35,36 +32,6 @@ SETTINGS = dict(
     seed=3,
     keep_checkpoints=None,
 )
-CRASH_CODE = 17
-
-
-class _CrashOnce(gym.Wrapper):
-    """Kills its process (as SIGKILL or an OOM would: no exception, no cleanup) at the 50th step
-    of an env made after ``trigger`` exists, once per ``marker``."""
-
-    def __init__(self, env, marker, trigger):
-        super().__init__(env)
-        self._armed = Path(trigger).exists() and Path(trigger).stat().st_size > 0
-        self._marker = marker
-        self._steps = 0
-
-    def step(self, action):
-        self._steps += 1
-        if self._armed and self._steps == 50:
-            try:
-                fd = os.open(self._marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                self._armed = False
-            else:
-                os.close(fd)
-                os._exit(CRASH_CODE)
-        return self.env.step(action)
-
-
-def crashing_cartpole(marker, trigger, **kwargs):
-    return _CrashOnce(gym.make("CartPole-v1", **kwargs), marker, trigger)
-
-
 def _load(path):
     from lifelong import DistributionalPPO
 
@@ -99,13 +66,7 @@ def _exploits(lineage):
 @pytest.fixture(scope="module")
 def population(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("pbt_local")
-    marker = workdir.parent / f"{workdir.name}_crashed"
-    agent = dict(
-        AGENT,
-        env=functools.partial(crashing_cartpole, marker=str(marker), trigger=str(workdir / "lineage.jsonl")),
-        eval_env="CartPole-v1",
-    )
-    pbt = PBT(agent=agent, workdir=workdir, **SETTINGS)
+    pbt = PBT(agent=crashing_agent(workdir), workdir=workdir, **SETTINGS)
     result = pbt.run()
     return pbt, result, workdir
 

@@ -3,62 +3,26 @@
 One member's actor process kills itself once during the second interval; Tune must restart it
 from its last checkpoint and the population must finish with the exploits recorded.
 """
-import functools
 import json
-import os
-import sys
-from pathlib import Path
 
-import gymnasium as gym
+import pbt_helpers
 import pytest
+from pbt_helpers import AGENT, crashing_agent
 
 ray = pytest.importorskip("ray")
 pytest.importorskip("ray.tune")
 
 from lifelong.pbt import PBT, LogUniform, Uniform  # noqa: E402
 
-AGENT = {"env": "CartPole-v1", "n_steps": 64, "batch_size": 32, "n_epochs": 2, "device": "cpu"}
 SPACE = {"learning_rate": LogUniform(1e-4, 3e-3), "ent_coef": Uniform(0.0, 0.02)}
-CRASH_CODE = 17
-
-
-class _CrashOnce(gym.Wrapper):
-    """Kills its process at the 50th step of an env made after ``trigger`` exists, once."""
-
-    def __init__(self, env, marker, trigger):
-        super().__init__(env)
-        self._armed = Path(trigger).exists() and Path(trigger).stat().st_size > 0
-        self._marker = marker
-        self._steps = 0
-
-    def step(self, action):
-        self._steps += 1
-        if self._armed and self._steps == 50:
-            try:
-                fd = os.open(self._marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                self._armed = False
-            else:
-                os.close(fd)
-                os._exit(CRASH_CODE)
-        return self.env.step(action)
-
-
-def crashing_cartpole(marker, trigger, **kwargs):
-    return _CrashOnce(gym.make("CartPole-v1", **kwargs), marker, trigger)
 
 
 @pytest.fixture(scope="module")
 def ray_population(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("pbt_ray")
-    marker = workdir.parent / f"{workdir.name}_crashed"
-    # Ray's workers cannot import this test module: ship its functions by value.
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    agent = dict(
-        AGENT,
-        env=functools.partial(crashing_cartpole, marker=str(marker), trigger=str(workdir / "lineage.jsonl")),
-        eval_env="CartPole-v1",
-    )
+    # Ray's workers cannot import the test helpers: ship their functions by value.
+    ray.cloudpickle.register_pickle_by_value(pbt_helpers)
+    agent = crashing_agent(workdir)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         pbt = PBT(
@@ -76,7 +40,7 @@ def ray_population(tmp_path_factory):
         result = pbt.run()
     finally:
         ray.shutdown()
-        ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+        ray.cloudpickle.unregister_pickle_by_value(pbt_helpers)
     return pbt, result, workdir
 
 

@@ -8,17 +8,13 @@
 - :func:`remaining_timesteps`: how many steps a resumed run still has to go to its original total.
 """
 from lifelong.checkpoint.archive import FORMAT_NAME, FORMAT_VERSION, read_archive, write_archive
+from lifelong.checkpoint.callback import ResumableCheckpointCallback
+from lifelong.checkpoint.capture import save_model, save_state
+from lifelong.checkpoint.counters import remaining_timesteps
+from lifelong.checkpoint.env_state import restore_vec_normalize
 from lifelong.checkpoint.manager import CheckpointManager
-from lifelong.checkpoint.state import (
-    ResumableCheckpointCallback,
-    load_model,
-    load_state,
-    remaining_timesteps,
-    restore_vec_normalize,
-    save_model,
-    save_state,
-    verify,
-)
+from lifelong.checkpoint.members import verify
+from lifelong.checkpoint.restore import load_model, load_state
 
 __all__ = [
     "FORMAT_NAME",

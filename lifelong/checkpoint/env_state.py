@@ -1,0 +1,118 @@
+"""Env-side state: the last observations and episode starts, and ``VecNormalize`` statistics."""
+from __future__ import annotations
+
+import collections
+import os
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.running_mean_std import RunningMeanStd
+from stable_baselines3.common.vec_env import VecNormalize, unwrap_vec_normalize
+
+from lifelong.checkpoint import archive
+from lifelong.checkpoint.members import VEC_NORMALIZE, _check_members
+
+__all__ = ["restore_vec_normalize"]
+
+
+def _vec_normalize_meta(venv: VecNormalize) -> dict:
+    return {
+        "norm_obs": bool(venv.norm_obs),
+        "norm_reward": bool(venv.norm_reward),
+        "norm_obs_keys": None if venv.norm_obs_keys is None else list(venv.norm_obs_keys),
+        "clip_obs": float(venv.clip_obs),
+        "clip_reward": float(venv.clip_reward),
+        "gamma": float(venv.gamma),
+        "epsilon": float(venv.epsilon),
+        "training": bool(venv.training),
+        "obs_rms_is_dict": isinstance(getattr(venv, "obs_rms", None), dict),
+    }
+
+
+def _rms_tree(rms: RunningMeanStd) -> dict:
+    return {"mean": np.asarray(rms.mean), "var": np.asarray(rms.var), "count": float(rms.count)}
+
+
+def _vec_normalize_tensors(venv: VecNormalize) -> dict:
+    tree: dict[str, Any] = {"ret_rms": _rms_tree(venv.ret_rms), "returns": np.asarray(venv.returns)}
+    obs_rms = getattr(venv, "obs_rms", None)  # absent when norm_obs=False on some SB3 versions
+    if isinstance(obs_rms, dict):
+        tree["obs_rms"] = {key: _rms_tree(r) for key, r in obs_rms.items()}
+    elif obs_rms is not None:
+        tree["obs_rms"] = _rms_tree(obs_rms)
+    return tree
+
+
+def _obs_tree(obs: Any) -> Any:
+    if obs is None:
+        return None
+    if isinstance(obs, dict):
+        return {str(k): np.asarray(v) for k, v in obs.items()}
+    return np.asarray(obs)
+
+
+def _restore_rms(rms: RunningMeanStd, saved: dict) -> None:
+    rms.mean = np.asarray(saved["mean"], dtype=np.float64).copy()
+    rms.var = np.asarray(saved["var"], dtype=np.float64).copy()
+    rms.count = float(saved["count"])
+
+
+def _restore_vec_normalize(venv: VecNormalize, meta: dict, tree: dict, with_returns: bool, source: Any) -> None:
+    settings = meta or {}
+    obs_rms = getattr(venv, "obs_rms", None)
+    saved_obs = tree.get("obs_rms")
+    if saved_obs is not None and obs_rms is not None:
+        saved_is_dict = bool(settings.get("obs_rms_is_dict"))
+        if isinstance(obs_rms, dict) != saved_is_dict or (saved_is_dict and set(obs_rms) != set(saved_obs)):
+            raise ValueError(f"{source}: the VecNormalize observation statistics do not fit the env's VecNormalize")
+        if isinstance(obs_rms, dict):
+            for key in obs_rms:
+                _check_shape(obs_rms[key].mean, saved_obs[key]["mean"], f"obs_rms[{key!r}]", source)
+                _restore_rms(obs_rms[key], saved_obs[key])
+        else:
+            _check_shape(obs_rms.mean, saved_obs["mean"], "obs_rms", source)
+            _restore_rms(obs_rms, saved_obs)
+    _restore_rms(venv.ret_rms, tree["ret_rms"])
+    for name in ("clip_obs", "clip_reward", "gamma", "epsilon"):
+        if name in settings:
+            setattr(venv, name, float(settings[name]))
+    returns = np.asarray(tree["returns"])
+    if with_returns and returns.shape == np.shape(venv.returns):
+        venv.returns = returns.astype(np.float64, copy=True)
+
+
+def _check_shape(live: np.ndarray, saved: np.ndarray, what: str, source: Any) -> None:
+    if np.shape(live) != np.shape(saved):
+        raise ValueError(f"{source}: VecNormalize {what} has shape {np.shape(saved)}, the env's has {np.shape(live)}")
+
+
+def _obs_from_tree(tree: Any) -> Any:
+    if tree is None or not isinstance(tree, dict):
+        return tree
+    return collections.OrderedDict((k, v) for k, v in tree.items())
+
+
+def restore_vec_normalize(path_or_state: str | os.PathLike | dict, venv: Any) -> VecNormalize:
+    """Apply a checkpoint's ``VecNormalize`` statistics to ``venv`` (wrapping it in a new
+    ``VecNormalize`` with the saved settings when it is not one) and return the VecNormalize."""
+    state = path_or_state if isinstance(path_or_state, dict) else archive.read_archive(path_or_state)
+    source = "state" if isinstance(path_or_state, dict) else path_or_state
+    meta = _check_members(state, source)
+    if VEC_NORMALIZE not in state:
+        raise ValueError(f"{source}: the checkpoint holds no VecNormalize statistics (its env was not a VecNormalize)")
+    settings = meta["vec_normalize"]
+    vn = unwrap_vec_normalize(venv)
+    if vn is None:
+        vn = VecNormalize(
+            venv,
+            training=settings["training"],
+            norm_obs=settings["norm_obs"],
+            norm_reward=settings["norm_reward"],
+            clip_obs=settings["clip_obs"],
+            clip_reward=settings["clip_reward"],
+            gamma=settings["gamma"],
+            epsilon=settings["epsilon"],
+            norm_obs_keys=settings["norm_obs_keys"],
+        )
+    _restore_vec_normalize(vn, settings, state[VEC_NORMALIZE], with_returns=False, source=source)
+    return vn

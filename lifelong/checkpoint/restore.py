@@ -1,0 +1,235 @@
+"""Members -> model: restore a saved state into a model (:func:`load_state`) or build one from a
+file (:func:`load_model`), after the compatibility checks."""
+from __future__ import annotations
+
+import collections
+import inspect
+import os
+import pathlib
+import warnings
+from typing import Any
+
+import torch
+
+from lifelong.checkpoint import archive
+from lifelong.checkpoint.codec import from_json, resolve_class
+from lifelong.checkpoint.counters import COUNTERS, _apply_hyperparameters, _tunable_names
+from lifelong.checkpoint.env_state import _obs_from_tree, _restore_vec_normalize
+from lifelong.checkpoint.members import ENV_STATE, OPTIMIZER, POLICY, RNG, VEC_NORMALIZE, VGS, _check_members
+from lifelong.checkpoint.rng import _restore_rng, _set_space_rng
+from lifelong.checkpoint.spaces import space_from_dict, spaces_equal
+
+__all__ = ["load_state", "load_model"]
+
+
+def _check_compatible(model: Any, state: dict, meta: dict, env_state: bool, source: Any) -> None:
+    """Every check that can fail, made before anything is changed (a refused state leaves the
+    model as it was)."""
+    saved_obs, saved_act = space_from_dict(meta["observation_space"]), space_from_dict(meta["action_space"])
+    if not spaces_equal(saved_obs, model.observation_space) or not spaces_equal(saved_act, model.action_space):
+        raise ValueError(
+            f"{source}: checkpoint spaces (observation {saved_obs}, action {saved_act}) do not match the "
+            f"model's (observation {model.observation_space}, action {model.action_space})"
+        )
+    if bool(meta["has_vgs"]) != (model.vgs is not None) or (model.vgs is not None and VGS not in state):
+        raise ValueError(
+            f"{source}: checkpoint has vgs={'on' if meta['has_vgs'] else 'off'}, the model has "
+            f"vgs={'on' if model.vgs is not None else 'off'}"
+        )
+    live = model.policy.state_dict()
+    saved = state[POLICY]
+    if not isinstance(saved, dict) or set(saved) != set(live):
+        missing = sorted(set(live) - set(saved or {}))[:5]
+        extra = sorted(set(saved or {}) - set(live))[:5]
+        raise ValueError(
+            f"{source}: the checkpoint's policy does not fit this model's policy (missing {missing}, unexpected "
+            f"{extra}): it was built with other architecture arguments"
+        )
+    for key, tensor in live.items():
+        other = saved[key]
+        if not isinstance(other, torch.Tensor) or other.shape != tensor.shape:
+            shape = tuple(other.shape) if isinstance(other, torch.Tensor) else type(other).__name__
+            raise ValueError(
+                f"{source}: the checkpoint's policy does not fit this model's policy: {key} has shape "
+                f"{shape} in the checkpoint, {tuple(tensor.shape)} in the model"
+            )
+    groups = state[OPTIMIZER].get("param_groups") if isinstance(state[OPTIMIZER], dict) else None
+    live_sizes = [len(g["params"]) for g in model.policy.optimizer.param_groups]
+    if not isinstance(groups, list) or [len(g.get("params", ())) for g in groups] != live_sizes:
+        raise ValueError(
+            f"{source}: the checkpoint's optimizer state does not fit this model's optimizer "
+            f"({type(model.policy.optimizer).__name__} with param groups of sizes {live_sizes})"
+        )
+    if env_state and model.env is not None and int(model.n_envs) != int(meta["n_envs"]):
+        raise ValueError(
+            f"{source}: the saved last observation is for n_envs={meta['n_envs']}, the model's env has "
+            f"{model.n_envs} copies"
+        )
+
+
+def _restore(model: Any, state: dict, *, exact: bool, env_state: bool, source: Any) -> None:
+    meta = _check_members(state, source)
+    _check_compatible(model, state, meta, env_state, source)
+    model.policy.load_state_dict(state[POLICY])
+    model.policy.optimizer.load_state_dict(state[OPTIMIZER])
+    if model.vgs is not None:
+        model.vgs.load_state_dict(state[VGS])
+    for name in COUNTERS:
+        setattr(model, name, from_json(meta["counters"][name]))
+    model.num_timesteps = int(model.num_timesteps)
+    model._n_updates = int(model._n_updates)
+
+    venv = model.get_vec_normalize_env()
+    if venv is not None and VEC_NORMALIZE in state:
+        _restore_vec_normalize(venv, meta.get("vec_normalize"), state[VEC_NORMALIZE], env_state, source)
+    elif VEC_NORMALIZE in state and exact and model.env is not None:
+        warnings.warn(
+            f"{source}: the checkpoint holds VecNormalize statistics but the env passed is not a VecNormalize; "
+            "they are not applied (use lifelong.checkpoint.restore_vec_normalize(path, venv))",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+    if exact:
+        window = int(meta.get("stats_window_size", model._stats_window_size))
+        for name in ("ep_info_buffer", "ep_success_buffer"):
+            saved = meta.get(name)
+            setattr(model, name, None if saved is None else collections.deque(from_json(saved), maxlen=window))
+        _restore_rng(meta, state[RNG])
+        _set_space_rng(model.action_space, meta["rng"]["action_space"])
+        _set_space_rng(model.observation_space, meta["rng"]["observation_space"])
+    if env_state:
+        env_tree = state[ENV_STATE]
+        model._last_obs = _obs_from_tree(env_tree["last_obs"])
+        model._last_episode_starts = env_tree["last_episode_starts"]
+        model._last_original_obs = _obs_from_tree(env_tree["last_original_obs"])
+
+
+def load_state(model: Any, state: dict[str, Any], *, exact: bool = False) -> None:
+    """Load a :func:`save_state` dict into ``model`` in place (the live parameters stay the same
+    objects: their values are copied, so the optimizer and scaler keep acting on them).
+
+    Always restored: policy (and return normaliser), optimizer state and param groups (UPGD
+    utilities, moments, ``lr``, ``sigma``), scaler (``alpha`` included), the other tunable
+    hyperparameters and the schedules, counters, and ``VecNormalize`` statistics (when both
+    sides have one). With ``exact=True`` also the random-number-generator states, the episode
+    buffers and the last observation / episode-start flags, which makes ``model`` continue
+    exactly as the saved one would (given the same env state). The default ``exact=False`` is
+    what a PBT exploit wants: the recipient keeps its own random streams and its env's current
+    observation. The model's architecture must match (``ValueError`` otherwise).
+    """
+    meta = _check_members(state, "state")
+    _check_compatible(model, state, meta, exact, "state")
+    _apply_hyperparameters(model, meta)
+    _restore(model, state, exact=exact, env_state=exact, source="state")
+
+
+def _constructor_parameters(cls: type) -> set[str]:
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters
+        names.update(n for n, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
+        if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+            break
+    names.discard("self")
+    return names
+
+
+def load_model(
+    cls: type,
+    path: str | os.PathLike,
+    env: Any = None,
+    device: torch.device | str = "auto",
+    custom_objects: dict[str, Any] | None = None,
+    force_reset: bool = True,
+    **kwargs: Any,
+) -> Any:
+    """Rebuild a model of class ``cls`` from the checkpoint at ``path`` (SB3's ``load`` semantics).
+
+    ``env``: the env to continue on (its spaces must equal the checkpoint's: ``ValueError``
+    naming both otherwise). ``force_reset=False`` keeps the saved last observation and
+    episode-start flags, so training with the *same live env object* continues exactly.
+    ``custom_objects`` and ``kwargs`` replace constructor arguments (unknown names:
+    ``ValueError``); ``custom_objects`` also supplies classes the file names but lifelong will not
+    import (a custom policy class: ``custom_objects={"policy": MyPolicy}``). Nothing is re-seeded
+    (unless ``seed=`` is passed). Missing file: ``FileNotFoundError``; any other unreadable file:
+    :class:`lifelong.CheckpointError`.
+    """
+    custom_objects = dict(custom_objects or {})
+    if isinstance(path, (str, os.PathLike)):
+        path = pathlib.Path(path)
+        if not path.exists() and not path.suffix:
+            path = path.with_suffix(".zip")  # SB3: save("x") writes x.zip, load("x") reads it
+    elif not hasattr(path, "read"):
+        raise ValueError(f"path must be a file path or a binary file object, got {type(path).__name__}")
+    allowed = _constructor_parameters(cls) - {"self", "env", "device", "_init_setup_model"}
+    setter_only = {k for k in kwargs if k in _tunable_names() and k not in allowed}  # sigma, vgs_alpha
+    unknown = sorted(set(custom_objects) - allowed - {"policy", "policy_class"}) + sorted(
+        set(kwargs) - allowed - setter_only
+    )
+    if unknown:
+        raise ValueError(
+            f"unknown custom_objects/kwargs {unknown} for {cls.__name__}.load: expected constructor "
+            f"arguments of {cls.__name__} ({', '.join(sorted(allowed))}) or tunable hyperparameters "
+            f"({', '.join(_tunable_names())})"
+        )
+    tunable_overrides = {
+        k: v for k, v in kwargs.items() if k in _tunable_names() and isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+    kwargs = {k: v for k, v in kwargs.items() if k not in setter_only}
+    if isinstance(path, pathlib.Path):
+        state = archive.read_archive(path)
+    else:
+        state = archive.unpack(path.read(), getattr(path, "name", "<file object>"))
+    meta = _check_members(state, path)
+    saved_algorithm = str(meta.get("algorithm", ""))
+    if saved_algorithm.rpartition(":")[2] not in {k.__qualname__ for k in cls.__mro__}:
+        raise ValueError(f"{path} holds a {saved_algorithm} checkpoint, not one {cls.__name__} can load")
+
+    obs_space = space_from_dict(meta["observation_space"])
+    act_space = space_from_dict(meta["action_space"])
+    if env is not None:
+        env = cls._wrap_env(env, int(kwargs.get("verbose", 0)))
+        if not spaces_equal(obs_space, env.observation_space) or not spaces_equal(act_space, env.action_space):
+            raise ValueError(
+                f"{path} was saved for observation space {obs_space} and action space {act_space}; the env passed "
+                f"has observation space {env.observation_space} and action space {env.action_space}"
+            )
+        if not force_reset and env.num_envs != int(meta["n_envs"]):
+            raise ValueError(
+                f"{path} was saved with n_envs={meta['n_envs']}; force_reset=False needs an env with as many "
+                f"copies, the env passed has {env.num_envs} (or load with force_reset=True)"
+            )
+
+    ctor = from_json(meta["constructor_kwargs"], custom_objects, "constructor argument")
+    policy_override = custom_objects.pop("policy", custom_objects.pop("policy_class", None))
+    ctor.update(custom_objects)
+    ctor.update(kwargs)
+    user_seed = ctor.pop("seed", None) if "seed" in kwargs else None
+    ctor.pop("seed", None)
+    policy = policy_override
+    if policy is None:
+        ref = meta["policy"]
+        policy = ref if isinstance(ref, str) else resolve_class(ref["__class__"], custom_objects, "policy")
+
+    model = cls(policy=policy, env=env, device=device, seed=None, _init_setup_model=False, **ctor)
+    if env is None:
+        model.observation_space = obs_space
+        model.action_space = act_space
+        model.n_envs = int(meta["n_envs"])
+    model._setup_model()
+    model.seed = meta.get("seed")
+
+    restore_env_state = env is None or not force_reset
+    _restore(model, state, exact=True, env_state=restore_env_state, source=path)
+    if env is not None and force_reset:
+        model._last_obs = None
+    if tunable_overrides:
+        model.set_hyperparameters(**tunable_overrides)  # re-apply over the restored optimizer groups
+    if user_seed is not None:
+        model.seed = user_seed
+        model.set_random_seed(user_seed)
+    return model
