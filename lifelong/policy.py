@@ -22,7 +22,6 @@ Public methods beyond Stable-Baselines3's ``ActorCriticPolicy``:
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -47,6 +46,9 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
 from lifelong import critics as C
+from lifelong.action_sampling import log_prob_entropy, sample_actions
+from lifelong.critic_ensemble import CriticEnsemble
+from lifelong.critic_spec import CriticSpec, critic_spec_attributes, validate_distributional_args
 from lifelong.normalize import ReturnNormalizer
 
 __all__ = [
@@ -55,92 +57,6 @@ __all__ = [
     "DistributionalMultiInputPolicy",
     "DistributionalCnnPolicy",
 ]
-
-
-class CriticEnsemble(nn.Module):
-    """``n_members`` independent MLPs ``in_dim -> hidden... -> out_dim``, evaluated batched.
-
-    Layer ``i`` holds ``weight_i [m, d_in, d_out]`` and ``bias_i [m, 1, d_out]`` where ``m`` is
-    ``n_members`` (or 1 for the trunk layers when ``share_trunk``). ``forward(x [B, in_dim])``
-    returns ``[n_members, B, out_dim]``. Member ``k``'s computation uses only slice ``k`` of every
-    tensor, so the members' parameters and gradients are independent.
-    """
-
-    def __init__(
-        self,
-        in_dim: int,
-        hidden: list[int],
-        n_members: int,
-        out_dim: int,
-        activation_fn: type[nn.Module] = nn.Tanh,
-        share_trunk: bool = False,
-    ) -> None:
-        super().__init__()
-        self.n_members = int(n_members)
-        self.share_trunk = bool(share_trunk)
-        dims = [int(in_dim), *[int(h) for h in hidden], int(out_dim)]
-        self.weights = nn.ParameterList()
-        self.biases = nn.ParameterList()
-        for i, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:])):
-            is_head = i == len(dims) - 2
-            m = self.n_members if (is_head or not self.share_trunk) else 1
-            self.weights.append(nn.Parameter(th.empty(m, d_in, d_out)))
-            self.biases.append(nn.Parameter(th.zeros(m, 1, d_out)))
-        self.activation = activation_fn()
-        self.reset_parameters()
-
-    @th.no_grad()
-    def reset_parameters(self, ortho: bool = False, hidden_gain: float = math.sqrt(2), head_gain: float = 1.0) -> None:
-        """Per member: orthogonal init (SB3's gains) when ``ortho``, else ``nn.Linear``'s default."""
-        n_layers = len(self.weights)
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            d_in, d_out = w.shape[1], w.shape[2]
-            for k in range(w.shape[0]):
-                if ortho:
-                    tmp = th.empty(d_out, d_in)
-                    nn.init.orthogonal_(tmp, gain=head_gain if i == n_layers - 1 else hidden_gain)
-                    w[k].copy_(tmp.t())
-                    b[k].zero_()
-                else:
-                    bound = 1.0 / math.sqrt(d_in) if d_in > 0 else 0.0
-                    w[k].uniform_(-bound, bound)
-                    b[k].uniform_(-bound, bound)
-
-    def forward_hidden(self, x: th.Tensor) -> tuple[th.Tensor, list[th.Tensor]]:
-        """``(outputs [n, B, out], [post-activation hidden [n or 1, B, h] per hidden layer])``."""
-        hidden: list[th.Tensor] = []
-        h = x.unsqueeze(0)
-        n_layers = len(self.weights)
-        for i in range(n_layers):
-            w, b = self.weights[i], self.biases[i]
-            m = w.shape[0]
-            if h.shape[0] != m:
-                h = h.expand(m, -1, -1)
-            h = th.baddbmm(b, h, w)
-            if i < n_layers - 1:
-                h = self.activation(h)
-                hidden.append(h)
-        return h, hidden
-
-    def forward(self, x: th.Tensor) -> th.Tensor:
-        h = x.unsqueeze(0)
-        n_layers = len(self.weights)
-        for i in range(n_layers):
-            w, b = self.weights[i], self.biases[i]
-            if h.shape[0] != w.shape[0]:
-                h = h.expand(w.shape[0], -1, -1)
-            h = th.baddbmm(b, h, w)
-            if i < n_layers - 1:
-                h = self.activation(h)
-        return h
-
-    def member_parameters(self, k: int) -> list[th.Tensor]:
-        """Views of member ``k``'s slices of every layer (trunk slices shared when share_trunk)."""
-        out = []
-        for w, b in zip(self.weights, self.biases):
-            j = k if w.shape[0] > 1 else 0
-            out += [w[j], b[j]]
-        return out
 
 
 def _split_net_arch(net_arch: Any, features_extractor_class: type) -> tuple[list[int], list[int]]:
@@ -153,6 +69,8 @@ def _split_net_arch(net_arch: Any, features_extractor_class: type) -> tuple[list
     raise ValueError(f"net_arch must be None, a list of layer sizes or dict(pi=[...], vf=[...]), got {net_arch!r}")
 
 
+
+@critic_spec_attributes
 class DistributionalActorCriticPolicy(ActorCriticPolicy):
     """SB3 ``ActorCriticPolicy`` whose value function is ``n_critics`` distributional critics.
 
@@ -196,25 +114,16 @@ class DistributionalActorCriticPolicy(ActorCriticPolicy):
         normalize_returns: bool = True,
         share_critic_trunk: bool = False,
     ) -> None:
-        validate_distributional_args(
+        self.critic_spec = CriticSpec.build(
             critic=critic, n_quantiles=n_quantiles, huber_kappa=huber_kappa, n_atoms=n_atoms, v_min=v_min,
             v_max=v_max, categorical_projection=categorical_projection, value_aggregation=value_aggregation,
-            cvar_alpha=cvar_alpha,
+            cvar_alpha=cvar_alpha, normalize_returns=normalize_returns,
         )
         if n_critics not in (1, 2):
             raise ValueError(f"n_critics must be 1 or 2, got {n_critics!r}")
-        # Plain attributes needed by _build (called inside super().__init__).
-        self.critic = critic
-        self.n_quantiles = int(n_quantiles)
-        self.huber_kappa = float(huber_kappa)
-        self.n_atoms = int(n_atoms)
-        self.v_min = float(v_min)
-        self.v_max = float(v_max)
-        self.categorical_projection = categorical_projection
+        # Plain attributes needed by _build (called inside super().__init__); the critic
+        # settings (critic, n_quantiles, ...) are read-only views of self.critic_spec.
         self.n_critics = int(n_critics)
-        self.value_aggregation = value_aggregation
-        self.cvar_alpha = None if cvar_alpha is None else float(cvar_alpha)
-        self.normalize_returns = bool(normalize_returns)
         self.share_critic_trunk = bool(share_critic_trunk)
         self._pi_arch, self._vf_arch = _split_net_arch(net_arch, features_extractor_class)
         super().__init__(
@@ -364,30 +273,7 @@ class DistributionalActorCriticPolicy(ActorCriticPolicy):
         return actions, values, log_prob
 
     def _sample(self, latent_pi: th.Tensor, deterministic: bool) -> tuple[th.Tensor, th.Tensor]:
-        # Fast paths for the two common distributions: the same distributions as SB3's, drawn
-        # from the same global torch generator, without building torch.distributions objects
-        # (their construction and argument validation dominated the rollout step's profile).
-        if isinstance(self.action_dist, CategoricalDistribution):
-            logp_all = th.log_softmax(self.action_net(latent_pi), dim=-1)
-            if deterministic:
-                actions = logp_all.argmax(dim=-1)
-            else:
-                actions = th.multinomial(logp_all.exp(), 1).squeeze(-1)
-            return actions, logp_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
-        if isinstance(self.action_dist, DiagGaussianDistribution):
-            mean = self.action_net(latent_pi)
-            log_std = self.log_std.expand_as(mean)
-            if deterministic:
-                actions = mean
-                log_prob = (-log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-            else:
-                noise = th.randn_like(mean)
-                actions = mean + noise * log_std.exp()
-                log_prob = (-0.5 * noise * noise - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-            return actions, log_prob
-        distribution = self._get_action_dist_from_latent(latent_pi)
-        actions = distribution.get_actions(deterministic=deterministic)
-        return actions, distribution.log_prob(actions)
+        return sample_actions(self, latent_pi, deterministic)
 
     def evaluate_actions_distributional(
         self, obs: PyTorchObs, actions: th.Tensor
@@ -400,22 +286,7 @@ class DistributionalActorCriticPolicy(ActorCriticPolicy):
         return log_prob, entropy, self.critics(vf_features)
 
     def _log_prob_entropy(self, latent_pi: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, th.Tensor | None]:
-        # Fast paths (same values as SB3's distributions, without building torch.distributions
-        # objects and their argument validation on every minibatch).
-        if isinstance(self.action_dist, CategoricalDistribution):
-            logp_all = th.log_softmax(self.action_net(latent_pi), dim=-1)
-            log_prob = logp_all.gather(-1, actions.long().reshape(-1, 1)).squeeze(-1)
-            entropy = -(logp_all.exp() * logp_all).sum(-1)
-            return log_prob, entropy
-        if isinstance(self.action_dist, DiagGaussianDistribution):
-            mean = self.action_net(latent_pi)
-            log_std = self.log_std.expand_as(mean)
-            z = (actions - mean) * th.exp(-log_std)
-            log_prob = (-0.5 * z * z - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-            entropy = (0.5 + 0.5 * math.log(2 * math.pi) + log_std).sum(-1)
-            return log_prob, entropy
-        distribution = self._get_action_dist_from_latent(latent_pi)
-        return distribution.log_prob(actions), distribution.entropy()
+        return log_prob_entropy(self, latent_pi, actions)
 
     def evaluate_actions(self, obs: PyTorchObs, actions: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
         """SB3 contract: ``(aggregated values [B, 1] in return units, log_prob, entropy)``."""
@@ -439,48 +310,3 @@ class DistributionalCnnPolicy(DistributionalActorCriticPolicy):
         kwargs.setdefault("features_extractor_class", NatureCNN)
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
 
-
-def validate_distributional_args(
-    *,
-    critic: Any,
-    n_quantiles: Any,
-    huber_kappa: Any,
-    n_atoms: Any,
-    v_min: Any,
-    v_max: Any,
-    categorical_projection: Any,
-    value_aggregation: Any,
-    cvar_alpha: Any,
-) -> None:
-    """``ValueError`` naming the argument, the bad value and what is accepted."""
-
-    def is_int(x: Any) -> bool:
-        return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
-
-    def is_num(x: Any) -> bool:
-        return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) and math.isfinite(x)
-
-    if critic not in C.CRITICS:
-        raise ValueError(f"critic={critic!r} is not supported: accepted values are {list(C.CRITICS)}")
-    if value_aggregation not in C.AGGREGATIONS:
-        raise ValueError(f"value_aggregation={value_aggregation!r} is not supported: accepted values are {list(C.AGGREGATIONS)}")
-    if categorical_projection not in C.PROJECTIONS:
-        raise ValueError(
-            f"categorical_projection={categorical_projection!r} is not supported: accepted values are {list(C.PROJECTIONS)}"
-        )
-    if not is_int(n_quantiles) or n_quantiles < 1:
-        raise ValueError(f"n_quantiles={n_quantiles!r} is invalid: expected an integer >= 1")
-    if not is_num(huber_kappa) or huber_kappa <= 0:
-        raise ValueError(f"huber_kappa={huber_kappa!r} is invalid: expected a finite number > 0")
-    if not is_int(n_atoms) or n_atoms < 2:
-        raise ValueError(f"n_atoms={n_atoms!r} is invalid: expected an integer >= 2")
-    if not is_num(v_min) or not is_num(v_max) or not v_min < v_max:
-        raise ValueError(f"v_min={v_min!r}, v_max={v_max!r} are invalid: expected finite numbers with v_min < v_max")
-    if cvar_alpha is not None:
-        if not is_num(cvar_alpha) or not (0.0 < cvar_alpha <= 1.0):
-            raise ValueError(f"cvar_alpha={cvar_alpha!r} is invalid: expected None or a number in (0, 1]")
-        if critic != "quantile":
-            raise ValueError(
-                f"cvar_alpha={cvar_alpha!r} requires critic='quantile' (got critic={critic!r}): "
-                "CVaR is computed from the quantile distribution"
-            )

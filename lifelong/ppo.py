@@ -30,10 +30,7 @@ values of the tunable hyperparameters.
 """
 from __future__ import annotations
 
-import importlib
-import math
 import warnings
-from numbers import Real
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -47,105 +44,41 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 from stable_baselines3.common.utils import explained_variance
 
 from lifelong import critics as C
-from lifelong.hyperparams import validate
+from lifelong import ppo_construction, ppo_hyperparams, ppo_logging
+from lifelong.class_refs import _ALLOWED_CLASS_MODULES, _class_ref, _decode_json, _encode_json, _import_ref  # noqa: F401
+from lifelong.critic_spec import CriticSpec, critic_spec_attributes
 from lifelong.normalize import ReturnNormalizer
+from lifelong.ppo_checks import (  # noqa: F401  (_SUPPORTED_OBS_SPACES, _is_int re-exported)
+    _POLICY_OWNED_KWARGS,
+    _SUPPORTED_ACTION_SPACES,
+    _SUPPORTED_OBS_SPACES,
+    _is_int,
+    check_ppo_args,
+    check_spaces,
+)
 from lifelong.policy import (
     DistributionalActorCriticPolicy,
     DistributionalCnnPolicy,
     DistributionalMultiInputPolicy,
-    validate_distributional_args,
+    validate_distributional_args,  # noqa: F401  (re-exported)
 )
-from lifelong.schedules import Constant, as_schedule, is_data_schedule
-from lifelong.optim import UPGD, AdaptiveUPGD
+from lifelong.ppo_optim import (  # noqa: F401  (re-exported: lifelong.ppo.OPTIMIZERS, ...)
+    DEFAULT_LEARNING_RATE,
+    DEFAULT_VGS_KWARGS,
+    OPTIMIZERS,
+    _DefaultLearningRate,
+    policy_optimizer_kwargs,
+    resolve_learning_rate,
+    resolve_optimizer,
+)
+from lifelong.schedules import as_schedule
 
 __all__ = ["DistributionalPPO", "OPTIMIZERS", "DEFAULT_LEARNING_RATE", "DEFAULT_VGS_KWARGS"]
 
 SelfDistributionalPPO = TypeVar("SelfDistributionalPPO", bound="DistributionalPPO")
 
 
-class _DefaultLearningRate(float):
-    """PPO's default learning rate, as a distinguishable object: ``learning_rate`` was
-    "explicitly given" iff it is not this very object (so ``learning_rate=3e-4`` passed by a user
-    still conflicts with ``optimizer_kwargs["lr"]``)."""
-
-    def __repr__(self) -> str:
-        return "0.0003"
-
-
-DEFAULT_LEARNING_RATE = _DefaultLearningRate(3e-4)
-
-#: optimizer names accepted by ``optimizer=`` -> "module:ClassName"
-OPTIMIZERS: dict[str, str] = {
-    "adam": "torch.optim:Adam",
-    "upgd": "lifelong.optim:UPGD",
-    "adaptive_upgd": "lifelong.optim:AdaptiveUPGD",
-    "upgdw": "lifelong.optim:UPGDW",
-}
-
-#: the agent's default scaler arguments (merged under ``vgs_kwargs``). The scaler's own default
-#: ``alpha=0.1`` stalls PPO: its noise-to-signal ratio over PPO minibatches is typically 30-200,
-#: i.e. a step factor of 0.05-0.25 (measured on CartPole-v1, see docs/agent.md).
-DEFAULT_VGS_KWARGS: dict[str, Any] = {"alpha": 1e-3}
-
-_SUPPORTED_ACTION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
-_SUPPORTED_OBS_SPACES = (spaces.Box, spaces.Dict, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
-# Modules from which an encoded class reference ({"__class__": "module:Name"}) may be resolved.
-_ALLOWED_CLASS_MODULES = ("torch.nn", "torch.optim", "stable_baselines3.", "lifelong.")
-_POLICY_OWNED_KWARGS = (
-    "optimizer_class", "optimizer_kwargs", "critic", "n_quantiles", "huber_kappa", "n_atoms", "v_min", "v_max",
-    "categorical_projection", "n_critics", "value_aggregation", "cvar_alpha", "normalize_returns",
-)
-
-
-def _import_ref(ref: str) -> Any:
-    module, _, name = ref.partition(":")
-    if not name or not (module.startswith(_ALLOWED_CLASS_MODULES) or module in ("torch.nn", "torch.optim")):
-        raise ValueError(f"class reference {ref!r} is not allowed: expected 'module:Name' from {_ALLOWED_CLASS_MODULES}")
-    obj: Any = importlib.import_module(module)
-    for part in name.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
-def _class_ref(cls: type) -> str:
-    return f"{cls.__module__}:{cls.__qualname__}"
-
-
-def _encode_json(value: Any, where: str) -> Any:
-    """JSON-able form of constructor data; classes become {"__class__": "module:Name"}."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value)
-    if isinstance(value, (list, tuple)):
-        return [_encode_json(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, dict):
-        if not all(isinstance(k, str) for k in value):
-            raise ValueError(f"{where}: only string keys can be saved, got {list(value)}")
-        return {k: _encode_json(v, f"{where}.{k}") for k, v in value.items()}
-    if isinstance(value, type):
-        ref = _class_ref(value)
-        _import_ref(ref)  # fails now, not at load, when it could not be resolved
-        return {"__class__": ref}
-    raise ValueError(f"{where}={value!r} cannot be saved as JSON (numbers, strings, lists, dicts and classes only)")
-
-
-def _decode_json(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_decode_json(v) for v in value]
-    if isinstance(value, dict):
-        if set(value) == {"__class__"} and isinstance(value["__class__"], str):
-            return _import_ref(value["__class__"])
-        return {k: _decode_json(v) for k, v in value.items()}
-    return value
-
-
-def _is_int(x: Any) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
-
-
+@critic_spec_attributes
 class DistributionalPPO(OnPolicyAlgorithm):
     """PPO (clip) with one or two distributional critics, by default twin quantile critics,
     trained with AdaptiveUPGD under a variance gradient scaler.
@@ -239,55 +172,33 @@ class DistributionalPPO(OnPolicyAlgorithm):
         diagnostics_every: int = 10,
         _init_setup_model: bool = True,
     ):
-        validate_distributional_args(
+        critic_spec = CriticSpec.build(
             critic=critic, n_quantiles=n_quantiles, huber_kappa=huber_kappa, n_atoms=n_atoms, v_min=v_min,
             v_max=v_max, categorical_projection=categorical_projection, value_aggregation=value_aggregation,
-            cvar_alpha=cvar_alpha,
+            cvar_alpha=cvar_alpha, normalize_returns=normalize_returns,
         )
         # ---- optimizer and learning rate
         optimizer_class = self._resolve_optimizer(optimizer)
-        if optimizer_kwargs is not None and not isinstance(optimizer_kwargs, dict):
-            raise ValueError(f"optimizer_kwargs must be a dict or None, got {optimizer_kwargs!r}")
-        optimizer_kwargs = dict(optimizer_kwargs or {})
-        if "lr" in optimizer_kwargs:
-            if learning_rate is not DEFAULT_LEARNING_RATE:
-                raise ValueError(
-                    f"learning_rate={learning_rate!r} and optimizer_kwargs['lr']={optimizer_kwargs['lr']!r} were both "
-                    "given: pass the learning rate in only one of them"
-                )
-            learning_rate = optimizer_kwargs.pop("lr")
-        if isinstance(learning_rate, _DefaultLearningRate):
-            learning_rate = float(learning_rate)
-        if isinstance(learning_rate, Real) and not isinstance(learning_rate, bool):
-            learning_rate = validate("learning_rate", learning_rate)
-        else:
-            learning_rate = as_schedule(learning_rate, "learning_rate")
-        if vgs_kwargs is not None and not isinstance(vgs_kwargs, dict):
-            raise ValueError(f"vgs_kwargs must be a dict or None, got {vgs_kwargs!r}")
-        if not isinstance(twin_critics, (bool, np.bool_)):
-            raise ValueError(f"twin_critics must be True or False, got {twin_critics!r}")
-        if not isinstance(vgs, (bool, np.bool_)):
-            raise ValueError(f"vgs must be True or False, got {vgs!r}")
-        if not _is_int(diagnostics_every) or diagnostics_every < 0:
-            raise ValueError(f"diagnostics_every={diagnostics_every!r} is invalid: expected an integer >= 0 (0 disables)")
-        # ---- PPO arguments
-        if not _is_int(n_steps) or n_steps < 1:
-            raise ValueError(f"n_steps={n_steps!r} is invalid: expected an integer >= 1")
-        for name, value in (("ent_coef", ent_coef), ("vf_coef", vf_coef), ("gamma", gamma), ("gae_lambda", gae_lambda),
-                            ("max_grad_norm", max_grad_norm), ("n_epochs", n_epochs)):
-            validate(name, value)
-        if not _is_int(batch_size) or batch_size < 1:
-            raise ValueError(f"batch_size={batch_size!r} is invalid: expected an integer >= 1")
-        if normalize_advantage and batch_size < 2:
-            raise ValueError(f"batch_size={batch_size!r} is invalid: must be > 1 when normalize_advantage=True")
-        if isinstance(clip_range, Real):
-            validate("clip_range", clip_range)
-        if clip_range_vf is not None and isinstance(clip_range_vf, Real) and not (
-            math.isfinite(float(clip_range_vf)) and clip_range_vf > 0
-        ):
-            raise ValueError(f"clip_range_vf={clip_range_vf!r} is invalid: expected a positive number or None")
-        if target_kl is not None and not (isinstance(target_kl, Real) and target_kl > 0):
-            raise ValueError(f"target_kl={target_kl!r} is invalid: expected a positive number or None")
+        optimizer_kwargs, learning_rate = resolve_learning_rate(learning_rate, optimizer_kwargs)
+        # ---- the other arguments, then PPO's
+        check_ppo_args(
+            vgs_kwargs=vgs_kwargs,
+            twin_critics=twin_critics,
+            vgs=vgs,
+            diagnostics_every=diagnostics_every,
+            n_steps=n_steps,
+            ent_coef=ent_coef,
+            vf_coef=vf_coef,
+            gamma=gamma,
+            gae_lambda=gae_lambda,
+            max_grad_norm=max_grad_norm,
+            n_epochs=n_epochs,
+            batch_size=batch_size,
+            normalize_advantage=normalize_advantage,
+            clip_range=clip_range,
+            clip_range_vf=clip_range_vf,
+            target_kl=target_kl,
+        )
         # ---- policy and policy_kwargs
         policy_kwargs = _decode_json(dict(policy_kwargs or {}))
         clash = sorted(set(policy_kwargs) & set(_POLICY_OWNED_KWARGS))
@@ -340,22 +251,15 @@ class DistributionalPPO(OnPolicyAlgorithm):
         self.normalize_advantage = bool(normalize_advantage)
         self.target_kl = None if target_kl is None else float(target_kl)
 
-        self.critic = critic
-        self.n_quantiles = int(n_quantiles)
-        self.huber_kappa = float(huber_kappa)
-        self.n_atoms = int(n_atoms)
-        self.v_min = float(v_min)
-        self.v_max = float(v_max)
-        self.categorical_projection = categorical_projection
+        # critic, n_quantiles, huber_kappa, n_atoms, v_min, v_max, categorical_projection,
+        # value_aggregation, cvar_alpha, normalize_returns: read-only views of critic_spec.
+        self.critic_spec = critic_spec
         self.twin_critics = bool(twin_critics)
-        self.value_aggregation = value_aggregation
         self.optimizer_class = optimizer_class
         self.optimizer_kwargs = optimizer_kwargs
         self.use_vgs = bool(vgs)
         self.vgs_kwargs = {**DEFAULT_VGS_KWARGS, **(vgs_kwargs or {})}
         self.vgs = None  # the VarianceGradientScaler, built in _setup_model
-        self.normalize_returns = bool(normalize_returns)
-        self.cvar_alpha = None if cvar_alpha is None else float(cvar_alpha)
         self.diagnostics_every = int(diagnostics_every)
         self._n_train_calls = 0
 
@@ -365,37 +269,11 @@ class DistributionalPPO(OnPolicyAlgorithm):
     # ------------------------------------------------------------------ validation helpers
     @staticmethod
     def _resolve_optimizer(optimizer: Any) -> type[th.optim.Optimizer]:
-        if isinstance(optimizer, str):
-            if optimizer not in OPTIMIZERS:
-                raise ValueError(f"optimizer={optimizer!r} is not supported: accepted values are {list(OPTIMIZERS)} or an optimizer class")
-            return _import_ref(OPTIMIZERS[optimizer])
-        if isinstance(optimizer, dict):
-            optimizer = _decode_json(optimizer)
-        if isinstance(optimizer, type) and issubclass(optimizer, th.optim.Optimizer):
-            return optimizer
-        raise ValueError(f"optimizer={optimizer!r} is invalid: expected one of {list(OPTIMIZERS)} or a torch.optim.Optimizer subclass")
+        return resolve_optimizer(optimizer)
 
     @classmethod
     def _check_spaces(cls, policy: Any, observation_space: spaces.Space, action_space: spaces.Space) -> None:
-        if not isinstance(action_space, _SUPPORTED_ACTION_SPACES):
-            raise ValueError(
-                f"env has action space {action_space}, which DistributionalPPO does not support: accepted action spaces "
-                f"are {[s.__name__ for s in _SUPPORTED_ACTION_SPACES]}"
-            )
-        if isinstance(action_space, spaces.Box) and not np.all(np.isfinite(np.array([action_space.low, action_space.high]))):
-            raise ValueError(f"env has action space {action_space} with infinite bounds: a Box action space must be bounded")
-        if not isinstance(observation_space, _SUPPORTED_OBS_SPACES):
-            raise ValueError(
-                f"env has observation space {observation_space}, which DistributionalPPO does not support: accepted "
-                f"observation spaces are {[s.__name__ for s in _SUPPORTED_OBS_SPACES]}"
-            )
-        is_dict = isinstance(observation_space, spaces.Dict)
-        if policy in ("MlpPolicy", "CnnPolicy") and is_dict:
-            raise ValueError(f"policy={policy!r} does not accept a Dict observation space: use policy='MultiInputPolicy'")
-        if policy == "MultiInputPolicy" and not is_dict:
-            raise ValueError(
-                f"policy='MultiInputPolicy' needs a Dict observation space, got {observation_space}: use policy='MlpPolicy'"
-            )
+        check_spaces(policy, observation_space, action_space)
 
     def _check_batch_size(self, batch_size: int, normalize_advantage: bool) -> None:
         buffer_size = self.n_steps * self.n_envs
@@ -422,23 +300,11 @@ class DistributionalPPO(OnPolicyAlgorithm):
 
     def _policy_build_kwargs(self) -> dict[str, Any]:
         kwargs = dict(self.policy_kwargs)
-        optimizer_kwargs = dict(self.optimizer_kwargs)
-        if self.optimizer_class is th.optim.Adam:
-            optimizer_kwargs.setdefault("eps", 1e-5)  # as Stable-Baselines3's PPO
         kwargs.update(
             optimizer_class=self.optimizer_class,
-            optimizer_kwargs=optimizer_kwargs,
-            critic=self.critic,
-            n_quantiles=self.n_quantiles,
-            huber_kappa=self.huber_kappa,
-            n_atoms=self.n_atoms,
-            v_min=self.v_min,
-            v_max=self.v_max,
-            categorical_projection=self.categorical_projection,
+            optimizer_kwargs=policy_optimizer_kwargs(self.optimizer_class, self.optimizer_kwargs),
             n_critics=2 if self.twin_critics else 1,
-            value_aggregation=self.value_aggregation,
-            cvar_alpha=self.cvar_alpha,
-            normalize_returns=self.normalize_returns,
+            **self.critic_spec.as_kwargs(),
         )
         return kwargs
 
@@ -626,47 +492,7 @@ class DistributionalPPO(OnPolicyAlgorithm):
         critic_ev: list[float],
         spread: th.Tensor,
     ) -> None:
-        n_critics = len(critic_ev)
-        # One host transfer for all the minibatch statistics.
-        summary = th.stack(stats).mean(0) if stats else th.full((3 + n_critics,), float("nan"))
-        kl = th.stack(epoch_kls).mean() if epoch_kls else th.tensor(float("nan"))
-        values = th.cat([summary, kl.reshape(1), last_loss.reshape(1), spread.reshape(1)]).tolist()
-        pg, ent, clip_frac = values[:3]
-        critic_losses = values[3 : 3 + n_critics]
-        kl_v, loss_v, spread_v = values[3 + n_critics :]
-        record = self.logger.record
-        record("train/entropy_loss", ent)
-        record("train/policy_gradient_loss", pg)
-        record("train/value_loss", float(np.mean(critic_losses)))
-        for c, v in enumerate(critic_losses):
-            record(f"train/critic{c}_loss", v)
-        record("train/approx_kl", kl_v)
-        record("train/clip_fraction", clip_frac)
-        record("train/loss", loss_v)
-        buffer = self.rollout_buffer
-        returns_np = buffer.returns.flatten()
-        record("train/explained_variance", explained_variance(buffer.values.flatten(), returns_np))
-        for c, v in enumerate(critic_ev):
-            record(f"train/critic{c}_explained_variance", v)
-        record("train/quantile_spread", spread_v)
-        if hasattr(self.policy, "log_std"):
-            record("train/std", th.exp(self.policy.log_std).mean().item())
-        record("train/n_updates", self._n_updates, exclude="tensorboard")
-        record("train/clip_range", clip_range)
-        if clip_range_vf is not None:
-            record("train/clip_range_vf", clip_range_vf)
-        if self.vgs is not None:
-            last = self.vgs.last_stats or {}
-            record("train/vgs_factor", float(self.vgs.factor))
-            if "ratio" in last:
-                record("train/vgs_ratio", float(last["ratio"]))
-        if isinstance(self.policy.optimizer, (UPGD, AdaptiveUPGD)):
-            for key, value in self.policy.optimizer.gating_stats().items():
-                if key in ("gate_mean", "utility_mean", "utility_max", "utility_min"):
-                    record(f"train/upgd_{key}", value)
-        if self.diagnostics_every and self._n_train_calls % self.diagnostics_every == 0:
-            for key, value in self.plasticity_diagnostics().items():
-                record(key, value)
+        ppo_logging.log_train(self, stats, epoch_kls, last_loss, clip_range, clip_range_vf, critic_ev, spread)
 
     @th.no_grad()
     def plasticity_diagnostics(self, n_obs: int = 256) -> dict[str, float]:
@@ -674,37 +500,8 @@ class DistributionalPPO(OnPolicyAlgorithm):
         ``plasticity/effective_rank`` (mean over the last hidden layer of the actor and of each
         critic) and ``plasticity/weight_norm`` (L2 norm of all policy parameters), on up to
         ``n_obs`` observations of the last rollout. Uses :mod:`lifelong.diagnostics`."""
-        from lifelong import diagnostics as D
+        return ppo_logging.plasticity_diagnostics(self, n_obs)
 
-        policy = self.policy
-        obs_np = D.observations_from_buffer(self.rollout_buffer, n_obs)
-        obs, _ = policy.obs_to_tensor(obs_np)
-        actor_layers = [
-            name for name, m in policy.named_modules()
-            if isinstance(m, D.ACTIVATION_TYPES) and not name.startswith("critics")
-        ]
-        with D.capture_activations(policy, actor_layers, repeat="first") as acts:
-            policy.get_distribution(obs)
-        actor_acts = list(dict(acts).values())
-        _, hidden = policy.critics.forward_hidden(policy._vf_features(obs))
-        dead = total = 0
-        for act in actor_acts:
-            mask = D.dormant_units(act)
-            dead += int(mask.sum())
-            total += mask.numel()
-        for h in hidden:
-            for k in range(h.shape[0]):
-                mask = D.dormant_units(h[k])
-                dead += int(mask.sum())
-                total += mask.numel()
-        last_layers = ([actor_acts[-1]] if actor_acts else []) + ([h for h in hidden[-1]] if hidden else [])
-        ranks = [float(D.effective_rank(a.reshape(a.shape[0], -1))) for a in last_layers]
-        norm = float(th.sqrt(sum((p.detach().double() ** 2).sum() for p in policy.parameters())))
-        return {
-            "plasticity/dormant_fraction": dead / total if total else 0.0,
-            "plasticity/effective_rank": float(np.mean(ranks)) if ranks else 0.0,
-            "plasticity/weight_norm": norm,
-        }
 
     def learn(
         self: SelfDistributionalPPO,
@@ -729,21 +526,7 @@ class DistributionalPPO(OnPolicyAlgorithm):
         """Current values of every name in :data:`lifelong.hyperparams.TUNABLE` (schedules are
         evaluated at the current progress; ``sigma`` is ``None`` for optimizers without noise,
         ``vgs_alpha`` is ``None`` without a scaler)."""
-        progress = self._current_progress_remaining
-        groups = self.policy.optimizer.param_groups
-        return {
-            "learning_rate": float(self.lr_schedule(progress)),
-            "ent_coef": float(self.ent_coef),
-            "vf_coef": float(self.vf_coef),
-            "clip_range": float(self.clip_range(progress)),  # type: ignore[operator]
-            "gamma": float(self.gamma),
-            "gae_lambda": float(self.gae_lambda),
-            "max_grad_norm": float(self.max_grad_norm),
-            "n_epochs": int(self.n_epochs),
-            "batch_size": int(self.batch_size),
-            "sigma": float(groups[0]["sigma"]) if "sigma" in groups[0] else None,
-            "vgs_alpha": float(self.vgs.alpha) if self.vgs is not None else None,
-        }
+        return ppo_hyperparams.get_hyperparameters(self)
 
     def set_hyperparameters(self, **values: Any) -> dict[str, Any]:
         """Validate all ``values`` first (unknown names or bad values: ``ValueError``, nothing
@@ -760,51 +543,14 @@ class DistributionalPPO(OnPolicyAlgorithm):
 
         Returns :meth:`get_hyperparameters`.
         """
-        clean = {name: validate(name, value) for name, value in values.items()}
-        groups = self.policy.optimizer.param_groups
-        if "batch_size" in clean:
-            buffer_size = self.n_steps * self.n_envs
-            if clean["batch_size"] > buffer_size:
-                raise ValueError(
-                    f"batch_size={clean['batch_size']} is invalid: expected at most n_steps * n_envs = {buffer_size}"
-                )
-        if "sigma" in clean and not all("sigma" in g for g in groups):
-            raise ValueError(
-                f"sigma can only be set with a UPGD optimizer (param groups with 'sigma'); this model uses "
-                f"{type(self.policy.optimizer).__name__}"
-            )
-        if "vgs_alpha" in clean and self.vgs is None:
-            raise ValueError("vgs_alpha can only be set when the model was built with vgs=True")
-        for name, value in clean.items():
-            if name == "learning_rate":
-                self.learning_rate = value
-                self.lr_schedule = Constant(value)
-                for g in groups:
-                    g["lr"] = value
-            elif name == "clip_range":
-                self.clip_range = Constant(value)
-            elif name in ("gamma", "gae_lambda"):
-                setattr(self, name, value)
-                if getattr(self, "rollout_buffer", None) is not None:
-                    setattr(self.rollout_buffer, name, value)
-            elif name == "sigma":
-                for g in groups:
-                    g["sigma"] = value
-            elif name == "vgs_alpha":
-                self.vgs.alpha = value  # type: ignore[union-attr]
-            else:
-                setattr(self, name, value)
-        return self.get_hyperparameters()
+        return ppo_hyperparams.set_hyperparameters(self, values)
 
     # ------------------------------------------------------------------ (de)construction
     def get_policy_name(self) -> str | dict[str, str]:
         """The ``policy`` argument that rebuilds this model: an alias ("MlpPolicy", ...) or an
         encoded class reference ``{"__class__": "module:Name"}`` (accepted by the constructor
         via :func:`decode_policy`)."""
-        for alias, cls in self.policy_aliases.items():
-            if self.policy_class is cls:
-                return alias
-        return _encode_json(self.policy_class, "policy")
+        return ppo_construction.policy_name(self)
 
     @staticmethod
     def decode_policy(policy: str | dict[str, str]) -> Any:
@@ -819,66 +565,7 @@ class DistributionalPPO(OnPolicyAlgorithm):
         resolves only from torch.nn, torch.optim, stable_baselines3 and lifelong.
         ``ValueError`` when something cannot be saved (an arbitrary callable schedule, a class
         defined elsewhere)."""
-
-        def schedule(value: Any, name: str) -> Any:
-            if value is None:
-                return None
-            if isinstance(value, Constant):
-                return value.value
-            if is_data_schedule(value):
-                return value.to_dict()
-            if isinstance(value, Real):
-                return float(value)
-            raise ValueError(
-                f"{name}={value!r} is an arbitrary callable and cannot be saved: use a number or "
-                "lifelong.schedules.Constant / Linear"
-            )
-
-        optimizer: Any = next((n for n, ref in OPTIMIZERS.items() if _import_ref(ref) is self.optimizer_class), None)
-        if optimizer is None:
-            optimizer = _encode_json(self.optimizer_class, "optimizer")
-        kwargs: dict[str, Any] = {
-            "learning_rate": schedule(self.lr_schedule, "learning_rate"),
-            "n_steps": int(self.n_steps),
-            "batch_size": int(self.batch_size),
-            "n_epochs": int(self.n_epochs),
-            "gamma": float(self.gamma),
-            "gae_lambda": float(self.gae_lambda),
-            "clip_range": schedule(self.clip_range, "clip_range"),
-            "clip_range_vf": schedule(self.clip_range_vf, "clip_range_vf"),
-            "normalize_advantage": bool(self.normalize_advantage),
-            "ent_coef": float(self.ent_coef),
-            "vf_coef": float(self.vf_coef),
-            "max_grad_norm": float(self.max_grad_norm),
-            "use_sde": bool(self.use_sde),
-            "sde_sample_freq": int(self.sde_sample_freq),
-            "rollout_buffer_class": None
-            if self.rollout_buffer_class in (None, RolloutBuffer, DictRolloutBuffer)
-            else _encode_json(self.rollout_buffer_class, "rollout_buffer_class"),
-            "rollout_buffer_kwargs": _encode_json(self.rollout_buffer_kwargs, "rollout_buffer_kwargs"),
-            "target_kl": self.target_kl,
-            "stats_window_size": int(self._stats_window_size),
-            "policy_kwargs": _encode_json(self.policy_kwargs, "policy_kwargs"),
-            "verbose": int(self.verbose),
-            "seed": self.seed,
-            "critic": self.critic,
-            "n_quantiles": self.n_quantiles,
-            "huber_kappa": self.huber_kappa,
-            "n_atoms": self.n_atoms,
-            "v_min": self.v_min,
-            "v_max": self.v_max,
-            "categorical_projection": self.categorical_projection,
-            "twin_critics": self.twin_critics,
-            "value_aggregation": self.value_aggregation,
-            "optimizer": optimizer,
-            "optimizer_kwargs": _encode_json(self.optimizer_kwargs, "optimizer_kwargs"),
-            "vgs": self.use_vgs,
-            "vgs_kwargs": _encode_json(self.vgs_kwargs, "vgs_kwargs"),
-            "normalize_returns": self.normalize_returns,
-            "cvar_alpha": self.cvar_alpha,
-            "diagnostics_every": self.diagnostics_every,
-        }
-        return kwargs
+        return ppo_construction.constructor_kwargs(self)
 
     def save(self, path: Any, exclude: Any = None, include: Any = None) -> Any:
         """Full-state checkpoint via :func:`lifelong.checkpoint.save_model` (one zip file,
