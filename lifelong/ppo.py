@@ -480,18 +480,6 @@ class DistributionalPPO(OnPolicyAlgorithm):
         self._n_train_calls += 1
         returns_np = returns.cpu().numpy()
         critic_ev = [explained_variance(v, returns_np) for v in old_values.cpu().numpy()]
-        self._log_train(stats, epoch_kls, last_loss, clip_range, clip_range_vf, critic_ev, spread)
-
-    def _log_train(
-        self,
-        stats: list[th.Tensor],
-        epoch_kls: list[th.Tensor],
-        last_loss: th.Tensor,
-        clip_range: float,
-        clip_range_vf: float | None,
-        critic_ev: list[float],
-        spread: th.Tensor,
-    ) -> None:
         ppo_logging.log_train(self, stats, epoch_kls, last_loss, clip_range, clip_range_vf, critic_ev, spread)
 
     @th.no_grad()

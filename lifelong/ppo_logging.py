@@ -1,6 +1,7 @@
-"""Per-update statistics of :class:`~lifelong.ppo.DistributionalPPO`: what ``train()`` records
-in the logger, and the plasticity diagnostics (``_log_train`` and ``plasticity_diagnostics``
-delegate here).
+"""Per-update statistics of :class:`~lifelong.ppo.DistributionalPPO`: ``log_train`` records
+what ``train()`` measured in the logger at the end of each update, and
+``plasticity_diagnostics`` (which the model's method of that name delegates to) measures
+plasticity on the last rollout.
 """
 from __future__ import annotations
 
