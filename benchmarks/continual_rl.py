@@ -66,7 +66,7 @@ def run_one(optimizer: str, seed: int, s: Settings) -> dict:
 
     import lifelong  # noqa: F401  (registers the environments)
     from lifelong.diagnostics import upgd_gate_stats
-    from lifelong.ppo import DistributionalPPO
+    from lifelong.agent.ppo import DistributionalPPO
 
     env = make_vec_env(s.env, n_envs=s.n_envs, seed=seed,
                        env_kwargs={"every_steps": s.every_steps, "seed": seed})

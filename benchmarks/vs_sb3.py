@@ -41,7 +41,7 @@ from stable_baselines3.common.evaluation import evaluate_policy  # noqa: E402
 from stable_baselines3.common.vec_env import VecNormalize  # noqa: E402
 
 from lifelong import DistributionalPPO  # noqa: E402
-from lifelong.schedules import Linear  # noqa: E402
+from lifelong.agent.schedules import Linear  # noqa: E402
 
 
 def box2d_available() -> bool:

@@ -2,11 +2,12 @@
 
 Public names: DistributionalPPO, UPGD, AdaptiveUPGD, UPGDW, VarianceGradientScaler, CheckpointError.
 """
-from lifelong.errors import CheckpointError
-from lifelong.optim import UPGD, AdaptiveUPGD, UPGDW
-from lifelong.vgs import VarianceGradientScaler
-from lifelong.ppo import DistributionalPPO
-import lifelong.envs  # noqa: F401  (registers the lifelong/... Gymnasium ids)
+__version__ = "0.1.0"  # first: the checkpoint format records it while the package is importing
+
+import lifelong.envs  # noqa: E402, F401  (registers the lifelong/... Gymnasium ids)
+from lifelong.agent import DistributionalPPO  # noqa: E402
+from lifelong.errors import CheckpointError  # noqa: E402
+from lifelong.optim import UPGD, UPGDW, AdaptiveUPGD  # noqa: E402
+from lifelong.vgs import VarianceGradientScaler  # noqa: E402
 
 __all__ = ["CheckpointError", "UPGD", "AdaptiveUPGD", "UPGDW", "VarianceGradientScaler", "DistributionalPPO"]
-__version__ = "0.1.0"

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from stable_baselines3.common.callbacks import BaseCallback
 from torch import nn
 
 __all__ = [
@@ -379,12 +380,7 @@ def observations_from_buffer(buffer: Any, n: int = 256) -> np.ndarray | dict[str
 
 
 # ------------------------------------------------------------------------------ SB3 callback
-def _make_callback_base():
-    from stable_baselines3.common.callbacks import BaseCallback
-    return BaseCallback
-
-
-class PlasticityCallback(_make_callback_base()):
+class PlasticityCallback(BaseCallback):
     """Logs :func:`policy_diagnostics` every ``every_rollouts`` rollouts of any on-policy
     Stable-Baselines3 algorithm (PPO, A2C, DistributionalPPO), on ``n_obs`` observations of the
     rollout just collected, through the algorithm's logger (so to TensorBoard/CSV)."""

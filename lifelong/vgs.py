@@ -37,26 +37,277 @@ the statistics (``lifelong._vgs_stats``), the gradient norms, finiteness check a
 from __future__ import annotations
 
 import math
+import numbers
+import sys
 from typing import Any
 
 import torch
 
-from lifelong._vgs_grads import _clip_, _first_nonfinite, _stack, _total_norm
-from lifelong._vgs_layout import _layout_message
-from lifelong._vgs_stats import _quantile, _ratios, _scale_factor, _update_grad_ema, _update_norm_emas
-from lifelong._vgs_validation import (
-    _check_alpha,
-    _check_beta,
-    _check_count,
-    _check_eps,
-    _check_flag,
-    _check_max_grad_norm,
-    _check_quantile,
-    _check_warmup,
-    _real,
-)
-
 __all__ = ["VarianceGradientScaler"]
+
+
+def _real(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if math.isnan(value):
+        raise ValueError(f"{name} must not be NaN, got {value!r}")
+    return value
+
+
+def _check_alpha(value: Any) -> float:
+    v = _real("alpha", value)
+    if not (0.0 <= v < math.inf):
+        raise ValueError(f"alpha must be a finite number >= 0, got {value!r}")
+    return v
+
+
+def _check_beta(value: Any) -> float:
+    v = _real("beta", value)
+    if not (0.0 < v < 1.0):
+        raise ValueError(f"beta must be in the open interval (0, 1), got {value!r}")
+    return v
+
+
+def _check_eps(value: Any) -> float:
+    v = _real("eps", value)
+    if not (0.0 < v < math.inf):
+        raise ValueError(f"eps must be a finite number > 0, got {value!r}")
+    return v
+
+
+def _check_quantile(value: Any) -> float:
+    v = _real("quantile", value)
+    if not (0.0 <= v <= 1.0):
+        raise ValueError(f"quantile must be in the closed interval [0, 1], got {value!r}")
+    return v
+
+
+def _check_warmup(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"warmup_steps must be an integer >= 0, got {value!r}")
+    v = int(value)
+    if v < 0:
+        raise ValueError(f"warmup_steps must be an integer >= 0, got {value!r}")
+    return v
+
+
+def _check_flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def _check_max_grad_norm(value: Any) -> float | None:
+    if value is None:
+        return None
+    v = _real("max_grad_norm", value)
+    if not v > 0.0:
+        raise ValueError(f"max_grad_norm must be None or a number > 0, got {value!r}")
+    return v
+
+
+def _check_count(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"state_dict[{name!r}] must be an integer >= 0, got {value!r}")
+    return int(value)
+
+
+
+def _describe_shapes(shapes: list[tuple[int, ...]]) -> str:
+    if len(shapes) <= 8:
+        return f"{len(shapes)} tensors {[list(s) for s in shapes]}"
+    return f"{len(shapes)} tensors {[list(s) for s in shapes[:8]]} ..."
+
+
+def _layout_message(expected: list[tuple[int, ...]], got: list[tuple[int, ...]]) -> str:
+    first = next(
+        (k for k, (a, b) in enumerate(zip(expected, got)) if a != b), min(len(expected), len(got))
+    )
+    at = (
+        f"expected {list(expected[first])}, got {list(got[first])}"
+        if first < min(len(expected), len(got))
+        else f"expected {len(expected)} tensors, got {len(got)}"
+    )
+    return (
+        "VarianceGradientScaler: the optimizer's parameter layout changed: expected "
+        f"{_describe_shapes(expected)}, got {_describe_shapes(got)}; first difference at "
+        f"position {first}: {at}. The statistics belong to another model: use a new scaler "
+        "(or vgs.reset())."
+    )
+
+
+def _locate(i: int, groups: list[dict[str, Any]]) -> tuple[int, int]:
+    """Position ``i`` in the optimizer's parameter order as ``(group, index in the group)``."""
+    for k, group in enumerate(groups):
+        n = len(group["params"])
+        if i < n:
+            return k, i
+        i -= n
+    raise IndexError(i)
+
+
+
+_FLOAT_MAX = sys.float_info.max
+_FLOAT_TINY = sys.float_info.min  # smallest positive normal double: the factor's floor
+
+
+def _update_grad_ema(
+    ema: list[torch.Tensor | None], index: list[int], grads: list[torch.Tensor], beta: float
+) -> list[torch.Tensor]:
+    """``m_i <- beta m_i + (1 - beta) g_i`` (one multi-tensor lerp) for every tensor ``i = index[k]``
+    that has a gradient ``grads[k]``. A missing ``m_i`` starts at zeros; one on another device or
+    dtype than its gradient is moved there first (stored back into ``ema``). Returns the ``m_i``."""
+    ms: list[torch.Tensor] = []
+    for i, g in zip(index, grads):
+        m = ema[i]
+        if m is None:
+            m = ema[i] = torch.zeros_like(g)
+        elif m.device != g.device or m.dtype != g.dtype:  # e.g. after load_state_dict
+            m = ema[i] = m.to(device=g.device, dtype=g.dtype)
+        ms.append(m)
+    torch._foreach_lerp_(ms, grads, 1.0 - beta)
+    return ms
+
+
+def _update_norm_emas(
+    index: list[int],
+    grad_norms: list[float],
+    ema_norms: list[float],
+    beta: float,
+    counts: list[int],
+    grad_sq_norm_ema: list[float],
+    grad_ema_sq_norm: list[float],
+) -> None:
+    """In place, for every tensor ``i = index[k]`` that has a gradient: ``t_i += 1``,
+    ``sum(s_i) <- beta sum(s_i) + (1 - beta) ||g_i||^2`` from ``grad_norms[k]`` and
+    ``||m_i||^2`` from ``ema_norms[k]`` (the norm of the freshly updated ``m_i``)."""
+    for k, i in enumerate(index):
+        gn = grad_norms[k]
+        counts[i] += 1
+        grad_sq_norm_ema[i] = beta * grad_sq_norm_ema[i] + (1.0 - beta) * (gn * gn)
+        mn = ema_norms[k]
+        grad_ema_sq_norm[i] = mn * mn
+
+
+def _ratios(
+    counts: list[int],
+    grad_sq_norm_ema: list[float],
+    grad_ema_sq_norm: list[float],
+    beta: float,
+    eps: float,
+) -> tuple[list[float], list[float]]:
+    """Per-tensor ratios ``r_i`` (host floats): all of them, NaN for a tensor without statistics,
+    and those of the tensors that have statistics (what the quantile is taken over)."""
+    ratios: list[float] = []
+    observed: list[float] = []
+    for t, s, m2 in zip(counts, grad_sq_norm_ema, grad_ema_sq_norm):
+        if t == 0:
+            ratios.append(math.nan)
+            continue
+        c = 1.0 - beta**t
+        signal = m2 / (c * c)
+        noise = s / c - signal
+        r = (noise if noise > 0.0 else 0.0) / (signal + eps)
+        if not r <= _FLOAT_MAX:  # overflow (inf); NaN cannot arise from finite inputs
+            r = _FLOAT_MAX
+        ratios.append(r)
+        observed.append(r)
+    return ratios, observed
+
+
+def _quantile(values: list[float], q: float) -> float:
+    """``torch.quantile(values, q)`` (linear interpolation) on a short host list."""
+    v = sorted(values)
+    pos = q * (len(v) - 1)
+    lo = math.floor(pos)
+    w = pos - lo
+    if w == 0.0 or lo + 1 >= len(v):
+        return v[lo]
+    return v[lo] + (v[lo + 1] - v[lo]) * w
+
+
+def _scale_factor(alpha: float, ratio: float) -> float:
+    """``1 / (1 + alpha * r)``, floored at the smallest positive normal double."""
+    return max(1.0 / (1.0 + alpha * ratio), _FLOAT_TINY)
+
+
+
+_F32_NORM_WATCH = 1e18  # above this the float32 total norm may overflow (sqrt(f32 max) ~ 1.8e19)
+
+
+def _stack(norms: list[torch.Tensor], dev: torch.device, one_device: bool) -> torch.Tensor:
+    """Per-tensor norms (0-d tensors) stacked into one tensor on ``dev``; moved there first when
+    the tensors are spread over several devices."""
+    return torch.stack(norms) if one_device else torch.stack([x.to(dev) for x in norms])
+
+
+def _total_norm(host: list[float], stacked: torch.Tensor) -> tuple[float, torch.Tensor | None]:
+    """The total 2-norm from the per-tensor norms: in float64 on the host (NaN/Inf if any norm
+    is), and ``inf`` when the float32 total norm ``clip_grad_norm_`` uses overflows. Also returns
+    that float32 total norm (a 0-d tensor) when it was computed, else None."""
+    total = math.sqrt(math.fsum(x * x for x in host))  # NaN/Inf if any norm is
+    total_norm: torch.Tensor | None = None
+    if math.isfinite(total) and total > _F32_NORM_WATCH:
+        # The float32 total norm clip_grad_norm_ uses may overflow where the float64 one
+        # does not: check it (a rare path).
+        total_norm = torch.linalg.vector_norm(stacked)
+        if not math.isfinite(total_norm.item()):
+            total = math.inf
+    return total, total_norm
+
+
+def _clip_(
+    grads: list[torch.Tensor],
+    stacked: torch.Tensor,
+    total: float,
+    total_norm: torch.Tensor | None,
+    max_norm: float | None,
+    one_device: bool,
+) -> None:
+    """``clip_grad_norm_(max_norm)`` on the gradients, in place, given their stacked per-tensor
+    norms, the float64 total ``total`` and (if already computed) the float32 ``total_norm``."""
+    # clip_grad_norm_, exactly (same float32 coefficient tensor); skipped when the
+    # coefficient is clearly clamped to 1.0, where the multiplication is an identity.
+    if max_norm is not None and not max_norm / (total + 1e-6) > 1.0 + 1e-5:
+        if total_norm is None:
+            total_norm = torch.linalg.vector_norm(stacked)
+        coef = torch.clamp(max_norm / (total_norm + 1e-6), max=1.0)
+        if one_device:
+            torch._foreach_mul_(grads, coef)
+        else:
+            for g in grads:
+                g.mul_(coef.to(g.device))
+
+
+def _first_nonfinite(
+    groups: list[dict[str, Any]],
+    index: list[int],
+    grads: list[torch.Tensor],
+    host: list[float],
+) -> str:
+    """Message naming the first offending tensor (error path only: syncs per tensor)."""
+    for k, (i, g) in enumerate(zip(index, grads)):
+        if not math.isfinite(host[k]):
+            with torch.no_grad():
+                has_nan = bool(torch.isnan(g).any())
+                has_inf = bool(torch.isinf(g).any())
+            what = (
+                " and ".join(w for w, f in (("NaN", has_nan), ("Inf", has_inf)) if f)
+                or "values whose norm overflows"
+            )
+            group, j = _locate(i, groups)
+            return (
+                f"non-finite gradient: parameter {i} in the optimizer's order "
+                f"(param_groups[{group}]['params'][{j}], shape {list(g.shape)}) has {what}; "
+                "the weights and the scaler's statistics were not changed"
+            )
+    return (
+        "non-finite gradient: the total gradient norm overflows although every tensor's "
+        "norm is finite; the weights and the scaler's statistics were not changed"
+    )
+
+
 
 _FORMAT = 1
 

@@ -147,7 +147,7 @@ def test_policy_diagnostics_on_sb3_policy_and_rng_untouched():
 
 def test_policy_diagnostics_on_distributional_ppo_matches_the_agent():
     """Twin critics are a batched ensemble: measured per member, as the agent does."""
-    from lifelong.ppo import DistributionalPPO
+    from lifelong.agent.ppo import DistributionalPPO
     model = DistributionalPPO("MlpPolicy", "CartPole-v1", n_steps=64, batch_size=64, n_epochs=1,
                               seed=0, device="cpu")
     model.learn(64)

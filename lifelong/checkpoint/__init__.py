@@ -5,11 +5,19 @@
 - :func:`save_state` / :func:`load_state`: the same state in memory (PBT exploit), same code path.
 - :func:`verify`: check a file completely; returns its manifest.
 - :class:`CheckpointManager`: numbered checkpoints in a directory, rotation, latest valid one.
+- :func:`register_classes`: allow files to name more classes (the one registry of
+  :mod:`~lifelong.checkpoint.codec`; a file never causes an import).
 - :func:`remaining_timesteps`: how many steps a resumed run still has to go to its original total.
 """
-from lifelong.checkpoint.archive import FORMAT_NAME, FORMAT_VERSION, read_archive, write_archive
+from lifelong.checkpoint.archive import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    read_archive,
+    write_archive,
+)
 from lifelong.checkpoint.callback import ResumableCheckpointCallback
 from lifelong.checkpoint.capture import save_model, save_state
+from lifelong.checkpoint.codec import register_classes
 from lifelong.checkpoint.counters import remaining_timesteps
 from lifelong.checkpoint.env_state import restore_vec_normalize
 from lifelong.checkpoint.manager import CheckpointManager
@@ -24,6 +32,7 @@ __all__ = [
     "load_model",
     "load_state",
     "read_archive",
+    "register_classes",
     "remaining_timesteps",
     "restore_vec_normalize",
     "save_model",

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lifelong import __version__
 from lifelong.checkpoint.atomic import write_atomic
 from lifelong.errors import CheckpointError
 
@@ -50,8 +51,6 @@ NDARRAY_TAG = "__lifelong_ndarray__"
 
 
 def _library_version() -> str:
-    from lifelong import __version__
-
     return __version__
 
 

@@ -6,6 +6,8 @@ from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
 
+from lifelong.checkpoint.manager import CheckpointManager
+
 __all__ = ["ResumableCheckpointCallback"]
 
 
@@ -24,8 +26,6 @@ class ResumableCheckpointCallback(BaseCallback):
         super().__init__(verbose)
         if isinstance(save_freq, bool) or not isinstance(save_freq, int) or save_freq < 1:
             raise ValueError(f"save_freq must be an integer >= 1, got {save_freq!r}")
-        from lifelong.checkpoint.manager import CheckpointManager
-
         if isinstance(manager, (str, os.PathLike)):
             manager = CheckpointManager(manager)
         if not isinstance(manager, CheckpointManager):

@@ -9,13 +9,27 @@ import pathlib
 from typing import Any
 
 import numpy as np
+import stable_baselines3
 import torch
 
+from lifelong import __version__
 from lifelong.checkpoint import archive
 from lifelong.checkpoint.codec import class_name, to_json
 from lifelong.checkpoint.counters import COUNTERS
-from lifelong.checkpoint.env_state import _obs_tree, _vec_normalize_meta, _vec_normalize_tensors
-from lifelong.checkpoint.members import ENV_STATE, META, OPTIMIZER, POLICY, RNG, VEC_NORMALIZE, VGS
+from lifelong.checkpoint.env_state import (
+    _obs_tree,
+    _vec_normalize_meta,
+    _vec_normalize_tensors,
+)
+from lifelong.checkpoint.members import (
+    ENV_STATE,
+    META,
+    OPTIMIZER,
+    POLICY,
+    RNG,
+    VEC_NORMALIZE,
+    VGS,
+)
 from lifelong.checkpoint.rng import _numpy_rng, _python_rng, _space_rng
 from lifelong.checkpoint.spaces import space_to_dict
 
@@ -41,9 +55,6 @@ def _episode_buffer(buffer: collections.deque | None, where: str) -> Any:
 
 def _capture(model: Any) -> dict[str, Any]:
     """The raw members of ``model``'s checkpoint (tensor trees not yet encoded)."""
-    from lifelong import __version__
-    import stable_baselines3
-
     if not hasattr(model, "get_constructor_kwargs"):
         raise ValueError(f"cannot checkpoint {type(model).__name__}: it has no get_constructor_kwargs()")
     kwargs = dict(model.get_constructor_kwargs())

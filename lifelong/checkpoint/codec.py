@@ -1,70 +1,100 @@
-"""Constructor arguments and other Python values as tagged JSON (no pickle, no arbitrary imports).
+"""Python values as tagged JSON, and the one registry of classes a file may name.
+
+No pickle and no import: a checkpoint (or a saved configuration) can only name classes that
+this registry already holds, or that the caller passes back through ``custom_objects``.
 
 Plain JSON values are stored as they are. Other values are tagged objects:
 
 - ``{"__tuple__": [...]}``            a tuple (e.g. Adam's ``betas``)
 - ``{"__float__": "inf"}``           a non-finite float (strict JSON has none)
-- ``{"__schedule__": {...}}``        a :mod:`lifelong.schedules` schedule (its ``to_dict()``)
+- ``{"__schedule__": {...}}``        a :mod:`lifelong.agent.schedules` schedule (its ``to_dict()``)
 - ``{"__class__": "module:Name"}``   a class (activation function, features extractor, optimizer)
 - ``{"__ndarray__": [...], "dtype": "<f4"}``  a small numeric numpy array (e.g. in episode infos)
 
-A class is rebuilt only when it lives in torch, stable_baselines3 or lifelong and is a
-``torch.nn.Module``, ``torch.optim.Optimizer``, or a Stable-Baselines3 policy or buffer subclass; any other
-class must be passed back by the caller through ``custom_objects`` (lifelong never imports code
-named by a file). An arbitrary callable (a lambda schedule) cannot be stored: ``ValueError``.
+The registry
+------------
+A class name ``"module:Qualname"`` resolves only to a class in :func:`registry`: the public
+``torch.nn`` module classes (activations, layers), the ``torch.optim`` optimizers, the UPGD
+family, Stable-Baselines3's policies, features extractors and buffers, and the classes lifelong
+registers for itself (its agents and policies, with :func:`register_classes`). The registry is
+built from modules that are already imported; a name that is not in it is refused whatever it
+names, so a file can never cause an import. Any other class (a custom features extractor or
+policy) must be passed back by the caller through ``custom_objects``, as in Stable-Baselines3.
 """
 from __future__ import annotations
 
-import importlib
 import math
 from typing import Any
 
 import numpy as np
+import stable_baselines3.common.buffers as sb3_buffers
+import stable_baselines3.common.policies as sb3_policies
+import stable_baselines3.common.torch_layers as sb3_layers
+import stable_baselines3.ppo.policies as sb3_ppo_policies
+import torch
 
-TRUSTED_PACKAGES = ("torch", "stable_baselines3", "lifelong")
+import lifelong.optim as lifelong_optim
+from lifelong.agent.schedules import from_dict, is_data_schedule
+
+_REGISTERED: dict[str, type] = {}
 
 
 def class_name(cls: type) -> str:
+    """The name a file stores for ``cls``: ``"module:Qualname"``."""
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def _allowed_bases() -> tuple[type, ...]:
-    import torch
-    from stable_baselines3.common.buffers import BaseBuffer
-    from stable_baselines3.common.policies import BasePolicy
+def _public_classes(module: Any, base: type | tuple[type, ...]) -> list[type]:
+    return [obj for name, obj in vars(module).items()
+            if not name.startswith("_") and isinstance(obj, type) and issubclass(obj, base)]
 
-    return (torch.nn.Module, torch.optim.Optimizer, BasePolicy, BaseBuffer)
+
+def _builtin_classes() -> list[type]:
+    sb3_bases = (sb3_policies.BasePolicy, sb3_layers.BaseFeaturesExtractor, sb3_buffers.BaseBuffer, torch.nn.Module)
+    return (
+        _public_classes(torch.nn, torch.nn.Module)
+        + _public_classes(torch.optim, torch.optim.Optimizer)
+        + _public_classes(lifelong_optim, torch.optim.Optimizer)
+        + [cls for module in (sb3_policies, sb3_layers, sb3_buffers, sb3_ppo_policies)
+           for cls in _public_classes(module, sb3_bases)]
+    )
+
+
+def register_classes(*classes: type) -> None:
+    """Allow files to name ``classes`` (lifelong's own agents and policies register themselves)."""
+    for cls in classes:
+        if not isinstance(cls, type):
+            raise TypeError(f"register_classes takes classes, got {cls!r}")
+        _REGISTERED[class_name(cls)] = cls
+
+
+def registry() -> dict[str, type]:
+    """Every class a file may name, by its stored name."""
+    table = {class_name(cls): cls for cls in _builtin_classes()}
+    table.update(_REGISTERED)
+    return table
 
 
 def resolve_class(name: str, custom_objects: dict[str, Any] | None = None, what: str = "class") -> type:
-    """Rebuild a class stored as ``module:Qualname``; see the module docstring for the rules."""
+    """The class stored as ``name``: from ``custom_objects`` (any value that is a class of that
+    name), else from :func:`registry`; ``ValueError`` naming it otherwise. Never imports."""
+    if not isinstance(name, str):
+        raise ValueError(f"{what}: a class reference must be a 'module:Name' string, got {name!r}")
     for obj in (custom_objects or {}).values():
         if isinstance(obj, type) and class_name(obj) == name:
             return obj
-    module_name, _, qualname = name.partition(":")
-    if module_name.split(".")[0] not in TRUSTED_PACKAGES or not qualname:
+    cls = registry().get(name)
+    if cls is None:
         raise ValueError(
-            f"the checkpoint names {what} {name!r}, which lifelong does not import from a file; "
+            f"the checkpoint names {what} {name!r}, which is not a class lifelong loads from a file "
+            f"(torch.nn, torch.optim, Stable-Baselines3 policies/extractors/buffers, lifelong's own); "
             f"pass the class itself in custom_objects (e.g. custom_objects={{'{what}': TheClass}})"
         )
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"the checkpoint names {what} {name!r}, which cannot be found ({exc})") from exc
-    if not isinstance(obj, type) or not issubclass(obj, _allowed_bases()):
-        raise ValueError(
-            f"the checkpoint names {what} {name!r}, which is not a module, optimizer or policy class; "
-            "pass it in custom_objects if you trust it"
-        )
-    return obj
+    return cls
 
 
 def to_json(value: Any, where: str = "value") -> Any:
     """Encode ``value`` as tagged JSON; ``ValueError`` naming ``where`` for what cannot be stored."""
-    from lifelong.schedules import is_data_schedule
-
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
@@ -96,15 +126,13 @@ def to_json(value: Any, where: str = "value") -> Any:
     if callable(value):
         raise ValueError(
             f"cannot save {where}={value!r}: an arbitrary callable cannot be stored without pickle; "
-            "use a number or lifelong.schedules.Constant / Linear"
+            "use a number or lifelong.agent.schedules.Constant / Linear"
         )
     raise ValueError(f"cannot save {where}: {type(value).__qualname__} {value!r} is not plain data")
 
 
 def from_json(value: Any, custom_objects: dict[str, Any] | None = None, where: str = "value") -> Any:
-    """Inverse of :func:`to_json`."""
-    from lifelong.schedules import from_dict
-
+    """Inverse of :func:`to_json`; classes through :func:`resolve_class`."""
     if isinstance(value, list):
         return [from_json(v, custom_objects, where) for v in value]
     if not isinstance(value, dict):
@@ -122,5 +150,5 @@ def from_json(value: Any, custom_objects: dict[str, Any] | None = None, where: s
         if tag == "__schedule__":
             return from_dict(inner)
         if tag == "__class__":
-            return resolve_class(str(inner), custom_objects, where)
+            return resolve_class(inner, custom_objects, where)
     return {k: from_json(v, custom_objects, f"{where}[{k!r}]") for k, v in value.items()}

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from lifelong.agent.hyperparameters import TUNABLE
+from lifelong.agent.schedules import as_schedule
 from lifelong.checkpoint.codec import from_json
 
 __all__ = ["COUNTERS", "remaining_timesteps"]
@@ -21,12 +23,10 @@ COUNTERS = (
 def _apply_hyperparameters(model: Any, meta: dict) -> None:
     """Make the live model's tunables and schedules equal the saved ones (before the optimizer and
     scaler states, which then restore ``lr``, ``sigma`` and ``alpha`` exactly)."""
-    from lifelong.schedules import as_schedule
-
     saved = from_json(meta.get("constructor_kwargs") or {})
     numbers = {
         name: saved[name]
-        for name in _tunable_names()
+        for name in TUNABLE
         if isinstance(saved.get(name), (int, float)) and not isinstance(saved.get(name), bool)
     }
     if numbers:
@@ -38,14 +38,6 @@ def _apply_hyperparameters(model: Any, meta: dict) -> None:
     for name in ("clip_range", "clip_range_vf"):
         if isinstance(saved.get(name), dict):
             setattr(model, name, as_schedule(saved[name], name))
-
-
-def _tunable_names() -> tuple[str, ...]:
-    try:
-        from lifelong.hyperparams import TUNABLE
-    except ImportError:  # pragma: no cover
-        return ()
-    return TUNABLE
 
 
 def remaining_timesteps(model: Any) -> int:

@@ -8,6 +8,9 @@ import time
 import warnings
 from typing import Any
 
+from lifelong.checkpoint.capture import save_model
+from lifelong.checkpoint.members import verify
+from lifelong.checkpoint.restore import load_model
 from lifelong.errors import CheckpointError
 
 
@@ -55,8 +58,6 @@ class CheckpointManager:
     def save(self, model: Any, step: int | None = None) -> pathlib.Path:
         """Save ``model`` as checkpoint number ``step`` (default ``model.num_timesteps``), then
         delete all but the newest ``keep`` numbered checkpoints. Returns the new file's path."""
-        from lifelong.checkpoint.state import save_model
-
         if step is None:
             step = int(model.num_timesteps)
         path = save_model(model, self.path_for(step))
@@ -84,8 +85,6 @@ class CheckpointManager:
 
     def latest(self) -> pathlib.Path | None:
         """The newest checkpoint that verifies, or ``None`` when there is none."""
-        from lifelong.checkpoint.state import verify
-
         for path in reversed(self.paths()):
             try:
                 verify(path)
@@ -99,8 +98,6 @@ class CheckpointManager:
 
     def load_latest(self, cls: type, env: Any = None, **kwargs: Any) -> Any:
         """``load_model(cls, self.latest(), env=env, **kwargs)``; ``FileNotFoundError`` when none is valid."""
-        from lifelong.checkpoint.state import load_model
-
         path = self.latest()
         if path is None:
             raise FileNotFoundError(f"no valid checkpoint in {self.directory}")

@@ -11,11 +11,23 @@ from typing import Any
 
 import torch
 
+from lifelong.agent.hyperparameters import TUNABLE
 from lifelong.checkpoint import archive
 from lifelong.checkpoint.codec import from_json, resolve_class
-from lifelong.checkpoint.counters import COUNTERS, _apply_hyperparameters, _tunable_names
+from lifelong.checkpoint.counters import (
+    COUNTERS,
+    _apply_hyperparameters,
+)
 from lifelong.checkpoint.env_state import _obs_from_tree, _restore_vec_normalize
-from lifelong.checkpoint.members import ENV_STATE, OPTIMIZER, POLICY, RNG, VEC_NORMALIZE, VGS, _check_members
+from lifelong.checkpoint.members import (
+    ENV_STATE,
+    OPTIMIZER,
+    POLICY,
+    RNG,
+    VEC_NORMALIZE,
+    VGS,
+    _check_members,
+)
 from lifelong.checkpoint.rng import _restore_rng, _set_space_rng
 from lifelong.checkpoint.spaces import space_from_dict, spaces_equal
 
@@ -166,7 +178,7 @@ def load_model(
     elif not hasattr(path, "read"):
         raise ValueError(f"path must be a file path or a binary file object, got {type(path).__name__}")
     allowed = _constructor_parameters(cls) - {"self", "env", "device", "_init_setup_model"}
-    setter_only = {k for k in kwargs if k in _tunable_names() and k not in allowed}  # sigma, vgs_alpha
+    setter_only = {k for k in kwargs if k in TUNABLE and k not in allowed}  # sigma, vgs_alpha
     unknown = sorted(set(custom_objects) - allowed - {"policy", "policy_class"}) + sorted(
         set(kwargs) - allowed - setter_only
     )
@@ -174,10 +186,10 @@ def load_model(
         raise ValueError(
             f"unknown custom_objects/kwargs {unknown} for {cls.__name__}.load: expected constructor "
             f"arguments of {cls.__name__} ({', '.join(sorted(allowed))}) or tunable hyperparameters "
-            f"({', '.join(_tunable_names())})"
+            f"({', '.join(TUNABLE)})"
         )
     tunable_overrides = {
-        k: v for k, v in kwargs.items() if k in _tunable_names() and isinstance(v, (int, float)) and not isinstance(v, bool)
+        k: v for k, v in kwargs.items() if k in TUNABLE and isinstance(v, (int, float)) and not isinstance(v, bool)
     }
     kwargs = {k: v for k, v in kwargs.items() if k not in setter_only}
     if isinstance(path, pathlib.Path):

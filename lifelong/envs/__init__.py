@@ -8,8 +8,13 @@ Wrappers (any Gymnasium env): :class:`PermuteObservations`, :class:`PermuteActio
 """
 from lifelong.envs.base import NonStationaryWrapper
 from lifelong.envs.registration import REGISTERED, register_envs
-from lifelong.envs.wrappers import (CARTPOLE_PARAMS, ChangingDynamics, PermuteActions,
-                                    PermuteObservations, ScaleRewards)
+from lifelong.envs.wrappers import (
+                                    CARTPOLE_PARAMS,
+                                    ChangingDynamics,
+                                    PermuteActions,
+                                    PermuteObservations,
+                                    ScaleRewards,
+)
 
 register_envs()
 

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import gymnasium as gym
 
-from lifelong.envs.wrappers import (ChangingDynamics, PermuteActions, PermuteObservations,
-                                    ScaleRewards)
+from lifelong.envs.wrappers import (
+    ChangingDynamics,
+    PermuteActions,
+    PermuteObservations,
+    ScaleRewards,
+)
 
 DEFAULT_EVERY_STEPS = 20_000
 

@@ -29,6 +29,7 @@ share are in :mod:`lifelong.optim._common`, the scratch memory and the noise in
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -36,13 +37,267 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from lifelong.optim._common import _global_max
-from lifelong.optim._foreach import _apply_foreach, _stats_foreach
-from lifelong.optim._reference import _apply_single, _stats_single
-from lifelong.optim._validation import _validate_group
-from lifelong.optim._workspace import _draw_noise, _Workspace
-
 __all__ = ["UPGD", "AdaptiveUPGD", "UPGDW"]
+
+
+def _real(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, Tensor) and value.numel() == 1 and not value.requires_grad:
+            value = value.item()
+        else:
+            raise ValueError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return value
+
+
+def _non_negative(name: str, value: Any) -> float:
+    value = _real(name, value)
+    if value < 0.0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    return value
+
+
+def _unit_interval(name: str, value: Any) -> float:
+    value = _real(name, value)
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    return value
+
+
+def _validate_group(group: dict[str, Any], adaptive: bool) -> None:
+    """Check (and normalise to floats) the hyperparameters of one param group, in place."""
+    required = ("lr", "weight_decay", "sigma", "beta_utility", "foreach")
+    for key in required + (("betas", "eps") if adaptive else ()):
+        if key not in group:
+            raise ValueError(f"param group lacks the hyperparameter {key!r} "
+                             f"(has {sorted(k for k in group if k != 'params')})")
+    group["lr"] = _non_negative("lr", group["lr"])
+    group["weight_decay"] = _non_negative("weight_decay", group["weight_decay"])
+    group["sigma"] = _non_negative("sigma", group["sigma"])
+    group["beta_utility"] = _unit_interval("beta_utility", group["beta_utility"])
+    if adaptive:
+        betas = group["betas"]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        group["betas"] = (_unit_interval("betas[0]", betas[0]), _unit_interval("betas[1]", betas[1]))
+        eps = _real("eps", group["eps"])
+        if eps <= 0.0:
+            raise ValueError(f"eps must be > 0, got {eps!r}")
+        group["eps"] = eps
+    if group["foreach"] not in (None, True, False):
+        raise ValueError(f"foreach must be None, True or False, got {group['foreach']!r}")
+
+
+
+def _corrections(bucket: dict[str, Any], group: dict[str, Any], adaptive: bool):
+    """Per-bucket scalars: utility bias correction and (adaptive) Adam's step scale and eps."""
+    t = bucket["step"]
+    utility_correction = 1.0 - group["beta_utility"] ** t
+    if not adaptive:
+        return utility_correction, 1.0, 0.0
+    beta1, beta2 = group["betas"]
+    sqrt_c2 = math.sqrt(1.0 - beta2 ** t)
+    # m̂ / (sqrt(v̂) + eps) == (m / (sqrt(v) + eps * sqrt_c2)) * (sqrt_c2 / c1)
+    return utility_correction, sqrt_c2 / (1.0 - beta1 ** t), group["eps"] * sqrt_c2
+
+
+def _global_max(maxima: list[Tensor]) -> Tensor | None:
+    """eta before flooring: the largest û over everything that stepped, as a 0-d tensor.
+    ``maxima``: per bucket, a 1-d tensor of its tensors' largest û."""
+    if not maxima:
+        return None
+    if len(maxima) == 1 and maxima[0].dtype in (torch.float32, torch.float64):
+        return maxima[0].max()
+    dtype = torch.float32
+    for m in maxima:
+        dtype = torch.promote_types(dtype, m.dtype)
+    device = maxima[0].device
+    return torch.cat([m.to(device=device, dtype=dtype) for m in maxima]).max()
+
+
+def _gate_scale(eta: Tensor | None, p: Tensor, utility_correction: float) -> Tensor:
+    """The factor c with ``1 - s = sigmoid(c * u)``, i.e. ``c = -1 / (correction * eta)``, with
+    eta floored at finfo(dtype).tiny and c clamped finite (so that ``c * 0`` is never NaN)."""
+    finfo = torch.finfo(p.dtype)
+    if eta is None:  # only empty tensors stepped: any finite factor will do
+        return torch.full((), -1.0, dtype=p.dtype, device=p.device)
+    # the upper clamp only matters when a utility overflowed to +inf (|g * w| beyond the dtype's
+    # range): it keeps c non-zero, so that c * inf is -inf rather than NaN
+    eta = eta.to(device=p.device, dtype=p.dtype).clamp(finfo.tiny, finfo.max)
+    return torch.div(-1.0 / utility_correction, eta).clamp_min(-finfo.max)
+
+
+
+class _Workspace:
+    """Reusable scratch memory for the step's temporaries (never part of the optimizer state).
+
+    Allocating and freeing a multi-megabyte temporary on every step costs more than the
+    arithmetic done in it (page faults), so large temporaries live in flat buffers that are
+    kept between steps, one per (slot, device, dtype), and handed out as views shaped like the
+    parameters. Holds no parameter and no reference to one: only shapes and scratch values."""
+
+    #: buckets with at least this many elements use persistent buffers for the gate and the
+    #: denominator; smaller ones allocate (cheap below the allocator's mmap threshold)
+    large = 1 << 16
+
+    def __init__(self) -> None:
+        self._flat: dict[tuple, Tensor] = {}
+        self._views: dict[tuple, list[Tensor]] = {}
+
+    def views(self, slot: str, tensors: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        """A flat buffer of the tensors' total size and its views shaped like each tensor."""
+        first = tensors[0]
+        shapes = tuple(t.shape for t in tensors)
+        key = (slot, first.device, first.dtype, shapes)
+        flat_key = key[:3]
+        views = self._views.get(key)
+        if views is None:
+            total = sum(t.numel() for t in tensors)
+            flat = self._flat.get(flat_key)
+            if flat is None or flat.numel() < total:
+                flat = torch.empty(total, device=first.device, dtype=first.dtype)
+                self._flat[flat_key] = flat
+                self._views = {k: v for k, v in self._views.items() if k[:3] != flat_key}
+            views, offset = [], 0
+            for shape, t in zip(shapes, tensors):
+                views.append(flat[offset:offset + t.numel()].view(shape))
+                offset += t.numel()
+            self._views[key] = views
+        return self._flat[flat_key], views
+
+    def clear(self) -> None:
+        self._flat.clear()
+        self._views.clear()
+
+
+def _draw_noise(buckets, sigma: float, generator: torch.Generator | None,
+                workspace: _Workspace):
+    """Standard normal noise for every stepping parameter of one group, drawn in one call
+    (parameters in bucket order) into reusable memory. Returns, per bucket, a list of tensors
+    shaped like its parameters (or None per bucket when sigma == 0)."""
+    if sigma == 0.0:
+        return [None] * len(buckets)
+    params = [p for b in buckets for p in b["params"]]
+    total = sum(p.numel() for p in params)
+    flat, views = workspace.views("noise", params)
+    if generator is None or generator.device == flat.device:
+        flat[:total].normal_(generator=generator)
+    else:
+        flat[:total].copy_(torch.randn(total, generator=generator, device=generator.device,
+                                       dtype=flat.dtype))
+    out, i = [], 0
+    for b in buckets:
+        pieces = []
+        for p in b["params"]:
+            piece = views[i]
+            if piece.device != p.device or piece.dtype != p.dtype:  # mixed group: cast
+                piece = piece.to(device=p.device, dtype=p.dtype)
+            pieces.append(piece)
+            i += 1
+        out.append(pieces)
+    return out
+
+
+
+def _stats_single(bucket, group, adaptive) -> list[Tensor]:
+    """Update moments and utilities, one tensor at a time. Returns the tensors' largest û,
+    stacked (as a list of one tensor, or empty)."""
+    beta_u = group["beta_utility"]
+    utility_correction = 1.0 - beta_u ** bucket["step"]
+    maxima = []
+    for i, (p, g, u) in enumerate(zip(bucket["params"], bucket["grads"], bucket["utility"])):
+        if adaptive:
+            beta1, beta2 = group["betas"]
+            bucket["exp_avg"][i].lerp_(g, 1.0 - beta1)
+            bucket["exp_avg_sq"][i].mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
+        u.mul_(beta_u).addcmul_(g, p, value=-(1.0 - beta_u))            # u = b u + (1-b)(-g w)
+        if u.numel():
+            maxima.append(u.max() / utility_correction)                  # max of û (a tensor)
+    return [torch.stack(maxima)] if maxima else []
+
+
+def _apply_single(bucket, group, eta, noise, adaptive) -> None:
+    """w <- w (1 - lr wd) - lr (d + sigma xi)(1 - s), one tensor at a time."""
+    lr, sigma, wd = group["lr"], group["sigma"], group["weight_decay"]
+    utility_correction, step_scale, eps = _corrections(bucket, group, adaptive)
+    for i, (p, g, u) in enumerate(zip(bucket["params"], bucket["grads"], bucket["utility"])):
+        gate = torch.mul(u, _gate_scale(eta, p, utility_correction)).sigmoid_()  # 1 - s
+        if noise is not None:
+            p.addcmul_(noise[i], gate, value=-lr * sigma)          # - lr xi (1 - s)
+        if wd != 0.0:
+            p.mul_(1.0 - lr * wd)
+        if adaptive:
+            # - lr m̂/(sqrt(v̂) + eps) (1 - s) written as m / ((sqrt(v) + eps') / (1 - s)):
+            # a gate of exactly 0 gives m / inf = 0, never NaN (the denominator is >= eps')
+            denom = bucket["exp_avg_sq"][i].sqrt().add_(eps).div_(gate)
+            p.addcdiv_(bucket["exp_avg"][i], denom, value=-lr * step_scale)
+        else:
+            p.addcmul_(g, gate, value=-lr)
+
+
+
+def _scalar(value: float, like: Tensor) -> float | Tensor:
+    """A factor for ``torch._foreach_mul_``. On the CPU a 0-d tensor of the operands' dtype:
+    the CPU kernel wraps a Python number into a fresh tensor once per list element, which
+    doubles the cost of the call on small tensors; the value is identical (the kernel computes
+    in the tensors' dtype either way). Elsewhere the number itself, which fused kernels take
+    as an argument (a device tensor would need a host-to-device copy)."""
+    return torch.tensor(value, dtype=like.dtype) if like.device.type == "cpu" else value
+
+
+def _stats_foreach(bucket, group, adaptive) -> list[Tensor]:
+    beta_u = group["beta_utility"]
+    utility_correction = 1.0 - beta_u ** bucket["step"]
+    params, grads, utility = bucket["params"], bucket["grads"], bucket["utility"]
+    if adaptive:
+        beta1, beta2 = group["betas"]
+        torch._foreach_lerp_(bucket["exp_avg"], grads, 1.0 - beta1)
+        torch._foreach_mul_(bucket["exp_avg_sq"], _scalar(beta2, params[0]))
+        torch._foreach_addcmul_(bucket["exp_avg_sq"], grads, grads, value=1.0 - beta2)
+    torch._foreach_mul_(utility, _scalar(beta_u, params[0]))
+    torch._foreach_addcmul_(utility, grads, params, value=-(1.0 - beta_u))
+    nonempty = [u for u in utility if u.numel()]
+    if not nonempty:
+        return []
+    return [torch.stack(torch._foreach_max(nonempty)).div_(utility_correction)]
+
+
+def _apply_foreach(bucket, group, eta, noise, adaptive, workspace: _Workspace) -> None:
+    lr, sigma, wd = group["lr"], group["sigma"], group["weight_decay"]
+    utility_correction, step_scale, eps = _corrections(bucket, group, adaptive)
+    params, utility = bucket["params"], bucket["utility"]
+    # Large buckets: temporaries in reusable memory, written by per-tensor out= calls (the
+    # per-call overhead is negligible there and each temporary costs one pass, no page faults).
+    # Small buckets: out-of-place foreach calls (few dispatches; small allocations are cheap).
+    large = sum(p.numel() for p in params) >= workspace.large
+    scale = _gate_scale(eta, params[0], utility_correction)
+    if large:
+        gate = workspace.views("gate", params)[1]
+        for u, out in zip(utility, gate):
+            torch.mul(u, scale, out=out)
+    else:
+        gate = torch._foreach_mul(utility, scale)
+    torch._foreach_sigmoid_(gate)                                            # 1 - s
+    if noise is not None:
+        torch._foreach_addcmul_(params, noise, gate, value=-lr * sigma)
+    if wd != 0.0:
+        torch._foreach_mul_(params, _scalar(1.0 - lr * wd, params[0]))
+    if adaptive:
+        if large:  # the noise has been applied: its memory is free for the denominator
+            denom = noise if noise is not None else workspace.views("denom", params)[1]
+            for v, out in zip(bucket["exp_avg_sq"], denom):
+                torch.sqrt(v, out=out)
+        else:
+            denom = torch._foreach_sqrt(bucket["exp_avg_sq"])
+        torch._foreach_add_(denom, eps)
+        torch._foreach_div_(denom, gate)
+        torch._foreach_addcdiv_(params, bucket["exp_avg"], denom, value=-lr * step_scale)
+    else:
+        torch._foreach_addcmul_(params, bucket["grads"], gate, value=-lr)
+
+
 
 _GENERATOR_KEY = "generator_state"
 

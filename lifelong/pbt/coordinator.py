@@ -7,6 +7,7 @@ from typing import Any
 
 from lifelong.pbt.errors import PBTError
 from lifelong.pbt.explore import boundary_rng, explore, select_exploits
+from lifelong.pbt.local import WorkerPool, default_workers
 from lifelong.pbt.member import run_interval
 from lifelong.pbt.records import PBTResult
 from lifelong.pbt.retention import _atomic_copy
@@ -33,8 +34,6 @@ class LocalCoordinator:
         }
 
     def _run_local(self, callback) -> PBTResult:
-        from lifelong.pbt.local import WorkerPool, default_workers
-
         state = self.load_state() or self._new_state()
         for m in state["members"]:
             (self.workdir / "members" / m).mkdir(parents=True, exist_ok=True)

@@ -10,10 +10,10 @@ from typing import Any, Callable
 
 from lifelong.pbt.coordinator import LocalCoordinator
 from lifelong.pbt.errors import PBTError
-from lifelong.pbt.persistence import STATE_VERSION, PopulationState  # noqa: F401  (STATE_VERSION: importable here)
+from lifelong.pbt.persistence import PopulationState
 from lifelong.pbt.records import PBTResult
 from lifelong.pbt.retention import CheckpointRetention
-from lifelong.pbt.settings import BACKENDS, PBTSettings, validate_space  # noqa: F401  (validate_space: likewise)
+from lifelong.pbt.settings import BACKENDS, PBTSettings
 
 __all__ = ["PBT", "PBTError", "BACKENDS"]
 

@@ -88,7 +88,7 @@ class WorkerPool:
         func: Callable[[Any], Any],
         workers: int,
         start_method: str = "spawn",
-        preload: tuple[str, ...] = ("lifelong.pbt.member", "lifelong.ppo", "lifelong.checkpoint"),
+        preload: tuple[str, ...] = ("lifelong.pbt.member", "lifelong.agent.ppo", "lifelong.checkpoint"),
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers={workers!r}: expected an int >= 1")

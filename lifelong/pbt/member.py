@@ -16,7 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+import gymnasium as gym
 import numpy as np
+from stable_baselines3.common.env_util import make_vec_env
+
+from lifelong.agent.ppo import DistributionalPPO
+from lifelong.checkpoint import load_model, save_model
 
 __all__ = [
     "AgentSpec",
@@ -171,14 +176,10 @@ def eval_seed(seed: int, step: int) -> int:
 
 
 def make_env(spec: AgentSpec, seed: int):
-    from stable_baselines3.common.env_util import make_vec_env
-
     return make_vec_env(spec.env, n_envs=spec.n_envs, seed=seed, env_kwargs=dict(spec.env_kwargs))
 
 
 def make_eval_env(spec: AgentSpec):
-    import gymnasium as gym
-
     source = spec.eval_env if spec.eval_env is not None else spec.env
     if isinstance(source, str):
         return gym.make(source, **dict(spec.env_kwargs))
@@ -186,8 +187,6 @@ def make_eval_env(spec: AgentSpec):
 
 
 def _agent_class():
-    from lifelong.ppo import DistributionalPPO
-
     return DistributionalPPO
 
 
@@ -221,8 +220,6 @@ def prepare_model(
     if checkpoint is None:
         model = build_model(spec, env, seed)
     else:
-        from lifelong.checkpoint import load_model
-
         model = load_model(_agent_class(), checkpoint, env=env, device=spec.kwargs.get("device", "auto"))
     if config:
         model.set_hyperparameters(**dict(config))
@@ -282,8 +279,6 @@ def run_interval(task: Mapping[str, Any]) -> dict[str, Any]:
     task keys: spec (AgentSpec), config, checkpoint (path or None), out (path to save to),
     seed, index, step (the interval's start), interval_steps, eval_episodes.
     """
-    from lifelong.checkpoint import save_model
-
     t0 = time.perf_counter()
     spec: AgentSpec = task["spec"]
     seed, index, step = int(task["seed"]), int(task["index"]), int(task["step"])

@@ -1,6 +1,7 @@
 """``state.json``: the population's state, persisted after every change so a run can resume."""
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from lifelong.pbt import records
@@ -38,8 +39,6 @@ class PopulationState:
         }
 
     def load_state(self) -> dict[str, Any] | None:
-        import json
-
         path = self.workdir / "state.json"
         if not path.exists():
             return None

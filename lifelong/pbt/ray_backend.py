@@ -31,10 +31,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import ray
+import torch
 from ray import tune
 from ray.tune.schedulers import PopulationBasedTraining
 
+from lifelong.agent.ppo import DistributionalPPO
+from lifelong.checkpoint import load_model, save_model
+from lifelong.pbt.errors import PBTError
 from lifelong.pbt.explore import explore
+from lifelong.pbt.local import default_workers
 from lifelong.pbt.member import (
     AgentSpec,
     _jsonable,
@@ -48,7 +54,13 @@ from lifelong.pbt.member import (
     optimizer_lrs,
     train_mean_reward,
 )
-from lifelong.pbt.records import MemberResult, PBTResult, atomic_write_text, dumps, write_outputs
+from lifelong.pbt.records import (
+    MemberResult,
+    PBTResult,
+    atomic_write_text,
+    dumps,
+    write_outputs,
+)
 
 __all__ = ["LifelongTrainable", "run_ray"]
 
@@ -61,8 +73,6 @@ class LifelongTrainable(tune.Trainable):
     """One population member. ``spec``/``settings`` come through ``tune.with_parameters``."""
 
     def setup(self, config: dict, spec: AgentSpec = None, settings: dict = None) -> None:
-        import torch
-
         torch.set_num_threads(1)
         self.spec = spec
         self.settings = dict(settings)
@@ -117,16 +127,11 @@ class LifelongTrainable(tune.Trainable):
         }
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:
-        from lifelong.checkpoint import save_model
-
         save_model(self._model, Path(checkpoint_dir) / _MODEL_FILE)
         meta = {"member": self._index, "iteration": self.iteration, "config": self._values()}
         (Path(checkpoint_dir) / _META_FILE).write_text(json.dumps(meta))
 
     def load_checkpoint(self, checkpoint_dir: str) -> None:
-        from lifelong.checkpoint import load_model
-        from lifelong.ppo import DistributionalPPO
-
         self._model = load_model(
             DistributionalPPO, Path(checkpoint_dir) / _MODEL_FILE, device=self.spec.kwargs.get("device", "auto")
         )
@@ -311,16 +316,12 @@ def _stored_result(pbt, state: dict) -> PBTResult:
 
 
 def _init_ray(pbt) -> bool:
-    import ray
-
     if ray.is_initialized():
         return False
     address = pbt.ray_address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, log_to_driver=False)
     else:
-        from lifelong.pbt.local import default_workers
-
         ray.init(
             num_cpus=pbt.workers or default_workers(),
             include_dashboard=False,
@@ -331,8 +332,6 @@ def _init_ray(pbt) -> bool:
 
 
 def run_ray(pbt, callback: Callable | None = None) -> PBTResult:
-    import ray
-
     workdir = pbt.workdir.resolve()
     state = None
     state_path = workdir / "state.json"
@@ -346,8 +345,6 @@ def run_ray(pbt, callback: Callable | None = None) -> PBTResult:
         done = state.get("result")
         if done and int(done.get("steps", 0)) >= pbt.total_steps:
             return _stored_result(pbt, state)
-        from lifelong.pbt.core import PBTError
-
         raise PBTError(
             f"workdir={str(pbt.workdir)!r} holds an interrupted Ray population. Tune's restore does not "
             "bring back a synchronous PBT scheduler reliably (seen with Ray 2.60: duplicated results, "
@@ -413,8 +410,6 @@ def run_ray(pbt, callback: Callable | None = None) -> PBTResult:
         members = []
         for res in grid:
             if res.error is not None:
-                from lifelong.pbt.core import PBTError
-
                 raise PBTError(f"a Ray trial failed beyond max_restarts={pbt.max_restarts}: {res.error}")
             mid = _member_id(res.config)
             ckpt_path = None

@@ -1,6 +1,7 @@
 """Argument validation: the checked configuration of a ``PBT`` run and what follows from it alone."""
 from __future__ import annotations
 
+import importlib.util
 import math
 import numbers
 import os
@@ -8,8 +9,12 @@ import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
+from lifelong.agent.hyperparameters import TUNABLE, validate
+from lifelong.pbt.local import START_METHODS, default_start_method
 from lifelong.pbt.member import EVAL_METRICS, AgentSpec
-from lifelong.pbt.space import Distribution
+from lifelong.pbt.space import Distribution, from_dict
 
 __all__ = ["BACKENDS", "PBTSettings", "validate_space"]
 
@@ -17,14 +22,8 @@ BACKENDS = ("local", "ray")
 
 
 def _require_ray():
-    try:
-        import ray  # noqa: F401
-        from ray import tune  # noqa: F401
-        from ray.tune.schedulers import PopulationBasedTraining  # noqa: F401
-    except ImportError as exc:
-        raise ImportError(
-            "backend='ray' needs Ray Tune, which is not installed: pip install lifelong[ray]"
-        ) from exc
+    if importlib.util.find_spec("ray") is None or importlib.util.find_spec("ray.tune") is None:
+        raise ImportError("backend='ray' needs Ray Tune, which is not installed: pip install lifelong[ray]")
 
 
 def _int_arg(name: str, value: Any, minimum: int) -> int:
@@ -43,8 +42,6 @@ def _real_arg(name: str, value: Any) -> float:
 
 def validate_space(space: Any) -> dict[str, Distribution]:
     """Names must be ``set_hyperparameters`` names and every bound a valid value for it."""
-    from lifelong.hyperparams import TUNABLE, validate
-
     if not isinstance(space, Mapping) or not space:
         raise ValueError(
             f"space={space!r}: expected a non-empty dict of hyperparameter name -> "
@@ -58,8 +55,6 @@ def validate_space(space: Any) -> dict[str, Distribution]:
                 "(the names model.set_hyperparameters accepts)"
             )
         if isinstance(dist, Mapping):
-            from lifelong.pbt.space import from_dict
-
             dist = from_dict(dict(dist))
         if not isinstance(dist, Distribution):
             raise ValueError(
@@ -148,8 +143,6 @@ class PBTSettings:
         if ray_address is not None and not isinstance(ray_address, str):
             raise ValueError(f"ray_address={ray_address!r}: expected a string such as 'auto' or 'ray://host:10001'")
         self.ray_address = ray_address
-        from lifelong.pbt.local import START_METHODS, default_start_method
-
         if start_method is not None and start_method not in START_METHODS:
             raise ValueError(f"start_method={start_method!r}: expected one of {list(START_METHODS)} or None")
         self.start_method = start_method or default_start_method()
@@ -194,8 +187,6 @@ class PBTSettings:
         }
 
     def initial_configs(self) -> dict[str, dict[str, Any]]:
-        import numpy as np
-
         rng = np.random.default_rng([self.seed & 0xFFFFFFFF, 0x1417])
         return {m: {n: d.sample(rng) for n, d in self.space.items()} for m in self.member_ids}
 

@@ -60,7 +60,7 @@ class Distribution:
         raise NotImplementedError
 
     def endpoints(self) -> list[Any]:
-        """The values ``lifelong.hyperparams.validate`` must accept for the space to be valid."""
+        """The values ``lifelong.agent.hyperparameters.validate`` must accept for the space to be valid."""
         raise NotImplementedError
 
     def to_dict(self) -> dict[str, Any]:

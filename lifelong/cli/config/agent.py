@@ -1,0 +1,171 @@
+"""The agent's arguments: the ``agent:`` section, derived from DistributionalPPO's signature.
+
+Defaults are read from the constructor with :mod:`inspect`, so the agent's own defaults are the
+config defaults; arguments without a validator in :data:`AGENT_KNOWN` are typed from their default.
+"""
+from __future__ import annotations
+
+from lifelong.agent.optimizer import OPTIMIZERS
+from lifelong.agent.ppo import DistributionalPPO
+from lifelong.vgs import VarianceGradientScaler
+
+import copy
+import inspect
+from typing import Mapping
+
+from lifelong.cli.config.errors import ConfigError, suggest
+from lifelong.cli.config.run_options import RUN_KEYS
+from lifelong.cli.config.signature import signature_defaults
+from lifelong.cli.config.validators import (
+    Any_,
+    Bool,
+    Choice,
+    Float,
+    FreeDict,
+    Int,
+    Kwargs,
+    Optional,
+    PolicyKwargs,
+    Schedule,
+    Str,
+    V,
+    known_items,
+)
+
+__all__ = ["AGENT_KNOWN", "AGENT_EXCLUDED", "agent_class", "agent_defaults"]
+
+
+def _optimizer_class(ctx):
+    return OPTIMIZERS.get(ctx.get("optimizer", "adaptive_upgd"))
+
+
+def _vgs_class(ctx):
+    return VarianceGradientScaler
+
+
+#: validators of the agent arguments we know about; others are typed from their default.
+AGENT_KNOWN: dict[str, V] = {
+    "policy": Str(),
+    "learning_rate": Schedule(),
+    "n_steps": Int(min=1),
+    "batch_size": Int(min=2),
+    "n_epochs": Int(min=1),
+    "gamma": Float(0.0, 1.0),
+    "gae_lambda": Float(0.0, 1.0),
+    "clip_range": Schedule(),
+    "clip_range_vf": Optional(Schedule()),
+    "normalize_advantage": Bool(),
+    "ent_coef": Float(min=0.0),
+    "vf_coef": Float(min=0.0),
+    "max_grad_norm": Optional(Float(min=0.0, min_open=True)),
+    "use_sde": Bool(),
+    "sde_sample_freq": Int(min=-1),
+    "target_kl": Optional(Float(min=0.0, min_open=True)),
+    "stats_window_size": Int(min=1),
+    "policy_kwargs": PolicyKwargs(),
+    "rollout_buffer_kwargs": Optional(FreeDict()),
+    "device": Str(),
+    "critic": Choice("quantile", "categorical"),
+    "n_quantiles": Int(min=1),
+    "huber_kappa": Float(min=0.0, min_open=True),
+    "n_atoms": Int(min=2),
+    "v_min": Float(),
+    "v_max": Float(),
+    "twin_critics": Bool(),
+    "value_aggregation": Choice("min", "mean"),
+    "optimizer": Choice("adam", "upgd", "adaptive_upgd", "upgdw"),
+    "optimizer_kwargs": Kwargs(_optimizer_class),
+    "vgs": Bool(),
+    "vgs_kwargs": Kwargs(_vgs_class),
+    "normalize_returns": Bool(),
+    "cvar_alpha": Optional(Float(0.0, 1.0, min_open=True)),
+    "diagnostics_every": Optional(Int(min=0)),
+}
+
+#: constructor arguments that are not config keys (the run owns them).
+AGENT_EXCLUDED = ("self", "env", "tensorboard_log", "verbose", "seed", "_init_setup_model",
+                  "rollout_buffer_class")
+
+def agent_class():
+    """The agent class a configuration builds."""
+    return DistributionalPPO
+
+
+_AGENT_DEFAULTS: dict | None = None
+
+
+def agent_defaults() -> dict:
+    """Constructor defaults of DistributionalPPO (read from its signature)."""
+    global _AGENT_DEFAULTS
+    if _AGENT_DEFAULTS is None:
+        params = dict(inspect.signature(agent_class().__init__).parameters)
+        out = {"policy": "MlpPolicy"}
+        out.update(signature_defaults(params, exclude=AGENT_EXCLUDED + ("policy",)))
+        _AGENT_DEFAULTS = out
+    return copy.deepcopy(_AGENT_DEFAULTS)
+
+
+def _agent_validator(name: str, default) -> V:
+    if name in AGENT_KNOWN:
+        return AGENT_KNOWN[name]
+    if isinstance(default, bool):
+        return Bool()
+    if isinstance(default, int):
+        return Optional(Int())
+    if isinstance(default, float):
+        return Optional(Float())
+    if isinstance(default, str):
+        return Str()
+    return Any_()
+
+
+def _validate_agent(agent) -> dict:
+    agent = FreeDict()("agent", agent)
+    known = agent_defaults()
+    out = {}
+    for k, v in known_items("agent", agent, known, hint=lambda k: _unknown_agent_key_hint(k, known)):
+        validator = _agent_validator(k, known[k])
+        if isinstance(validator, Kwargs):
+            out[k] = validator(f"agent.{k}", v, context={**known, **agent})
+        else:
+            out[k] = validator(f"agent.{k}", v)
+    vmin = out.get("v_min", known.get("v_min"))
+    vmax = out.get("v_max", known.get("v_max"))
+    if isinstance(vmin, (int, float)) and isinstance(vmax, (int, float)) and vmin >= vmax:
+        raise ConfigError(f"agent.v_max: expected a number greater than agent.v_min ({vmin}), got {vmax}")
+    if "policy_kwargs" in out and out["policy_kwargs"]:
+        _check_policy_kwargs(out.get("policy", known.get("policy", "MlpPolicy")), out["policy_kwargs"])
+    return out
+
+
+def _unknown_agent_key_hint(k, known) -> str:
+    hint = suggest(k, list(known))
+    if k in PolicyKwargs.KNOWN:
+        hint = f" (did you mean agent.policy_kwargs.{k}?)"
+    elif not hint and k in RUN_KEYS:
+        hint = f" ({k} is a top-level key, not an agent argument)"
+    return hint
+
+
+def _check_policy_kwargs(policy, kwargs: Mapping) -> None:
+    cls = agent_class()
+    if not isinstance(policy, str):
+        return
+    pcls = getattr(cls, "policy_aliases", {}).get(policy)
+    if pcls is None:
+        raise ConfigError(f"agent.policy: unknown policy {policy!r}"
+                          f"{suggest(policy, list(getattr(cls, 'policy_aliases', {})))}")
+    names: set[str] = set()
+    for klass in pcls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            params = inspect.signature(init).parameters
+        except (TypeError, ValueError):
+            continue
+        names.update(n for n, p in params.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL))
+    names -= {"self", "observation_space", "action_space", "lr_schedule"}
+    for k in kwargs:
+        if k not in names:
+            raise ConfigError(f"agent.policy_kwargs.{k}: unknown key{suggest(k, sorted(names))}")

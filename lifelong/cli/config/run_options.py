@@ -1,0 +1,35 @@
+"""The run options: the top-level keys of a configuration besides its sections."""
+from __future__ import annotations
+
+from typing import Any
+
+from lifelong.cli.config.validators import (
+    Bool,
+    Choice,
+    Float,
+    FreeDict,
+    Int,
+    Optional,
+    Str,
+    V,
+)
+
+__all__ = ["RUN_KEYS", "SECTION_KEYS"]
+
+#: key -> (default, validator, description).
+RUN_KEYS: dict[str, tuple[Any, V, str]] = {
+    "env": (None, Optional(Str()), "Gymnasium environment id"),
+    "env_kwargs": ({}, FreeDict(), "extra gymnasium.make arguments"),
+    "n_envs": (1, Int(min=1), "number of vectorised environments"),
+    "vec_env": ("dummy", Choice("dummy", "subproc"), "DummyVecEnv or SubprocVecEnv"),
+    "normalize_obs": (False, Bool(), "normalise observations with VecNormalize"),
+    "seed": (0, Optional(Int(min=0)), "random seed"),
+    "timesteps": (100_000, Int(min=1), "total environment steps"),
+    "eval_every": (10_000, Int(min=0), "evaluate every N steps (0: only at the end)"),
+    "eval_episodes": (10, Int(min=1), "episodes per evaluation"),
+    "eval_deterministic": (True, Bool(), "greedy actions during evaluation"),
+    "stop_at_reward": (None, Optional(Float()), "stop once an evaluation's mean return reaches this"),
+    "checkpoint_every": (25_000, Int(min=0), "checkpoint every N steps (0: only at the end)"),
+    "keep_checkpoints": (3, Int(min=1), "checkpoints kept in checkpoints/"),
+}
+SECTION_KEYS = ("agent", "pbt", "space")

@@ -1,0 +1,283 @@
+"""Training a run directory: the run callback (progress bar, evaluation, checkpoints, logging)
+and the ``train`` / ``resume`` loops behind ``lifelong train`` and ``lifelong resume``."""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+
+from lifelong.checkpoint import save_model
+from lifelong.cli.config import ConfigError
+from lifelong.cli.run_dir import (
+    RunDir,
+    append_eval,
+    build_agent,
+    load_agent,
+    make_env,
+    make_logger,
+    read_evals,
+)
+
+
+class Evaluator:
+    """Evaluates a model on its own vectorised copy of the env (same seeds every time)."""
+
+    def __init__(self, config: Mapping, seed: int):
+        self.episodes = config["eval_episodes"]
+        self.deterministic = config["eval_deterministic"]
+        self.seed = seed
+        self.env = make_env(config, n_envs=min(self.episodes, 8), seed=seed,
+                            normalize_training=False)
+
+    def __call__(self, model) -> tuple[float, float]:
+        from stable_baselines3.common.evaluation import evaluate_policy
+        from stable_baselines3.common.vec_env import (
+            VecNormalize,
+            sync_envs_normalization,
+        )
+        train_env = model.get_env()
+        if isinstance(self.env, VecNormalize) and train_env is not None:
+            sync_envs_normalization(train_env, self.env)
+        self.env.seed(self.seed)
+        rewards, _ = evaluate_policy(model, self.env, n_eval_episodes=self.episodes,
+                                     deterministic=self.deterministic,
+                                     return_episode_rewards=True, warn=False)
+        return float(np.mean(rewards)), float(np.std(rewards))
+
+    def close(self):
+        self.env.close()
+
+
+class RunCallback(BaseCallback):
+    """After every PPO update (at the next rollout's start, and at the end of training):
+    evaluate when due (``eval/mean_reward``, ``eval/std_reward``), checkpoint when due, and dump
+    one logger row (rollout stats, the update's train/* keys, eval keys) at ``num_timesteps``.
+    Also drives the progress bar (steps, steps/s, recent training return, last evaluation)."""
+
+    def __init__(self, run: RunDir, config: Mapping, evaluator: Evaluator, manager,
+                 target: int, progress: bool = True):
+        super().__init__()
+        self.run, self.config, self.evaluator, self.manager = run, config, evaluator, manager
+        self.target, self.progress = target, progress
+        self.bar = None
+        prev = read_evals(run)
+        self.best = max(prev, key=lambda r: r["mean_reward"]) if prev else None
+        self.last_eval: dict | None = prev[-1] if prev else None
+        self.last_checkpoint: Path | None = None
+        self.stopped = False  # an evaluation reached stop_at_reward
+        self.t0 = time.time()
+
+    # -- schedule helpers
+    @staticmethod
+    def _next(n: int, every: int) -> int:
+        return (n // every + 1) * every if every else math.inf
+
+    def _on_training_start(self) -> None:
+        n = self.model.num_timesteps
+        self.start_steps = n
+        self.logged_at = n
+        self.evaluated_at = self.last_eval["step"] if self.last_eval else -1
+        self.next_eval = self._next(n, self.config["eval_every"])
+        self.next_ckpt = self._next(n, self.config["checkpoint_every"])
+        self.iteration = n // max(1, self.model.n_steps * self.model.n_envs)
+        self.t0 = time.time()
+        if self.progress:
+            from tqdm import tqdm
+            self.bar = tqdm(total=self.target, initial=n, unit="step", unit_scale=True,
+                            dynamic_ncols=True, mininterval=0.5, file=sys.stderr,
+                            desc=str(self.config["env"]), leave=True,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
+                                       "[{elapsed}<{remaining}, {rate_fmt}]{postfix}")
+            self._shown = n
+
+    def _on_step(self) -> bool:
+        if self.bar is not None:
+            n = self.model.num_timesteps
+            self.bar.update(n - self._shown)
+            self._shown = n
+        return not self.stopped
+
+    def _on_rollout_start(self) -> None:
+        if self.model.num_timesteps > self.logged_at:
+            self.after_update()
+
+    def _on_training_end(self) -> None:
+        self.after_update(final=True)
+        if self.bar is not None:
+            if self.stopped:  # early stop: show the bar complete at the steps actually done
+                self.bar.total = self.model.num_timesteps
+                self.bar.refresh()
+            self.bar.close()
+            self.bar = None
+
+    def evaluate(self) -> dict:
+        n = self.model.num_timesteps
+        mean, std = self.evaluator(self.model)
+        row = {"step": n, "mean_reward": mean, "std_reward": std,
+               "episodes": self.evaluator.episodes, "time_s": round(time.time() - self.t0, 3)}
+        append_eval(self.run, row)
+        self.logger.record("eval/mean_reward", mean)
+        self.logger.record("eval/std_reward", std)
+        self.last_eval = row
+        self.evaluated_at = n
+        if self.best is None or mean > self.best["mean_reward"]:
+            self.best = row
+            save_model(self.model, self.run.best)
+        threshold = self.config.get("stop_at_reward")
+        if threshold is not None and mean >= threshold:
+            self.stopped = True
+        return row
+
+    def after_update(self, final: bool = False) -> None:
+        n = self.model.num_timesteps
+        if (final or n >= self.next_eval) and self.evaluated_at != n and not self.stopped:
+            self.evaluate()
+            self.next_eval = self._next(n, self.config["eval_every"])
+        if final or n >= self.next_ckpt:
+            self.last_checkpoint = self.manager.save(self.model, n)
+            self.next_ckpt = self._next(n, self.config["checkpoint_every"])
+        if n > self.logged_at or self.logger.name_to_value:
+            self.iteration += 1
+            self.model.dump_logs(self.iteration)
+            self.logged_at = n
+        if self.bar is not None:
+            post = []
+            buf = self.model.ep_info_buffer
+            if buf:
+                post.append(f"return={np.mean([e['r'] for e in buf]):.1f}")
+            if self.last_eval is not None:
+                post.append(f"eval={self.last_eval['mean_reward']:.1f}")
+            self.bar.set_postfix_str(" ".join(post), refresh=False)
+
+
+def _fmt_time(s: float) -> str:
+    s = int(round(s))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    return f"{s // 3600}h {s % 3600 // 60:02d}m"
+
+
+def summarize(run: RunDir, config: Mapping, cb: RunCallback, steps_before: int, wall: float,
+              model) -> dict:
+    n = model.num_timesteps
+    done = n - steps_before
+    fin, best = cb.last_eval, cb.best
+    latest = cb.last_checkpoint or (cb.manager.latest() if cb.manager else None)
+    summary = {
+        "env": config["env"], "num_timesteps": int(n), "steps_this_session": int(done),
+        "stopped_at_reward": config.get("stop_at_reward") if cb.stopped else None,
+        "wall_time_s": round(wall, 2), "fps": round(done / wall, 1) if wall > 0 else None,
+        "final_eval": fin, "best_eval": best, "run_dir": str(run.path),
+        "latest_checkpoint": str(latest) if latest else None,
+        "best_checkpoint": str(run.best) if run.best.is_file() else None,
+    }
+    run.summary.write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def summary_text(s: Mapping) -> str:
+    parts = [f"{s['env']}: trained {s['steps_this_session']:,} steps in "
+             f"{_fmt_time(s['wall_time_s'])} ({s['fps']:,.0f} steps/s), "
+             f"{s['num_timesteps']:,} in total."]
+    if s.get("stopped_at_reward") is not None:
+        parts.append(f"Stopped early: an evaluation reached stop_at_reward = "
+                     f"{s['stopped_at_reward']:g}.")
+    fin, best = s.get("final_eval"), s.get("best_eval")
+    if fin:
+        parts.append(f"Final evaluation: {fin['mean_reward']:.1f} ± {fin['std_reward']:.1f} "
+                     f"over {fin['episodes']} episodes;")
+    if best:
+        parts.append(f"best: {best['mean_reward']:.1f} at step {best['step']:,}.")
+    d = s["run_dir"]
+    ck = Path(s["latest_checkpoint"]).name if s.get("latest_checkpoint") else "none"
+    parts.append(f"Run directory {d}: config.yaml, checkpoints/ (latest {ck}), "
+                 f"{'best_model.zip, ' if s.get('best_checkpoint') else ''}metrics.csv, evals.csv, "
+                 f"tb/ (tensorboard --logdir {d}/tb). Plots: lifelong report {d}; "
+                 f"more training: lifelong resume {d} --timesteps N.")
+    return " ".join(parts)
+
+
+def _run(run: RunDir, config: Mapping, model, env, learn_steps: int, reset: bool,
+         progress: bool, steps_before: int):
+    evaluator = Evaluator(config, seed=(config.get("seed") or 0) + 10_000)
+    manager = run.manager(keep=config["keep_checkpoints"])
+    model.set_logger(make_logger(run))
+    cb = RunCallback(run, config, evaluator, manager, target=steps_before + learn_steps,
+                     progress=progress)
+    t0 = time.time()
+    try:
+        model.learn(total_timesteps=learn_steps, callback=cb, log_interval=None,
+                    reset_num_timesteps=reset)
+    except KeyboardInterrupt:
+        if cb.bar is not None:
+            cb.bar.close()
+        path = manager.save(model, model.num_timesteps)
+        model.logger.close()
+        raise Interrupted(f"interrupted at step {model.num_timesteps:,}; saved {path}; "
+                          f"continue with `lifelong resume {run.path}`") from None
+    finally:
+        evaluator.close()
+    wall = time.time() - t0
+    model.logger.close()
+    summary = summarize(run, config, cb, steps_before, wall, model)
+    env.close()
+    return model, summary
+
+
+class Interrupted(Exception):
+    pass
+
+
+def train(config: Mapping, run: RunDir, *, progress: bool = True, overwrite: bool = False):
+    """A new run: build the env and agent from ``config``, then create the run directory (so
+    that a config the agent rejects leaves nothing behind) and train ``config["timesteps"]``."""
+    run.check_new(overwrite)
+    env = make_env(config, seed=config.get("seed"))
+    model = build_agent(config, env)
+    run.create(config, overwrite=overwrite)
+    print(f"run directory: {run.path}", flush=True)
+    return _run(run, config, model, env, config["timesteps"], reset=True, progress=progress,
+                steps_before=0)
+
+
+def resume(run: RunDir, *, timesteps: int | None = None, progress: bool = True):
+    """Continue a run from its latest valid checkpoint: the saved config, the same directory,
+    counters and schedules continuing (``reset_num_timesteps=False``). Without ``timesteps`` it
+    trains up to the configured total; with it, ``timesteps`` more steps."""
+    config = run.read_config()
+    manager = run.manager(keep=config["keep_checkpoints"])
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        path = manager.latest()
+    if path is None:
+        why = ""
+        if caught:
+            why = (f" ({len(caught)} corrupted; newest: "
+                   f"{str(caught[0].message).removeprefix('skipping corrupted checkpoint: ')})")
+        raise ConfigError(f"{run.path}: no valid checkpoint in {run.checkpoints} to resume from{why}")
+    for w in caught:  # a corrupted newer checkpoint was skipped: say so, once each
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    seed = config.get("seed")
+    env = make_env(config, seed=None)
+    model = load_agent(path, env)
+    done = int(model.num_timesteps)
+    target = done + timesteps if timesteps is not None else config["timesteps"]
+    if target <= done:
+        raise ConfigError(f"{run.path}: already trained {done:,} of {config['timesteps']:,} steps; "
+                          "pass --timesteps N to train N more")
+    if target != config["timesteps"]:
+        config = dict(config, timesteps=target)
+        run.write_config(config)
+    if seed is not None:  # a fresh env: do not replay the first episodes of the original run
+        env.seed(seed + done)
+    return _run(run, config, model, env, target - done, reset=False, progress=progress,
+                steps_before=done)

@@ -1,0 +1,430 @@
+"""DistributionalPPO: construction, critics that learn, action/observation spaces, optimizer,
+hyperparameters, logging and Stable-Baselines3 compatibility. Tiny rollouts throughout."""
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+from lifelong import DistributionalPPO
+from lifelong.agent import critics as C
+from lifelong.optim import AdaptiveUPGD, UPGD
+from lifelong.agent.schedules import Constant, Linear
+
+TINY = dict(n_steps=32, batch_size=16, n_epochs=2, seed=0, policy_kwargs=dict(net_arch=[16, 16]))
+
+
+class SpaceEnv(gym.Env):
+    """Random observations of any space; reward depends on the action so there is a signal."""
+
+    def __init__(self, observation_space, action_space, horizon=20):
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.horizon = horizon
+        self.t = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        self.t += 1
+        reward = float(np.mean(np.asarray(action, dtype=np.float64)))
+        return self.observation_space.sample(), reward, False, self.t >= self.horizon, {}
+
+
+def box(n=3):
+    return spaces.Box(-1.0, 1.0, (n,), dtype=np.float32)
+
+
+def make(env="CartPole-v1", policy="MlpPolicy", **kw):
+    args = dict(TINY)
+    args.update(kw)
+    return DistributionalPPO(policy, env, **args)
+
+
+def snapshot(model):
+    return [p.detach().clone() for p in model.policy.parameters()]
+
+
+# ------------------------------------------------------------------ critics learn
+@pytest.mark.parametrize("critic", ["quantile", "categorical"])
+def test_both_critics_trunk_and_head_change(critic):
+    model = make(critic=critic, n_epochs=1)
+    ens = model.policy.critics
+    before = [[t.detach().clone() for t in ens.member_parameters(k)] for k in range(2)]
+    model.learn(64)
+    for k in range(2):
+        after = ens.member_parameters(k)
+        for i, (b, a) in enumerate(zip(before[k], after)):
+            assert not torch.equal(b, a), f"critic {k} tensor {i} (layer {i // 2}) did not change"
+    # independent parameters: the two members differ
+    assert not torch.equal(ens.weights[0][0], ens.weights[0][1])
+
+
+def test_single_critic_trunk_and_head_change():
+    model = make(twin_critics=False, n_epochs=1)
+    ens = model.policy.critics
+    assert ens.n_members == 1
+    before = [t.detach().clone() for t in ens.member_parameters(0)]
+    model.learn(64)
+    assert all(not torch.equal(b, a) for b, a in zip(before, ens.member_parameters(0)))
+    assert "train/critic1_loss" not in model.logger.name_to_value
+
+
+def test_critic_gradients_are_independent():
+    model = make()
+    obs = torch.randn(5, 4)
+    out = model.policy.critic_outputs(obs)
+    out[0].sum().backward()
+    ens = model.policy.critics
+    for w in ens.weights:
+        assert w.grad[0].abs().sum() > 0
+        assert w.grad[1].abs().sum() == 0
+
+
+@pytest.mark.parametrize("aggregation", ["min", "mean"])
+def test_predict_values_aggregates_critic_values(aggregation):
+    model = make(value_aggregation=aggregation)
+    model.learn(64)
+    obs = torch.randn(7, 4)
+    with torch.no_grad():
+        per_critic = model.policy.critic_values(obs)
+        agg = model.policy.predict_values(obs)
+    assert per_critic.shape == (2, 7) and agg.shape == (7, 1)
+    expected = per_critic.min(0).values if aggregation == "min" else per_critic.mean(0)
+    assert torch.allclose(agg.squeeze(1), expected, atol=1e-5)
+
+
+def test_cvar_value_is_cvar_of_aggregated_quantiles():
+    model = make(cvar_alpha=0.25)
+    obs = torch.randn(6, 4)
+    with torch.no_grad():
+        q = model.policy.critic_outputs(obs)
+        expected = model.return_normalizer.denormalize(C.cvar_from_quantiles(C.aggregate_quantiles(q, "min"), 0.25))
+        assert torch.allclose(model.policy.predict_values(obs).squeeze(1), expected, atol=1e-5)
+        assert (expected <= model.policy.critic_values(obs).min(0).values + 1e-5).all()
+    model.learn(64)
+
+
+def test_return_normaliser_tracks_returns_and_values_are_denormalised():
+    model = make(n_steps=64)
+    model.learn(128)
+    norm = model.return_normalizer
+    assert norm is model.policy.return_normalizer
+    assert norm.count.item() == 128
+    assert norm.mean.item() > 1.0  # CartPole returns are positive
+    obs = torch.randn(3, 4)
+    with torch.no_grad():
+        raw = model.policy.expected_outputs(model.policy.critic_outputs(obs))
+        assert torch.allclose(model.policy.critic_values(obs), raw * norm.std + norm.mean, atol=1e-5)
+    assert "return_normalizer.mean" in model.policy.state_dict()
+
+
+def test_normalize_returns_false_is_identity():
+    model = make(normalize_returns=False)
+    model.learn(64)
+    assert model.return_normalizer.count.item() == 0
+    obs = torch.randn(3, 4)
+    with torch.no_grad():
+        raw = model.policy.expected_outputs(model.policy.critic_outputs(obs))
+        assert torch.allclose(model.policy.critic_values(obs), raw)
+
+
+@pytest.mark.parametrize("critic", ["quantile", "categorical"])
+def test_value_clipping_runs_and_logs(critic):
+    model = make(critic=critic, clip_range_vf=0.1)
+    model.learn(64)
+    assert model.logger.name_to_value["train/clip_range_vf"] == pytest.approx(0.1)
+
+
+def test_categorical_value_clipping_stops_gradient_outside_range():
+    model = make(critic="categorical", clip_range_vf=0.01)
+    logits = torch.zeros(2, 1, 51, requires_grad=True)  # mean 0
+    old_means = torch.full((2, 1), -1.0)  # moved by +1 >> 0.01
+    support = model.policy.support
+    targets = torch.tensor([2.0])  # pulls further out: gated
+    probs = C.two_hot(targets, -10, 10, 51)
+    model._critic_losses(logits, targets, probs, None, old_means, 0.01).sum().backward()
+    assert logits.grad.abs().sum() == 0
+    logits.grad = None
+    targets = torch.tensor([-2.0])  # pulls back toward the old value: not gated
+    probs = C.two_hot(targets, -10, 10, 51)
+    model._critic_losses(logits, targets, probs, None, old_means, 0.01).sum().backward()
+    assert logits.grad.abs().sum() > 0
+    assert support.shape == (51,)
+
+
+def test_hl_gauss_projection_trains():
+    model = make(critic="categorical", categorical_projection="hl_gauss")
+    model.learn(64)
+
+
+# ------------------------------------------------------------------ spaces
+SPACES = {
+    "discrete": (box(), spaces.Discrete(3)),
+    "box": (box(), spaces.Box(-2.0, 2.0, (2,), dtype=np.float32)),
+    "multidiscrete": (box(), spaces.MultiDiscrete([3, 2])),
+    "multibinary": (box(), spaces.MultiBinary(3)),
+}
+
+
+@pytest.mark.parametrize("name", list(SPACES))
+def test_action_spaces_learn(name):
+    obs_space, act_space = SPACES[name]
+    model = make(SpaceEnv(obs_space, act_space), n_steps=64)
+    before = snapshot(model)
+    model.learn(256)
+    assert any(not torch.equal(b, a) for b, a in zip(before, model.policy.parameters()))
+    action, _ = model.predict(obs_space.sample(), deterministic=True)
+    assert act_space.contains(np.asarray(action, dtype=act_space.dtype).reshape(act_space.shape))
+    assert np.isfinite(model.logger.name_to_value["train/loss"])
+
+
+def test_dict_observations_with_multi_input_policy():
+    obs_space = spaces.Dict({"pos": box(2), "vel": box(3)})
+    model = make(SpaceEnv(obs_space, spaces.Discrete(2)), policy="MultiInputPolicy", n_steps=64, diagnostics_every=1)
+    model.learn(128)
+    assert 0.0 <= model.logger.name_to_value["plasticity/dormant_fraction"] <= 1.0
+    obs = obs_space.sample()
+    model.predict(obs)
+    tensor_obs, _ = model.policy.obs_to_tensor(obs)
+    assert model.policy.critic_values(tensor_obs).shape == (2, 1)
+
+
+def test_pendulum_box_actions():
+    model = make("Pendulum-v1", n_steps=64)
+    model.learn(128)
+    assert "train/std" in model.logger.name_to_value
+
+
+def test_gsde_and_shared_trunk_and_separate_extractors():
+    model = make(
+        "Pendulum-v1",
+        use_sde=True,
+        policy_kwargs=dict(net_arch=dict(pi=[16], vf=[8, 8]), share_critic_trunk=True, share_features_extractor=False),
+    )
+    model.learn(64)
+    ens = model.policy.critics
+    assert ens.weights[0].shape[0] == 1 and ens.weights[-1].shape[0] == 2
+
+
+# ------------------------------------------------------------------ optimizer
+@pytest.mark.parametrize("name,cls", [("adam", torch.optim.Adam), ("upgd", UPGD), ("adaptive_upgd", AdaptiveUPGD)])
+def test_optimizer_holds_exactly_the_policy_parameters(name, cls):
+    model = make(optimizer=name)
+    opt = model.policy.optimizer
+    assert type(opt) is cls
+    opt_params = [p for g in opt.param_groups for p in g["params"]]
+    policy_params = list(model.policy.parameters())
+    assert len(opt_params) == len(policy_params)
+    assert all(a is b for a, b in zip(opt_params, policy_params))
+
+
+def test_default_optimizer_and_vgs():
+    model = make()
+    assert isinstance(model.policy.optimizer, AdaptiveUPGD)
+    from lifelong import VarianceGradientScaler
+
+    assert isinstance(model.vgs, VarianceGradientScaler)
+    assert make(vgs=False).vgs is None
+
+
+def test_optimizer_class_and_kwargs():
+    model = make(optimizer=torch.optim.SGD, optimizer_kwargs=dict(momentum=0.9))
+    assert type(model.policy.optimizer) is torch.optim.SGD
+    assert model.policy.optimizer.param_groups[0]["momentum"] == 0.9
+    model.learn(32)
+
+
+def test_optimizer_kwargs_lr_is_the_learning_rate():
+    model = make(optimizer_kwargs=dict(lr=1.5e-3, sigma=0.0))
+    assert all(g["lr"] == 1.5e-3 for g in model.policy.optimizer.param_groups)
+    assert model.policy.optimizer.param_groups[0]["sigma"] == 0.0
+    model.learn(64)
+    assert all(g["lr"] == 1.5e-3 for g in model.policy.optimizer.param_groups)
+    assert model.get_hyperparameters()["learning_rate"] == 1.5e-3
+    assert "lr" not in model.get_constructor_kwargs()["optimizer_kwargs"]
+
+
+@pytest.mark.parametrize("lr", [3e-4, 1e-3, Constant(1e-3)])
+def test_learning_rate_and_optimizer_kwargs_lr_conflict(lr):
+    with pytest.raises(ValueError, match="learning_rate"):
+        make(learning_rate=lr, optimizer_kwargs=dict(lr=1e-3))
+
+
+def test_each_minibatch_ends_with_vgs_step(monkeypatch):
+    model = make()
+    calls = []
+    original = model.vgs.step
+
+    def spy(optimizer, max_grad_norm=None):
+        calls.append((optimizer, max_grad_norm))
+        return original(optimizer, max_grad_norm)
+
+    monkeypatch.setattr(model.vgs, "step", spy)
+    model.learn(32)
+    assert len(calls) == 2 * 2  # n_epochs * (32 / 16)
+    assert all(o is model.policy.optimizer and m == 0.5 for o, m in calls)
+    assert model.logger.name_to_value["train/vgs_factor"] == 1.0  # warm-up
+
+
+# ------------------------------------------------------------------ hyperparameters
+def test_set_hyperparameters_applies_everywhere_and_sticks():
+    model = make(learning_rate=Linear(1e-3, 0.0), n_steps=32)
+    model.learn(32)
+    new = dict(
+        learning_rate=2e-4, ent_coef=0.01, vf_coef=0.7, clip_range=0.3, gamma=0.95, gae_lambda=0.9,
+        max_grad_norm=1.0, n_epochs=3, batch_size=8, sigma=0.01, vgs_alpha=0.05,
+    )
+    got = model.set_hyperparameters(**new)
+    assert got == pytest.approx(new)
+    assert model.get_hyperparameters() == pytest.approx(new)
+    groups = model.policy.optimizer.param_groups
+    assert all(g["lr"] == 2e-4 and g["sigma"] == 0.01 for g in groups)
+    assert model.rollout_buffer.gamma == 0.95 and model.rollout_buffer.gae_lambda == 0.9
+    assert model.vgs.alpha == 0.05
+    n_updates = model._n_updates
+    model.learn(64, reset_num_timesteps=False)
+    assert model._n_updates - n_updates == 2 * 3  # n_epochs=3 per update
+    assert all(g["lr"] == 2e-4 for g in model.policy.optimizer.param_groups)  # the schedule did not overwrite it
+    assert model.logger.name_to_value["train/learning_rate"] == 2e-4
+    assert model.logger.name_to_value["train/clip_range"] == 0.3
+    assert model.get_hyperparameters() == pytest.approx(new)
+
+
+def test_set_hyperparameters_rejects_bad_input_atomically():
+    model = make()
+    before = model.get_hyperparameters()
+    for bad in (dict(gamma=1.5), dict(learning_rate=-1.0), dict(n_epochs=0), dict(batch_size=1),
+                dict(batch_size=33), dict(nope=1), dict(ent_coef=0.1, clip_range=0.0), dict(n_epochs=2.5)):
+        with pytest.raises(ValueError):
+            model.set_hyperparameters(**bad)
+    assert model.get_hyperparameters() == before
+    with pytest.raises(ValueError, match="sigma"):
+        make(optimizer="adam").set_hyperparameters(sigma=0.1)
+    with pytest.raises(ValueError, match="vgs_alpha"):
+        make(vgs=False).set_hyperparameters(vgs_alpha=0.1)
+    assert make(optimizer="adam", vgs=False).get_hyperparameters()["sigma"] is None
+
+
+def test_tunable_names_match():
+    from lifelong.agent.hyperparameters import TUNABLE
+
+    assert set(make().get_hyperparameters()) == set(TUNABLE)
+
+
+# ------------------------------------------------------------------ bad input
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(critic="gaussian"), "critic"),
+        (dict(value_aggregation="max"), "value_aggregation"),
+        (dict(optimizer="sgdx"), "optimizer"),
+        (dict(optimizer=object), "optimizer"),
+        (dict(n_quantiles=0), "n_quantiles"),
+        (dict(n_atoms=1), "n_atoms"),
+        (dict(v_min=1.0, v_max=1.0), "v_min"),
+        (dict(huber_kappa=0.0), "huber_kappa"),
+        (dict(cvar_alpha=0.0), "cvar_alpha"),
+        (dict(cvar_alpha=1.5), "cvar_alpha"),
+        (dict(cvar_alpha=0.5, critic="categorical"), "cvar_alpha"),
+        (dict(batch_size=1), "batch_size"),
+        (dict(batch_size=64), "batch_size"),
+        (dict(learning_rate=-1.0), "learning_rate"),
+        (dict(gamma=2.0), "gamma"),
+        (dict(policy_kwargs=dict(optimizer_class=torch.optim.SGD)), "optimizer_class"),
+        (dict(diagnostics_every=-1), "diagnostics_every"),
+    ],
+)
+def test_bad_arguments_raise_value_error(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make(**kwargs)
+
+
+def test_bad_spaces_raise_value_error():
+    with pytest.raises(ValueError, match="action space"):
+        make(SpaceEnv(box(), spaces.Tuple([spaces.Discrete(2), spaces.Discrete(2)])))
+    with pytest.raises(ValueError, match="MultiInputPolicy"):
+        make(SpaceEnv(spaces.Dict({"a": box()}), spaces.Discrete(2)), policy="MlpPolicy")
+    with pytest.raises(ValueError, match="Dict observation"):
+        make(policy="MultiInputPolicy")
+    with pytest.raises(ValueError, match="policy"):
+        make(policy="TransformerPolicy")
+    model = make()
+    with pytest.raises(ValueError):
+        model.set_env(gym.make("Pendulum-v1"))
+
+
+# ------------------------------------------------------------------ logging
+def test_logger_keys_every_update():
+    model = make(diagnostics_every=1)
+    model.learn(32)
+    keys = set(model.logger.name_to_value)
+    expected = {
+        "train/policy_gradient_loss", "train/entropy_loss", "train/value_loss", "train/critic0_loss",
+        "train/critic1_loss", "train/explained_variance", "train/critic0_explained_variance",
+        "train/critic1_explained_variance", "train/quantile_spread", "train/approx_kl", "train/clip_fraction",
+        "train/loss", "train/learning_rate", "train/clip_range", "train/n_updates", "train/vgs_factor",
+        "train/vgs_ratio", "train/upgd_gate_mean", "train/upgd_utility_mean", "train/upgd_utility_max",
+        "plasticity/dormant_fraction", "plasticity/effective_rank", "plasticity/weight_norm",
+    }
+    assert expected <= keys, expected - keys
+    assert all(np.isfinite(model.logger.name_to_value[k]) for k in expected if k != "train/vgs_ratio")
+
+
+def test_diagnostics_every_zero_disables():
+    model = make(diagnostics_every=0)
+    model.learn(32)
+    assert "plasticity/dormant_fraction" not in model.logger.name_to_value
+
+
+# ------------------------------------------------------------------ constructor kwargs
+def test_constructor_kwargs_are_json_and_rebuild_the_model():
+    model = make(learning_rate=Linear(1e-3, 1e-4), clip_range_vf=0.5, critic="categorical",
+                 policy_kwargs=dict(net_arch=dict(pi=[8], vf=[8]), activation_fn=torch.nn.ReLU))
+    model.set_hyperparameters(ent_coef=0.02)
+    kwargs = json.loads(json.dumps(model.get_constructor_kwargs()))
+    assert kwargs["learning_rate"] == {"type": "linear", "start": 1e-3, "end": 1e-4}
+    assert kwargs["ent_coef"] == 0.02 and kwargs["optimizer"] == "adaptive_upgd"
+    rebuilt = DistributionalPPO(DistributionalPPO.decode_policy(model.get_policy_name()), "CartPole-v1", **kwargs)
+    assert rebuilt.policy.activation_fn is torch.nn.ReLU
+    assert [p.shape for p in rebuilt.policy.parameters()] == [p.shape for p in model.policy.parameters()]
+    assert rebuilt.get_constructor_kwargs() == kwargs
+
+
+def test_arbitrary_callable_schedule_trains_but_cannot_be_described():
+    model = make(learning_rate=lambda p: 1e-3 * p)
+    model.learn(32)
+    with pytest.raises(ValueError, match="learning_rate"):
+        model.get_constructor_kwargs()
+    with pytest.raises(ValueError, match="learning_rate"):
+        model.save("/tmp/never-written")
+
+
+@pytest.mark.parametrize("env", ["CartPole-v1", "Pendulum-v1"])
+def test_fast_paths_match_sb3_distributions(env):
+    model = make(env)
+    policy = model.policy
+    obs = torch.randn(64, policy.observation_space.shape[0])
+    with torch.no_grad():
+        torch.manual_seed(0)
+        actions, _, log_prob = policy(obs)
+        dist = policy.get_distribution(obs)
+        assert torch.allclose(log_prob, dist.log_prob(actions.reshape(dist.get_actions().shape)), atol=1e-5)
+        lp, ent, _ = policy.evaluate_actions_distributional(obs, actions)
+        assert torch.allclose(lp, log_prob, atol=1e-5)
+        assert torch.allclose(ent, dist.entropy(), atol=1e-5)
+        det, _, _ = policy(obs, deterministic=True)
+        assert torch.allclose(det.float(), dist.get_actions(deterministic=True).float().reshape(det.shape))
+
+
+def test_cnn_policy_on_images():
+    obs_space = spaces.Box(0, 255, (36, 36, 1), dtype=np.uint8)
+    model = make(SpaceEnv(obs_space, spaces.Discrete(2)), policy="CnnPolicy", n_steps=16, batch_size=8, n_epochs=1,
+                 policy_kwargs=dict(features_extractor_kwargs=dict(features_dim=16)))
+    model.learn(16)
+    assert model.policy.critic_values(model.policy.obs_to_tensor(obs_space.sample())[0]).shape == (2, 1)

@@ -1,0 +1,70 @@
+"""The agent's small parts: schedules as data, hyperparameter validation, the return normaliser."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lifelong.agent.hyperparameters import TUNABLE, validate
+from lifelong.agent.normalization import ReturnNormalizer
+from lifelong.agent.schedules import Constant, Linear, as_schedule, from_dict
+
+
+def test_schedules_roundtrip_and_values():
+    lin = Linear(1e-3, 1e-4)
+    assert lin(1.0) == 1e-3 and lin(0.0) == pytest.approx(1e-4) and lin(0.5) == pytest.approx(5.5e-4)
+    for s in (Constant(0.2), lin):
+        d = json.loads(json.dumps(s.to_dict()))
+        assert from_dict(d) == s
+    assert as_schedule(0.1) == Constant(0.1)
+    assert as_schedule({"type": "linear", "start": 1.0, "end": 0.0}) == Linear(1.0, 0.0)
+    f = lambda p: p  # noqa: E731
+    assert as_schedule(f) is f
+    for bad in ({"type": "cosine"}, {"type": "constant"}, {"type": "constant", "value": 1, "x": 2}, "x"):
+        with pytest.raises(ValueError):
+            from_dict(bad) if isinstance(bad, dict) else as_schedule(bad)
+    with pytest.raises(ValueError):
+        Constant(float("nan"))
+
+
+def test_validate_hyperparameters():
+    assert set(TUNABLE) == {"learning_rate", "ent_coef", "vf_coef", "clip_range", "gamma", "gae_lambda",
+                            "max_grad_norm", "n_epochs", "batch_size", "sigma", "vgs_alpha"}
+    assert validate("gamma", np.float32(0.5)) == 0.5
+    assert validate("n_epochs", 3.0) == 3 and isinstance(validate("n_epochs", np.int64(3)), int)
+    assert validate("ent_coef", 0) == 0.0
+    for name, bad in [("gamma", 1.01), ("gamma", -0.1), ("learning_rate", 0.0), ("clip_range", 0.0),
+                      ("n_epochs", 0), ("n_epochs", 1.5), ("batch_size", 1), ("sigma", -1e-3),
+                      ("vgs_alpha", float("inf")), ("ent_coef", True), ("vf_coef", "1"), ("nope", 1)]:
+        with pytest.raises(ValueError, match=name):
+            validate(name, bad)
+
+
+def test_return_normalizer_merges_like_numpy():
+    rng = np.random.default_rng(0)
+    chunks = [rng.normal(5.0, 3.0, size=n) for n in (10, 100, 37)]
+    norm = ReturnNormalizer()
+    for c in chunks:
+        norm.update(c)
+    allx = np.concatenate(chunks)
+    assert norm.count.item() == allx.size
+    assert norm.mean.item() == pytest.approx(allx.mean(), rel=1e-5)
+    assert norm.var.item() == pytest.approx(allx.var(), rel=1e-5)
+    x = torch.tensor([1.0, 5.0, 9.0])
+    assert torch.allclose(norm.denormalize(norm.normalize(x)), x, atol=1e-5)
+    assert torch.allclose(norm.normalize(x), (x - allx.mean()) / allx.std(), atol=1e-4)
+
+
+def test_return_normalizer_state_and_disabled():
+    a = ReturnNormalizer()
+    a.update(torch.tensor([1.0, 2.0, 3.0]))
+    b = ReturnNormalizer()
+    b.load_state_dict(a.state_dict())
+    assert torch.equal(b.mean, a.mean) and torch.equal(b.count, a.count)
+    off = ReturnNormalizer(enabled=False)
+    off.update(np.array([100.0, 200.0]))
+    x = torch.tensor([3.0])
+    assert torch.equal(off.normalize(x), x) and torch.equal(off.denormalize(x), x)
+    const = ReturnNormalizer()
+    const.update(np.zeros(5))
+    assert torch.isfinite(const.normalize(torch.tensor([1.0]))).all()  # std floored
