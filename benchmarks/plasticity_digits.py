@@ -234,7 +234,7 @@ class BatchedOptimizer:
             if self.any_noise:
                 d = d + self._noise(p) * (self.sigma / step_scale)
             p.mul_(1.0 - self.lr * self.wd)
-            p.sub_((self.lr * step_scale) * d * gate)
+            p.sub_((2.0 * self.lr * step_scale) * d * gate)            # factor-2 step convention
 
 
 def verify_engine(steps: int = 25, hidden: int = 32, batch: int = 8) -> float:

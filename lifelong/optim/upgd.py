@@ -12,20 +12,24 @@ For every weight ``w`` with gradient ``g`` at that weight's step ``t``::
     û_t   = u_t / (1 - beta_utility ** t)
     eta   = max(max over all stepping weights of all groups of û_t, tiny)
     s     = sigmoid(û_t / eta)
-    w    <- w * (1 - lr * weight_decay) - lr * (d + xi) * (1 - s),   xi ~ N(0, sigma^2)
+    w    <- w * (1 - lr * weight_decay) - 2 * lr * (d + xi) * (1 - s),   xi ~ N(0, sigma^2)
 
 with ``d = g`` (UPGD) or ``d = m̂ / (sqrt(v̂) + eps)`` (AdaptiveUPGD, UPGDW; Adam's moments of
-the raw gradient, each bias-corrected with the parameter's own step count). ``tiny`` is
+the raw gradient, each bias-corrected with the parameter's own step count).
+
+**Step convention: the factor 2 of the official code.** With no utility information (all
+utilities equal, ``s = 1/2``) the step is exactly the base optimizer's at the same ``lr``:
+UPGD's is SGD's, AdaptiveUPGD's is Adam's, UPGDW's is AdamW's. A learning rate tuned for Adam
+therefore carries over, and so do PBT search ranges. (Without the 2, the gate ``1 - s``, which
+stays near 1/2 in PPO-sized networks, halves every step.) ``tiny`` is
 ``torch.finfo(dtype).tiny``, the smallest positive normal number of the parameter dtype: the
 floor only changes anything when no utility is positive, and then no division by zero (or sign
 inversion of the gating) can happen.
 
-Two implementations of the same arithmetic are kept: a multi-tensor path built on
-``torch._foreach_*`` (the default, :mod:`lifelong.optim._foreach`) and a per-tensor path written
-for reading (``foreach=False``, :mod:`lifelong.optim._reference`). Both perform the same
-floating-point operations in the same order and give bit-identical results. The scalars they
-share are in :mod:`lifelong.optim._common`, the scratch memory and the noise in
-:mod:`lifelong.optim._workspace`, the hyperparameter checks in :mod:`lifelong.optim._validation`.
+Two implementations of the same arithmetic are kept in this module: a multi-tensor path built
+on ``torch._foreach_*`` (the default, :func:`_apply_foreach`) and a per-tensor path written for
+reading (``foreach=False``, :func:`_apply_single`). Both perform the same floating-point
+operations in the same order and give bit-identical results.
 """
 from __future__ import annotations
 
@@ -219,22 +223,22 @@ def _stats_single(bucket, group, adaptive) -> list[Tensor]:
 
 
 def _apply_single(bucket, group, eta, noise, adaptive) -> None:
-    """w <- w (1 - lr wd) - lr (d + sigma xi)(1 - s), one tensor at a time."""
+    """w <- w (1 - lr wd) - 2 lr (d + sigma xi)(1 - s), one tensor at a time."""
     lr, sigma, wd = group["lr"], group["sigma"], group["weight_decay"]
     utility_correction, step_scale, eps = _corrections(bucket, group, adaptive)
     for i, (p, g, u) in enumerate(zip(bucket["params"], bucket["grads"], bucket["utility"])):
         gate = torch.mul(u, _gate_scale(eta, p, utility_correction)).sigmoid_()  # 1 - s
         if noise is not None:
-            p.addcmul_(noise[i], gate, value=-lr * sigma)          # - lr xi (1 - s)
+            p.addcmul_(noise[i], gate, value=-2.0 * lr * sigma)    # - 2 lr xi (1 - s)
         if wd != 0.0:
             p.mul_(1.0 - lr * wd)
         if adaptive:
-            # - lr m̂/(sqrt(v̂) + eps) (1 - s) written as m / ((sqrt(v) + eps') / (1 - s)):
+            # - 2 lr m̂/(sqrt(v̂) + eps) (1 - s) written as m / ((sqrt(v) + eps') / (1 - s)):
             # a gate of exactly 0 gives m / inf = 0, never NaN (the denominator is >= eps')
             denom = bucket["exp_avg_sq"][i].sqrt().add_(eps).div_(gate)
-            p.addcdiv_(bucket["exp_avg"][i], denom, value=-lr * step_scale)
+            p.addcdiv_(bucket["exp_avg"][i], denom, value=-2.0 * lr * step_scale)
         else:
-            p.addcmul_(g, gate, value=-lr)
+            p.addcmul_(g, gate, value=-2.0 * lr)
 
 
 
@@ -281,7 +285,7 @@ def _apply_foreach(bucket, group, eta, noise, adaptive, workspace: _Workspace) -
         gate = torch._foreach_mul(utility, scale)
     torch._foreach_sigmoid_(gate)                                            # 1 - s
     if noise is not None:
-        torch._foreach_addcmul_(params, noise, gate, value=-lr * sigma)
+        torch._foreach_addcmul_(params, noise, gate, value=-2.0 * lr * sigma)
     if wd != 0.0:
         torch._foreach_mul_(params, _scalar(1.0 - lr * wd, params[0]))
     if adaptive:
@@ -293,9 +297,9 @@ def _apply_foreach(bucket, group, eta, noise, adaptive, workspace: _Workspace) -
             denom = torch._foreach_sqrt(bucket["exp_avg_sq"])
         torch._foreach_add_(denom, eps)
         torch._foreach_div_(denom, gate)
-        torch._foreach_addcdiv_(params, bucket["exp_avg"], denom, value=-lr * step_scale)
+        torch._foreach_addcdiv_(params, bucket["exp_avg"], denom, value=-2.0 * lr * step_scale)
     else:
-        torch._foreach_addcmul_(params, bucket["grads"], gate, value=-lr)
+        torch._foreach_addcmul_(params, bucket["grads"], gate, value=-2.0 * lr)
 
 
 
@@ -482,7 +486,7 @@ class _UPGDBase(Optimizer):
 class UPGD(_UPGDBase):
     r"""Utility-based perturbed gradient descent (first-order, global utility, protecting).
 
-    ``w <- w (1 - lr wd) - lr (g + xi) (1 - sigmoid(û / eta))``, see the module docstring.
+    ``w <- w (1 - lr wd) - 2 lr (g + xi) (1 - sigmoid(û / eta))``, see the module docstring.
 
     Args:
         params: parameters or param groups, as for any torch optimizer.
@@ -508,7 +512,8 @@ class UPGD(_UPGDBase):
 class AdaptiveUPGD(_UPGDBase):
     r"""UPGD around Adam's direction: ``g`` in the update becomes ``m̂ / (sqrt(v̂) + eps)``.
 
-    The utility still uses the raw gradient; weight decay is decoupled; the step is ``lr``.
+    The utility still uses the raw gradient; weight decay is decoupled; at neutral utility
+    (``1 - s = 1/2``) the step is Adam's at the same ``lr``.
     Arguments as :class:`UPGD`, plus ``betas`` (each in ``[0, 1)``) and ``eps`` (``> 0``)
     for Adam's moments.
     """

@@ -1,11 +1,32 @@
 """A short, seeded CartPole run: the default agent (twin quantile critics, AdaptiveUPGD, VGS)
-must raise its deterministic evaluation return well above the untrained policy's."""
+must raise its deterministic evaluation return well above the untrained policy's, and both
+critics must learn to explain the returns."""
+import statistics
+
 import gymnasium as gym
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
 from lifelong import DistributionalPPO
+
+
+class ExplainedVariance(BaseCallback):
+    """Each critic's explained variance as logged by every update (read at the next rollout)."""
+
+    def __init__(self):
+        super().__init__()
+        self.history = {0: [], 1: []}
+
+    def _on_rollout_start(self) -> None:
+        for c in self.history:
+            value = self.model.logger.name_to_value.get(f"train/critic{c}_explained_variance")
+            if value is not None:
+                self.history[c].append(value)
+
+    def _on_step(self) -> bool:
+        return True
 
 
 def test_cartpole_return_rises():
@@ -16,8 +37,11 @@ def test_cartpole_return_rises():
     eval_env = Monitor(gym.make("CartPole-v1"))
     eval_env.reset(seed=0)
     before, _ = evaluate_policy(model, eval_env, n_eval_episodes=5, deterministic=True)
-    model.learn(4096)
+    ev = ExplainedVariance()
+    model.learn(8192, callback=ev)
     after, _ = evaluate_policy(model, eval_env, n_eval_episodes=5, deterministic=True)
     assert after >= before + 50 and after >= 80, (before, after)
-    for c in (0, 1):  # both critics explain the returns
-        assert model.logger.name_to_value[f"train/critic{c}_explained_variance"] > 0.2
+    # a single update's explained variance is noisy (256-step rollouts): the median of the last
+    # eight updates must show that each critic explains the returns
+    for c, values in ev.history.items():
+        assert statistics.median(values[-8:]) > 0.3, (c, values)

@@ -25,7 +25,7 @@ ADAPTIVE = (AdaptiveUPGD, UPGDW)
 
 
 # ---------------------------------------------------------------------------------------------
-# a reference written from the formula (DESIGN.md, "Optimizers"), float64, sigma = 0
+# a reference written from the formula (docs/optimizers.md), float64, sigma = 0
 # ---------------------------------------------------------------------------------------------
 def reference_step(params, groups, state, adaptive):
     """One step over ``params`` (list of (tensor, grad or None, group index)); updates in place."""
@@ -52,7 +52,7 @@ def reference_step(params, groups, state, adaptive):
             m_hat = st["m"] / (1 - b1 ** st["t"])
             v_hat = st["v"] / (1 - b2 ** st["t"])
             d = m_hat / (v_hat.sqrt() + hp["eps"])
-        w.mul_(1 - hp["lr"] * hp["weight_decay"]).sub_(hp["lr"] * d * (1 - s))
+        w.mul_(1 - hp["lr"] * hp["weight_decay"]).sub_(2 * hp["lr"] * d * (1 - s))
 
 
 def make_params(dtype=torch.float64, seed=0, large=False):
@@ -151,7 +151,7 @@ def test_noise_std_and_gating(cls):
     # eta = 1 -> s = sigmoid(+-1); adaptive direction at step 1 is g / (|g| + eps) = sign(g)
     gate = torch.where(g < 0, 1 - torch.sigmoid(torch.tensor(1.0)), 1 - torch.sigmoid(torch.tensor(-1.0)))
     direction = g if cls is UPGD else g / (g.abs() + 1e-8)
-    xi = (before - w.detach()) / (lr * gate.double()) - direction
+    xi = (before - w.detach()) / (2 * lr * gate.double()) - direction
     for half in (xi[: n // 2], xi[n // 2:]):
         assert abs(half.std().item() / sigma - 1) < 0.02
         assert abs(half.mean().item()) < 0.01 * sigma
@@ -346,13 +346,14 @@ def test_all_zero_weights(cls, foreach):
 @pytest.mark.parametrize("foreach", [True, False])
 @pytest.mark.parametrize("cls", CLASSES)
 def test_all_negative_utilities_take_the_full_step(cls, foreach):
-    # -g * w < 0 everywhere: eta is floored, s -> 0, the whole step is taken (no inversion)
+    # -g * w < 0 everywhere: eta is floored, s -> 0, the gate is 1 and the whole step 2 lr d is
+    # taken (no inversion; twice the base optimizer's step, by the factor-2 convention)
     w = torch.full((10,), 2.0, requires_grad=True)
     w.grad = torch.full((10,), 3.0)
     opt = cls([w], lr=0.1, sigma=0.0, weight_decay=0.0, foreach=foreach)
     opt.step()
     direction = 3.0 if cls is UPGD else 3.0 / (3.0 + 1e-8)
-    assert_close(w, torch.full((10,), 2.0 - 0.1 * direction), rtol=1.3e-6, atol=1e-5)
+    assert_close(w, torch.full((10,), 2.0 - 2 * 0.1 * direction), rtol=1.3e-6, atol=1e-5)
 
 
 @pytest.mark.parametrize("cls", CLASSES)
@@ -460,3 +461,29 @@ def test_mixed_dtypes_in_one_group(cls):
         assert all_finite(params)
         results.append([p.detach().clone() for p in params])
     assert all(torch.equal(a, b) for a, b in zip(*results))
+
+
+# ---------------------------------------------------------------------------------------------
+# step convention: with no utility information (s = 1/2) the step is the base optimizer's
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("foreach", [True, False])
+@pytest.mark.parametrize("cls, base, kwargs", [
+    (UPGD, torch.optim.SGD, {"lr": 0.1}),
+    (AdaptiveUPGD, torch.optim.Adam, {"lr": 1e-2, "betas": (0.9, 0.999), "eps": 1e-8}),
+    (UPGDW, torch.optim.AdamW, {"lr": 1e-2, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.01}),
+])
+def test_neutral_utility_step_equals_base_optimizer(cls, base, kwargs, foreach):
+    """Zero weights give utility -g*w = 0 everywhere, so s = 1/2 and the gate 1 - s = 1/2: the
+    factor 2 makes the first step exactly SGD's / Adam's / AdamW's at the same lr."""
+    gen = torch.Generator().manual_seed(3)
+    grad = torch.randn(4, 6, generator=gen, dtype=torch.float64)
+    w_upgd = torch.zeros(4, 6, dtype=torch.float64, requires_grad=True)
+    w_base = torch.zeros(4, 6, dtype=torch.float64, requires_grad=True)
+    wd = kwargs.pop("weight_decay", 0.0)
+    opt = cls([w_upgd], sigma=0.0, weight_decay=wd, foreach=foreach, **kwargs)
+    ref = base([w_base], weight_decay=wd, **kwargs)
+    w_upgd.grad, w_base.grad = grad.clone(), grad.clone()
+    opt.step()
+    ref.step()
+    assert opt.gating_stats()["gate_mean"] == pytest.approx(0.5)
+    assert_close(w_upgd, w_base, rtol=1e-12, atol=1e-15)
