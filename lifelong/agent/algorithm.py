@@ -34,6 +34,7 @@ from lifelong.agent.optimizer import (
 from lifelong.agent.schedules import as_schedule
 from lifelong.checkpoint import load_model, save_model
 from lifelong.checkpoint.codec import from_json
+from lifelong.diagnostics import observations_from_buffer
 from lifelong.vgs import VarianceGradientScaler
 
 __all__ = ["DistributionalOnPolicyAlgorithm"]
@@ -253,6 +254,22 @@ class DistributionalOnPolicyAlgorithm(OnPolicyAlgorithm):
         ``n_obs`` observations of the last rollout. Uses :mod:`lifelong.diagnostics`."""
         return metrics.plasticity_diagnostics(self, n_obs)
 
+    def _diagnostic_inputs(self, n_obs: int) -> tuple[Any, th.Tensor]:
+        """``(actor pass, critics' input)`` on up to ``n_obs`` evenly spaced observations of the
+        last rollout: the actor pass is a call that runs the actor (its activations are
+        measured), the critics' input what :class:`~lifelong.agent.critics.CriticEnsemble` reads."""
+        policy = self.policy
+        obs, _ = policy.obs_to_tensor(observations_from_buffer(self.rollout_buffer, n_obs))
+        return (lambda: policy.get_distribution(obs)), policy._vf_features(obs)
+
+    # ------------------------------------------------------------------ rollout state (checkpoints)
+    def rollout_state(self) -> dict[str, Any]:
+        """What the rollout carries from step to step besides the last observation and episode
+        starts (a recurrent agent: its LSTM states); part of the checkpoint. Nothing here."""
+        return {}
+
+    def set_rollout_state(self, tree: dict[str, Any], check_only: bool = False) -> None:
+        """Restore :meth:`rollout_state` (``check_only``: only check that ``tree`` fits). Nothing here."""
 
     # ------------------------------------------------------------------ hyperparameters
     def get_hyperparameters(self) -> dict[str, Any]:

@@ -76,16 +76,15 @@ def log_train(
 def plasticity_diagnostics(model: Any, n_obs: int = 256) -> dict[str, float]:
     """See :meth:`lifelong.agent.ppo.DistributionalPPO.plasticity_diagnostics`."""
     policy = model.policy
-    obs_np = D.observations_from_buffer(model.rollout_buffer, n_obs)
-    obs, _ = policy.obs_to_tensor(obs_np)
+    actor_pass, critic_input = model._diagnostic_inputs(n_obs)
     actor_layers = [
         name for name, m in policy.named_modules()
         if isinstance(m, D.ACTIVATION_TYPES) and not name.startswith("critics")
     ]
     with D.capture_activations(policy, actor_layers, repeat="first") as acts:
-        policy.get_distribution(obs)
+        actor_pass()
     actor_acts = list(dict(acts).values())
-    _, hidden = policy.critics.forward_hidden(policy._vf_features(obs))
+    _, hidden = policy.critics.forward_hidden(critic_input)
     dead = total = 0
     for act in actor_acts:
         mask = D.dormant_units(act)

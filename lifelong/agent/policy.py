@@ -149,6 +149,11 @@ class DistributionalActorCriticPolicy(ActorCriticPolicy):
     def n_outputs(self) -> int:
         return self.n_quantiles if self.critic == "quantile" else self.n_atoms
 
+    @property
+    def critic_input_dim(self) -> int:
+        """Width of what the critics' trunks read: the features (a recurrent policy: its LSTM's output)."""
+        return self.features_dim
+
     def _build_mlp_extractor(self) -> None:
         # Actor trunk only; the critics' trunks live in the CriticEnsemble.
         self.mlp_extractor = MlpExtractor(
@@ -172,7 +177,7 @@ class DistributionalActorCriticPolicy(ActorCriticPolicy):
             raise NotImplementedError(f"Unsupported distribution '{self.action_dist}'.")
 
         self.critics = CriticEnsemble(
-            self.features_dim,
+            self.critic_input_dim,
             self._vf_arch,
             self.n_critics,
             self.n_outputs,

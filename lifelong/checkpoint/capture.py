@@ -102,6 +102,7 @@ def _capture(model: Any) -> dict[str, Any]:
             "last_obs": _obs_tree(model._last_obs),
             "last_episode_starts": _obs_tree(model._last_episode_starts),
             "last_original_obs": _obs_tree(model._last_original_obs),
+            **model.rollout_state(),  # a recurrent agent's LSTM states
         },
     }
     if model.vgs is not None:

@@ -30,6 +30,7 @@ from lifelong.checkpoint.members import (
 )
 from lifelong.checkpoint.rng import _restore_rng, _set_space_rng
 from lifelong.checkpoint.spaces import space_from_dict, spaces_equal
+from lifelong.errors import CheckpointError
 
 __all__ = ["load_state", "load_model"]
 
@@ -72,10 +73,26 @@ def _check_compatible(model: Any, state: dict, meta: dict, env_state: bool, sour
             f"{source}: the checkpoint's optimizer state does not fit this model's optimizer "
             f"({type(model.policy.optimizer).__name__} with param groups of sizes {live_sizes})"
         )
+    try:
+        model.set_rollout_state(state[ENV_STATE], check_only=True)
+    except ValueError as exc:
+        raise CheckpointError(f"{source}: {exc}") from None
     if env_state and model.env is not None and int(model.n_envs) != int(meta["n_envs"]):
         raise ValueError(
             f"{source}: the saved last observation is for n_envs={meta['n_envs']}, the model's env has "
             f"{model.n_envs} copies"
+        )
+
+
+def _check_algorithm(cls: type, meta: dict, source: Any) -> None:
+    """The checkpoint was written by ``cls`` or a class it derives from (``CheckpointError``
+    naming both otherwise: DistributionalPPO and DistributionalRecurrentPPO, say, share a base
+    class but not their checkpoints)."""
+    saved_algorithm = str(meta.get("algorithm", ""))
+    if saved_algorithm.rpartition(":")[2] not in {k.__qualname__ for k in cls.__mro__}:
+        raise CheckpointError(
+            f"{source} holds a {saved_algorithm.rpartition(':')[2] or '(unnamed)'} checkpoint ({saved_algorithm}); "
+            f"{cls.__name__} cannot load it: load it with {saved_algorithm.rpartition(':')[2] or 'its own class'}.load"
         )
 
 
@@ -110,6 +127,9 @@ def _restore(model: Any, state: dict, *, exact: bool, env_state: bool, source: A
         _restore_rng(meta, state[RNG])
         _set_space_rng(model.action_space, meta["rng"]["action_space"])
         _set_space_rng(model.observation_space, meta["rng"]["observation_space"])
+    # The rollout's recurrent state (LSTM states) travels with the weights that computed it, also
+    # in a PBT exploit: the recipient's own states came from weights it no longer has.
+    model.set_rollout_state(state[ENV_STATE])
     if env_state:
         env_tree = state[ENV_STATE]
         model._last_obs = _obs_from_tree(env_tree["last_obs"])
@@ -131,6 +151,7 @@ def load_state(model: Any, state: dict[str, Any], *, exact: bool = False) -> Non
     observation. The model's architecture must match (``ValueError`` otherwise).
     """
     meta = _check_members(state, "state")
+    _check_algorithm(type(model), meta, "state")
     _check_compatible(model, state, meta, exact, "state")
     _apply_hyperparameters(model, meta)
     _restore(model, state, exact=exact, env_state=exact, source="state")
@@ -197,9 +218,7 @@ def load_model(
     else:
         state = archive.unpack(path.read(), getattr(path, "name", "<file object>"))
     meta = _check_members(state, path)
-    saved_algorithm = str(meta.get("algorithm", ""))
-    if saved_algorithm.rpartition(":")[2] not in {k.__qualname__ for k in cls.__mro__}:
-        raise ValueError(f"{path} holds a {saved_algorithm} checkpoint, not one {cls.__name__} can load")
+    _check_algorithm(cls, meta, path)
 
     obs_space = space_from_dict(meta["observation_space"])
     act_space = space_from_dict(meta["action_space"])
