@@ -14,7 +14,10 @@ from typing import Any
 
 import numpy as np
 import torch as th
-from sb3_contrib.common.recurrent.buffers import RecurrentDictRolloutBuffer, RecurrentRolloutBuffer
+from sb3_contrib.common.recurrent.buffers import (
+    RecurrentDictRolloutBuffer,
+    RecurrentRolloutBuffer,
+)
 
 __all__ = ["SequenceRolloutBuffer", "DictSequenceRolloutBuffer", "sequence_buffer_class"]
 
