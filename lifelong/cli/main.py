@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     t = _command(sub, common, "train", cmd_train, help="train an agent on a Gymnasium env",
-                 description="Train DistributionalPPO. Config precedence: defaults < "
+                 description="Train DistributionalPPO (or, with algo: recurrent_ppo, DistributionalRecurrentPPO). Config precedence: defaults < "
                              "--config file < flags < --set.")
     t.add_argument("env", nargs="?", metavar="ENV",
                    help="Gymnasium id, e.g. CartPole-v1 (default: env: of the config file)")

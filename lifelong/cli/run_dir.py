@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from lifelong.agent import schedules
-from lifelong.checkpoint import CheckpointManager
+from lifelong.checkpoint import CheckpointManager, read_archive
+from lifelong.checkpoint.codec import class_name
+from lifelong.checkpoint.members import _check_members
 from lifelong.cli.config import (
     ConfigError,
     activation_class,
@@ -30,6 +32,8 @@ from lifelong.cli.config import (
     dump_yaml,
     resolve,
 )
+from lifelong.cli.config.agent import ALGORITHMS, DEFAULT_ALGO
+from lifelong.errors import CheckpointError
 
 CONFIG = "config.yaml"
 CHECKPOINTS = "checkpoints"
@@ -193,9 +197,9 @@ def to_schedule(value):
 
 
 def agent_kwargs(config: Mapping) -> dict:
-    """Constructor arguments of DistributionalPPO from ``config["agent"]`` (schedules and
-    activation names turned into objects)."""
-    defaults = agent_defaults()
+    """Constructor arguments of the ``config["algo"]`` agent from ``config["agent"]`` (schedules
+    and activation names turned into objects)."""
+    defaults = agent_defaults(config.get("algo", DEFAULT_ALGO))
     # Arguments left at the agent's default are not passed: the constructor then uses its own
     # default objects (e.g. its "learning_rate not given" marker, see docs/agent.md).
     kwargs = {k: v for k, v in config["agent"].items()
@@ -214,19 +218,33 @@ def agent_kwargs(config: Mapping) -> dict:
 
 
 def build_agent(config: Mapping, env):
-    cls = agent_class()
+    algo = config.get("algo", DEFAULT_ALGO)
+    cls = agent_class(algo)
     kwargs = agent_kwargs(config)
-    policy = kwargs.pop("policy", "MlpPolicy")
+    policy = kwargs.pop("policy", agent_defaults(algo)["policy"])
     try:
         return cls(policy, env, seed=config.get("seed"), verbose=0, **kwargs)
     except ValueError as exc:  # the agent's own validation: a bad config value
         raise ConfigError(f"agent: {exc}") from None
 
 
-def load_agent(path: Path, env, device: str = "auto"):
-    """Load a checkpoint; a checkpoint that does not fit ``env`` (spaces, n_envs vs batch_size)
-    is a ConfigError (bad input), a damaged one a CheckpointError."""
-    cls = agent_class()
+def checkpoint_algo(path: Path) -> str:
+    """The ``algo`` of the agent that wrote the checkpoint at ``path`` (read from its model
+    description, matched against the agents the command line builds: nothing is imported)."""
+    meta = _check_members(read_archive(path), path)
+    saved = str(meta.get("algorithm", ""))
+    for algo, cls in ALGORITHMS.items():
+        if class_name(cls) == saved:
+            return algo
+    raise CheckpointError(f"{path} holds a {saved or '(unnamed)'} checkpoint, which is not an agent the command "
+                          f"line runs ({', '.join(cls.__name__ for cls in ALGORITHMS.values())})")
+
+
+def load_agent(path: Path, env, device: str = "auto", algo: str | None = None):
+    """Load a checkpoint into the ``algo`` agent (``None``: the agent that wrote it); a checkpoint
+    that does not fit ``env`` (spaces, n_envs vs batch_size) is a ConfigError (bad input), a
+    damaged one or one of another agent a CheckpointError."""
+    cls = agent_class(algo if algo is not None else checkpoint_algo(path))
     try:
         return cls.load(str(path), env=env, device=device)
     except ValueError as exc:

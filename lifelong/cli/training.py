@@ -268,7 +268,7 @@ def resume(run: RunDir, *, timesteps: int | None = None, progress: bool = True):
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     seed = config.get("seed")
     env = make_env(config, seed=None)
-    model = load_agent(path, env)
+    model = load_agent(path, env, algo=config["algo"])
     done = int(model.num_timesteps)
     target = done + timesteps if timesteps is not None else config["timesteps"]
     if target <= done:

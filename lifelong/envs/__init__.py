@@ -11,7 +11,7 @@ Partially observed (:class:`HideVelocities`): ``lifelong/CartPoleNoVel-v1`` and
 """
 from lifelong.envs.base import NonStationaryWrapper
 from lifelong.envs.partial import VELOCITY_ENTRIES, HideVelocities
-from lifelong.envs.registration import REGISTERED, register_envs
+from lifelong.envs.registration import PARTIALLY_OBSERVED, REGISTERED, register_envs
 from lifelong.envs.wrappers import (
                                     CARTPOLE_PARAMS,
                                     ChangingDynamics,
@@ -23,5 +23,5 @@ from lifelong.envs.wrappers import (
 register_envs()
 
 __all__ = ["NonStationaryWrapper", "PermuteObservations", "PermuteActions", "ScaleRewards",
-           "ChangingDynamics", "CARTPOLE_PARAMS", "REGISTERED", "register_envs", "HideVelocities",
+           "ChangingDynamics", "CARTPOLE_PARAMS", "REGISTERED", "PARTIALLY_OBSERVED", "register_envs", "HideVelocities",
            "VELOCITY_ENTRIES"]

@@ -26,8 +26,12 @@ REGISTERED = {
     "lifelong/PermutedActionsCartPole-v0": ("make_permuted_actions_cartpole", {}),
     "lifelong/ChangingCartPole-v0": ("make_changing_cartpole", {}),
     "lifelong/ScaledRewardsCartPole-v0": ("make_scaled_rewards_cartpole", {}),
-    "lifelong/CartPoleNoVel-v1": ("make_cartpole_no_velocities", {}),
-    "lifelong/PendulumNoVel-v1": ("make_pendulum_no_velocities", {}),
+}
+
+#: the partially observed ids (stationary, velocities hidden): id -> entry point name
+PARTIALLY_OBSERVED = {
+    "lifelong/CartPoleNoVel-v1": "make_cartpole_no_velocities",
+    "lifelong/PendulumNoVel-v1": "make_pendulum_no_velocities",
 }
 
 
@@ -82,3 +86,6 @@ def register_envs() -> None:
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point=f"lifelong.envs.registration:{fn}",
                          kwargs=dict(kwargs), max_episode_steps=None)
+    for env_id, fn in PARTIALLY_OBSERVED.items():
+        if env_id not in gym.registry:  # the inner env keeps its own time limit
+            gym.register(id=env_id, entry_point=f"lifelong.envs.registration:{fn}", max_episode_steps=None)

@@ -18,6 +18,8 @@ __all__ = ["RUN_KEYS", "SECTION_KEYS"]
 
 #: key -> (default, validator, description).
 RUN_KEYS: dict[str, tuple[Any, V, str]] = {
+    "algo": ("ppo", Choice("ppo", "recurrent_ppo"),
+             "the agent: ppo (DistributionalPPO) or recurrent_ppo (DistributionalRecurrentPPO, LSTM policies)"),
     "env": (None, Optional(Str()), "Gymnasium environment id"),
     "env_kwargs": ({}, FreeDict(), "extra gymnasium.make arguments"),
     "n_envs": (1, Int(min=1), "number of vectorised environments"),
