@@ -13,7 +13,8 @@ A checkpoint holds these members (see :mod:`lifelong.checkpoint.archive` for the
                      generator's state, param groups)
 ``vgs.pt``           ``model.vgs.state_dict()`` (only when the scaler is on)
 ``rng.pt``           torch's global CPU random state (and CUDA's when available)
-``env_state.pt``     ``_last_obs``, ``_last_episode_starts``, ``_last_original_obs``
+``env_state.pt``     ``_last_obs``, ``_last_episode_starts``, ``_last_original_obs``, and what
+                     ``model.rollout_state()`` returns (a recurrent agent's ``lstm_states``)
 ``vec_normalize.pt`` ``obs_rms``, ``ret_rms``, ``returns`` (only when the env is a ``VecNormalize``)
 """
 from __future__ import annotations
