@@ -220,3 +220,14 @@ def test_padded_samples_count_in_no_mean():
     torch.testing.assert_close(masked.loss, valid.loss)
     torch.testing.assert_close(masked.stats, valid.stats)
     torch.testing.assert_close(masked.approx_kl, valid.approx_kl)
+
+
+def test_plasticity_diagnostics_run_on_the_stored_lstm_states():
+    model = make()
+    collect(model)  # buffer not yet flattened
+    before = model.plasticity_diagnostics(n_obs=8)
+    model.learn(32)  # flattened by train()
+    after = model.plasticity_diagnostics(n_obs=8)
+    for d in (before, after):
+        assert set(d) == {"plasticity/dormant_fraction", "plasticity/effective_rank", "plasticity/weight_norm"}
+        assert all(np.isfinite(v) for v in d.values()) and d["plasticity/effective_rank"] > 0
