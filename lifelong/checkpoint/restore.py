@@ -35,7 +35,9 @@ from lifelong.errors import CheckpointError
 __all__ = ["load_state", "load_model"]
 
 
-def _check_compatible(model: Any, state: dict, meta: dict, env_state: bool, source: Any) -> None:
+def _check_compatible(
+    model: Any, state: dict, meta: dict, env_state: bool, source: Any, rollout_state: bool = True
+) -> None:
     """Every check that can fail, made before anything is changed (a refused state leaves the
     model as it was)."""
     saved_obs, saved_act = space_from_dict(meta["observation_space"]), space_from_dict(meta["action_space"])
@@ -73,10 +75,11 @@ def _check_compatible(model: Any, state: dict, meta: dict, env_state: bool, sour
             f"{source}: the checkpoint's optimizer state does not fit this model's optimizer "
             f"({type(model.policy.optimizer).__name__} with param groups of sizes {live_sizes})"
         )
-    try:
-        model.set_rollout_state(state[ENV_STATE], check_only=True)
-    except ValueError as exc:
-        raise CheckpointError(f"{source}: {exc}") from None
+    if rollout_state:
+        try:
+            model.set_rollout_state(state[ENV_STATE], check_only=True)
+        except ValueError as exc:
+            raise CheckpointError(f"{source}: {exc}") from None
     if env_state and model.env is not None and int(model.n_envs) != int(meta["n_envs"]):
         raise ValueError(
             f"{source}: the saved last observation is for n_envs={meta['n_envs']}, the model's env has "
@@ -96,9 +99,11 @@ def _check_algorithm(cls: type, meta: dict, source: Any) -> None:
         )
 
 
-def _restore(model: Any, state: dict, *, exact: bool, env_state: bool, source: Any) -> None:
+def _restore(
+    model: Any, state: dict, *, exact: bool, env_state: bool, source: Any, rollout_state: bool = True
+) -> None:
     meta = _check_members(state, source)
-    _check_compatible(model, state, meta, env_state, source)
+    _check_compatible(model, state, meta, env_state, source, rollout_state)
     model.policy.load_state_dict(state[POLICY])
     model.policy.optimizer.load_state_dict(state[OPTIMIZER])
     if model.vgs is not None:
@@ -128,8 +133,10 @@ def _restore(model: Any, state: dict, *, exact: bool, env_state: bool, source: A
         _set_space_rng(model.action_space, meta["rng"]["action_space"])
         _set_space_rng(model.observation_space, meta["rng"]["observation_space"])
     # The rollout's recurrent state (LSTM states) travels with the weights that computed it, also
-    # in a PBT exploit: the recipient's own states came from weights it no longer has.
-    model.set_rollout_state(state[ENV_STATE])
+    # in a PBT exploit: the recipient's own states came from weights it no longer has. Not onto
+    # an env that will be reset (load with force_reset): its episodes start with zero states.
+    if rollout_state:
+        model.set_rollout_state(state[ENV_STATE])
     if env_state:
         env_tree = state[ENV_STATE]
         model._last_obs = _obs_from_tree(env_tree["last_obs"])
@@ -255,7 +262,7 @@ def load_model(
     model.seed = meta.get("seed")
 
     restore_env_state = env is None or not force_reset
-    _restore(model, state, exact=True, env_state=restore_env_state, source=path)
+    _restore(model, state, exact=True, env_state=restore_env_state, source=path, rollout_state=restore_env_state)
     if env is not None and force_reset:
         model._last_obs = None
     if tunable_overrides:

@@ -94,3 +94,16 @@ def test_loading_into_the_wrong_agent_class_names_both(tmp_path):
         DistributionalRecurrentPPO.load(ppo_path)
     with pytest.raises(CheckpointError, match="DistributionalPPO checkpoint.*DistributionalRecurrentPPO cannot"):
         load_state(recurrent, save_state(ppo))
+
+
+def test_load_onto_an_env_of_another_size_starts_from_zero_states(tmp_path):
+    _, model = make()
+    model.learn(ROLLOUT)
+    path = model.save(tmp_path / "m")
+    wider = make_vec_env("CartPole-v1", n_envs=2 * N_ENVS, seed=3)
+    loaded = DistributionalRecurrentPPO.load(path, env=wider)  # force_reset=True: new episodes
+    assert loaded._last_lstm_states.pi[0].shape == (1, 2 * N_ENVS, 8)
+    assert all(torch.count_nonzero(t) == 0 for t in (*loaded._last_lstm_states.pi, *loaded._last_lstm_states.vf))
+    loaded.learn(2 * ROLLOUT)
+    with pytest.raises(ValueError, match="n_envs"):
+        DistributionalRecurrentPPO.load(path, env=make_vec_env("CartPole-v1", n_envs=2 * N_ENVS), force_reset=False)
