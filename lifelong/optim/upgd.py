@@ -10,7 +10,7 @@ For every weight ``w`` with gradient ``g`` at that weight's step ``t``::
 
     u_t   = beta_utility * u_{t-1} + (1 - beta_utility) * (-g * w)
     û_t   = u_t / (1 - beta_utility ** t)
-    eta   = max(max over all stepping weights of all groups of û_t, tiny)
+    eta   = max(max over all stepping weights of all groups of the finite û_t, tiny)
     s     = sigmoid(û_t / eta)
     w    <- w * (1 - lr * weight_decay) - 2 * lr * (d + xi) * (1 - s),   xi ~ N(0, sigma^2)
 
@@ -26,10 +26,20 @@ stays near 1/2 in PPO-sized networks, halves every step.) ``tiny`` is
 floor only changes anything when no utility is positive, and then no division by zero (or sign
 inversion of the gating) can happen.
 
-Two implementations of the same arithmetic are kept in this module: a multi-tensor path built
-on ``torch._foreach_*`` (the default, :func:`_apply_foreach`) and a per-tensor path written for
-reading (``foreach=False``, :func:`_apply_single`). Both perform the same floating-point
-operations in the same order and give bit-identical results.
+**Mechanisms beyond the paper**, per param group, each off by default (the rule above exactly):
+``gate="layer"`` (eta per parameter tensor), ``gate_temperature=T`` (``s = sigmoid(û / (eta
+T))``), ``utility="unit"`` (one utility per output unit, ``-sum`` over its row of ``g * w``,
+its gate shared by the row) and ``l2_init`` (L2-Init, Kumar et al. 2023: ``w <- w - lr * l2_init
+* (w - w0)``, ``w0`` in the state as ``"initial"``).
+
+**Non-finite gradients** stay confined to their own weight, as in Adam: the utility trace of
+an element whose trace is NaN or +inf is set to -inf (:func:`lifelong.optim.gating.clean_utility_`),
+so it takes no part in eta and changes no other weight's gate; its own weight goes non-finite
+exactly where torch's SGD/Adam/AdamW's does. No NaN or Inf from finite input.
+
+Two paths compute the step: the flat fast path (:mod:`lifelong.optim.flat`, the default) and
+the per-tensor reference (:mod:`lifelong.optim.reference`, ``foreach=False``, and the fallback
+for groups the fast path does not cover). They agree to float rounding.
 """
 from __future__ import annotations
 
