@@ -150,7 +150,7 @@ class _UPGDBase(Optimizer):
 
         for group in self.param_groups:  # refuse before any state changes
             for p in group["params"]:
-                if p.grad is not None and (p.grad.is_sparse or torch.is_complex(p)):
+                if p.grad is not None and (p.grad.is_sparse or p.dtype.is_complex):
                     kind = "sparse gradients" if p.grad.is_sparse else "complex parameters"
                     raise RuntimeError(f"{type(self).__name__} does not support {kind}")
 
@@ -160,9 +160,9 @@ class _UPGDBase(Optimizer):
         maxima: list[Tensor] = []
         adaptive = self._adaptive
         for index, group in enumerate(self.param_groups):
-            if flat.eligible(group, self.state):
-                layout = self._layout(index, group)
-                maxima.extend(flat.update_statistics(layout, group, self.state, adaptive))
+            layout = self._layout(index, group)
+            if layout is not None:
+                maxima.extend(flat.update_statistics(layout, group, adaptive))
                 plans.append((group, layout))
                 continue
             buckets = self._buckets(group)
@@ -177,21 +177,25 @@ class _UPGDBase(Optimizer):
         # Phase 2: gates, weight decay, decay toward w0, noise and the step.
         for group, plan in plans:
             if isinstance(plan, flat.FlatGroup):
-                flat.apply_update(plan, group, self.state, eta, self._generator, adaptive)
+                flat.apply_update(plan, group, eta, self._generator, adaptive)
                 continue
             noise = reference.bucket_noise(plan, group["sigma"], self._generator)
             for bucket, bucket_noise in zip(plan, noise):
                 reference.apply_update(bucket, group, eta, bucket_noise, adaptive)
         return loss
 
-    def _layout(self, index: int, group: dict[str, Any]) -> flat.FlatGroup:
-        """The flat layout of group ``index``, rebuilt when the state is no longer its views."""
+    def _layout(self, index: int, group: dict[str, Any]) -> flat.FlatGroup | None:
+        """The flat layout of group ``index`` if the group takes the fast path this step (see
+        :mod:`lifelong.optim.flat`), rebuilt when the state is no longer its views."""
+        if group["foreach"] is False or not group["params"]:
+            return None
         names = flat.state_names(group, self._adaptive)
-        for p in group["params"]:  # a state kind some parameter has stays in the layout
-            names += tuple(n for n in ("initial",) if n in self.state.get(p, {}) and n not in names)
         layout = self._layouts.get(index)
-        if layout is None or not layout.matches(group, self.state, names):
-            layout = self._layouts[index] = flat.FlatGroup(group, self.state, names)
+        if layout is not None and layout.current(group, self.state, names):
+            return layout if layout.ready() else None
+        if not flat.eligible(group, self.state):
+            return None
+        layout = self._layouts[index] = flat.FlatGroup(group, self.state, names)
         return layout
 
     def _buckets(self, group: dict[str, Any]) -> list[dict[str, Any]]:
