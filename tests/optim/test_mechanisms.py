@@ -216,3 +216,20 @@ def test_invalid_mechanism_values(cls, name, value):
     opt = cls(p)
     with pytest.raises(ValueError, match=name):
         opt.add_param_group({"params": [torch.zeros(1, requires_grad=True)], name: value})
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_class_and_defaults_rebuild_the_same_optimizer(cls):
+    """The agent's contract: type(optimizer)(params, **optimizer.defaults) is the same optimizer
+    for another network, mechanisms included."""
+    config = {"gate": "layer", "gate_temperature": 0.5, "utility": "unit", "l2_init": 0.2}
+    a, b = model(), model()
+    original = cls(a, lr=0.05, sigma=0.0, **config)
+    rebuilt = type(original)(b, **original.defaults)
+    assert rebuilt.defaults == original.defaults
+    for step in range(3):
+        for p, q, g in zip(a, b, grads_for(a, step)):
+            p.grad, q.grad = g.clone(), g.clone()
+        original.step()
+        rebuilt.step()
+    assert all(torch.equal(p, q) for p, q in zip(a, b))
