@@ -105,7 +105,7 @@ class FlatGroup:
         for name in names:
             size = self.n_utility if name == "utility" else self.n
             flat = torch.zeros(size, device=self.device, dtype=self.dtype)
-            views = self._split(flat, utility=name == "utility")
+            views = self.split(flat, utility=name == "utility")
             for p, view in zip(params, views):
                 st = state[p]
                 st.setdefault("step", 0)
@@ -120,7 +120,8 @@ class FlatGroup:
             self.buffers[name] = flat
             self.views[name] = views
 
-    def _split(self, flat: Tensor, utility: bool = False) -> list[Tensor]:
+    def split(self, flat: Tensor, utility: bool = False) -> list[Tensor]:
+        """Views of ``flat`` shaped like each parameter (or like its utility state)."""
         views, offset = [], 0
         for p, numel, rows in zip(self.params, self.numels, self.rows):
             shape = utility_shape(p, self.utility) if utility else p.shape
@@ -163,7 +164,7 @@ class FlatGroup:
     def scratch_views(self, name: str, size: int) -> list[Tensor]:
         views = self._scratch_views.get(name)
         if views is None:
-            views = self._scratch_views[name] = self._split(self.scratch(name, size))
+            views = self._scratch_views[name] = self.split(self.scratch(name, size))
         return views
 
 
@@ -240,7 +241,7 @@ def apply_update(layout: FlatGroup, group: dict[str, Any], eta: Tensor | None,
     u = layout.buffers["utility"]
     gate = layout.scratch("gate", layout.n_utility)
     if group["gate"] == "layer":  # eta per tensor
-        for u_i, out in zip(layout.views["utility"], layout._split(gate, utility=True)):
+        for u_i, out in zip(layout.views["utility"], layout.split(gate, utility=True)):
             if u_i.numel():
                 scale = gate_scale(u_i.max() / utility_correction, u_i, utility_correction,
                                    temperature)
@@ -250,7 +251,7 @@ def apply_update(layout: FlatGroup, group: dict[str, Any], eta: Tensor | None,
     gate.sigmoid_()                                                                # 1 - s
     if layout.utility == "unit":  # a unit's gate on every weight of its row
         gate = torch.repeat_interleave(gate, layout.repeats, output_size=layout.n)
-        gates = [gate] if layout.gather else layout._split(gate)
+        gates = [gate] if layout.gather else layout.split(gate)
     else:
         gates = _scratch_operand(layout, "gate", gate)
     if layout.gather:
