@@ -279,21 +279,23 @@ class DistributionalActorCriticPolicy(ActorCriticPolicy):
             return values, values
         return values, denormalize(C.aggregate(self.expected_outputs(outputs), "mean"))
 
-    def act(self, obs: PyTorchObs, deterministic: bool = False) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
-        """Rollout step in one forward pass: ``(actions [B, ...], log_prob [B], aggregate value [B],
-        critics' mean value [B])``, values in return units (see :meth:`bootstrap_values`)."""
-        pi_features, vf_features = self._split_features(obs)
+    def act(self, obs: PyTorchObs, deterministic: bool = False) -> tuple[th.Tensor, th.Tensor]:
+        """The actor alone: ``(actions [B, ...], log_prob [B])`` (the rollout evaluates the critics
+        once for the whole rollout, see :mod:`lifelong.agent.rollout`)."""
+        pi_features = super(ActorCriticPolicy, self).extract_features(obs, self.pi_features_extractor)
         latent_pi = self.mlp_extractor.forward_actor(pi_features)
         actions, log_prob = self._sample(latent_pi, deterministic)
-        values, target_values = self.bootstrap_values(self.critics(vf_features))
-        actions = actions.reshape((-1, *self.action_space.shape))  # type: ignore[misc]
-        return actions, log_prob, values, target_values
+        return actions.reshape((-1, *self.action_space.shape)), log_prob  # type: ignore[misc]
 
     # ------------------------------------------------------------------ SB3 API
     def forward(self, obs: th.Tensor, deterministic: bool = False) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
         """SB3's rollout step: ``(actions, aggregated values [B, 1] in return units, log_prob)``."""
-        actions, log_prob, values, _ = self.act(obs, deterministic)
-        return actions, values.unsqueeze(-1), log_prob
+        pi_features, vf_features = self._split_features(obs)
+        latent_pi = self.mlp_extractor.forward_actor(pi_features)
+        actions, log_prob = self._sample(latent_pi, deterministic)
+        values = self.return_normalizer.denormalize(self.aggregate_outputs(self.critics(vf_features))).unsqueeze(-1)
+        actions = actions.reshape((-1, *self.action_space.shape))  # type: ignore[misc]
+        return actions, values, log_prob
 
     def _sample(self, latent_pi: th.Tensor, deterministic: bool) -> tuple[th.Tensor, th.Tensor]:
         return sample_actions(self, latent_pi, deterministic)

@@ -4,7 +4,8 @@ aggregate's bias.
 
 Two value estimates per state
 -----------------------------
-Every rollout step evaluates the critics once and keeps two values (return units), see
+The critics are evaluated once per rollout, on all its observations at once, and give two
+values per state (return units), see
 :meth:`~lifelong.agent.policy.DistributionalActorCriticPolicy.bootstrap_values`:
 
 * the *aggregate* ``V_agg`` (``min`` or ``mean`` of the twins' expected values, or the CVaR of
@@ -34,18 +35,29 @@ training is then bit-identical to Stable-Baselines3's bookkeeping.
 What one step does (and what it does not)
 -----------------------------------------
 Stable-Baselines3's loop, step for step: gSDE noise resampled every ``sde_sample_freq`` steps;
-one policy forward on the observation (``obs_as_tensor``: zero-copy on CPU); the actions moved
-to the host once, Box actions clipped to the space (or unscaled with ``squash_output``);
-``env.step``; ``num_timesteps``; the callback's ``locals`` updated (same names: ``new_obs``,
-``rewards``, ``dones``, ``infos``, ``actions``, ``clipped_actions``, ``values``, ``log_probs``,
-``obs_tensor``, ``n_steps``, ...) and ``on_step`` once per vectorised step (``False`` aborts);
-``_update_info_buffer`` (``ep_info_buffer``/``ep_success_buffer``); the truncation bootstrap;
-``_last_obs``/``_last_episode_starts`` for exact resume. Differences in cost only: no
-distribution objects (the policy's fast paths), the truncation loop visits only the finished
-environments, the host arrays of the buffer are written in place (no ``np.array`` copies), and
-values and log-probabilities stay on the policy's device in tensors preallocated for the
-rollout, moved to the host once at its end (one transfer instead of two per step on a GPU).
-A ``rollout_buffer_class`` that overrides ``add`` gets its ``add`` called, as in SB3.
+the actor on the observation (``obs_as_tensor``: zero-copy on CPU); the actions moved to the
+host once, Box actions clipped to the space (or unscaled with ``squash_output``); ``env.step``;
+``num_timesteps``; the callback's ``locals`` updated (SB3's names: ``new_obs``, ``rewards``,
+``dones``, ``infos``, ``actions``, ``clipped_actions``, ``log_probs``, ``obs_tensor``,
+``n_steps``, ``self``, ...) and ``on_step`` once per vectorised step (``False`` aborts);
+``_update_info_buffer`` (``ep_info_buffer``/``ep_success_buffer``); the time-limit bootstrap
+value of a truncated episode's terminal observation, evaluated at that step, one observation at
+a time as in SB3; ``_last_obs``/``_last_episode_starts`` for exact resume.
+
+What it does differently, for speed:
+
+* the critics are *not* evaluated per step: after the last step one batched pass over the
+  rollout's observations and the last observation (:func:`rollout_values`) gives the values. The
+  parameters and return statistics are the same at every step of a rollout, so these are the
+  per-step values, up to the rounding of a matmul whose kernel depends on the row count (none for
+  the default 64x64 critics with two or more envs; the last bit, ~1e-7 relative, in some other
+  shapes). Hence ``values`` is in ``locals`` only at ``on_rollout_end``, not at ``on_step``;
+* no distribution objects (the policy's fast paths); the truncation loop visits only the
+  finished environments; the host arrays of the buffer are written in place
+  (:func:`write_step`, no ``np.array`` copies); log-probabilities stay on the policy's device in
+  a tensor preallocated for the rollout and move to the host once at its end;
+* a ``rollout_buffer_class`` that overrides ``add`` gets its ``add`` called with SB3's
+  arguments, the per-step values included (evaluated per step for it).
 """
 from __future__ import annotations
 
@@ -59,7 +71,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 
-__all__ = ["collect_rollouts", "lambda_returns"]
+__all__ = ["collect_rollouts", "lambda_returns", "rollout_values", "write_step"]
 
 _PLAIN_ADD = (RolloutBuffer.add, DictRolloutBuffer.add)
 
@@ -103,14 +115,47 @@ def _clip_actions(model: Any, actions: np.ndarray) -> np.ndarray:
     return actions
 
 
-def _write_observation(buffer: RolloutBuffer, pos: int, obs: Any) -> None:
-    """``buffer.observations[pos] = obs`` in place (reshaped for Discrete observation spaces)."""
+def write_step(buffer: RolloutBuffer, obs: Any, actions: np.ndarray, rewards: np.ndarray, episode_starts: np.ndarray) -> None:
+    """The host part of ``RolloutBuffer.add``, written in place at ``buffer.pos`` (no ``np.array``
+    copies; observations reshaped for Discrete spaces, actions to ``[n_envs, action_dim]``)."""
+    pos = buffer.pos
     if isinstance(obs, dict):
         for key, store in buffer.observations.items():  # type: ignore[union-attr]
             store[pos] = np.reshape(obs[key], store.shape[1:])
     else:
         store = buffer.observations
         store[pos] = np.reshape(obs, store.shape[1:])  # type: ignore[call-overload]
+    buffer.actions[pos] = actions.reshape(buffer.actions.shape[1:])
+    buffer.rewards[pos] = rewards
+    buffer.episode_starts[pos] = episode_starts
+    buffer.pos = pos + 1
+    buffer.full = buffer.pos == buffer.buffer_size
+
+
+def rollout_values(policy: Any, buffer: RolloutBuffer, last_obs: Any, chunk: int = 8192) -> tuple[th.Tensor, th.Tensor]:
+    """The critics on every observation of a full rollout and on ``last_obs``, batched:
+    ``(aggregate [n_steps + 1, n_envs], twins' mean [n_steps + 1, n_envs])`` in return units,
+    row ``n_steps`` for ``last_obs``. One host-to-device transfer of the observations."""
+    stored = buffer.observations
+    n_envs = buffer.n_envs
+
+    def rows(x: np.ndarray, last: np.ndarray) -> np.ndarray:
+        return np.concatenate([x.reshape(-1, *x.shape[2:]), np.reshape(last, (n_envs, *x.shape[2:]))])
+
+    if isinstance(stored, dict):
+        obs = {k: th.as_tensor(rows(v, last_obs[k]), device=policy.device) for k, v in stored.items()}
+        n = next(iter(obs.values())).shape[0]
+    else:
+        obs = th.as_tensor(rows(stored, last_obs), device=policy.device)
+        n = obs.shape[0]
+    values, targets = [], []
+    for i in range(0, n, chunk):
+        part = {k: v[i : i + chunk] for k, v in obs.items()} if isinstance(obs, dict) else obs[i : i + chunk]
+        v, t = policy.bootstrap_values(policy.critic_outputs(part))
+        values.append(v)
+        targets.append(t)
+    shape = (-1, n_envs)
+    return th.cat(values).reshape(shape), th.cat(targets).reshape(shape)
 
 
 def collect_rollouts(
@@ -135,12 +180,10 @@ def collect_rollouts(
 
     plain_buffer = type(rollout_buffer).add in _PLAIN_ADD
     separate_targets = not policy.targets_use_aggregate
-    value_store = th.empty((n_rollout_steps, n_envs), dtype=th.float32, device=device)
     log_prob_store = th.empty((n_rollout_steps, n_envs), dtype=th.float32, device=device)
-    target_value_store = th.empty((n_rollout_steps, n_envs), dtype=th.float32, device=device) if separate_targets else None
-    target_rewards = np.zeros((n_rollout_steps, n_envs), dtype=np.float32) if separate_targets else None
+    # Truncation bootstraps gamma * V(terminal_obs): the advantages' and the critics'.
+    bootstraps: list[tuple[int, int, th.Tensor, th.Tensor]] = []
     discrete_actions = isinstance(model.action_space, spaces.Discrete)
-    action_shape = (n_envs, rollout_buffer.action_dim)
     resample_sde = model.use_sde and model.sde_sample_freq > 0
     gamma = model.gamma
 
@@ -150,8 +193,7 @@ def collect_rollouts(
             policy.reset_noise(n_envs)
         with th.no_grad():
             obs_tensor = obs_as_tensor(model._last_obs, device)
-            actions, log_probs, flat_values, target_values = policy.act(obs_tensor)
-        values = flat_values.unsqueeze(-1)  # SB3's [n_envs, 1], for callbacks reading locals
+            actions, log_probs = policy.act(obs_tensor)
         actions = actions.cpu().numpy()
         clipped_actions = _clip_actions(model, actions)
         new_obs, rewards, dones, infos = env.step(clipped_actions)
@@ -166,11 +208,10 @@ def collect_rollouts(
         if discrete_actions:
             actions = actions.reshape(-1, 1)
 
-        if target_rewards is not None:
-            target_rewards[step] = rewards
         if dones.any():
-            # Time-limit truncation: bootstrap the cut-off return (SB3 issue #633), the advantages'
-            # rewards with the aggregate, the critics' with the twins' mean.
+            # Time-limit truncation: bootstrap the cut-off return (SB3 issue #633). Evaluated here,
+            # one observation at a time as in SB3 (a one-row matmul rounds differently), and folded
+            # into the rewards after the rollout.
             for idx in np.flatnonzero(dones):
                 info = infos[idx]
                 if info.get("terminal_observation") is None or not info.get("TimeLimit.truncated", False):
@@ -178,44 +219,40 @@ def collect_rollouts(
                 terminal_obs = policy.obs_to_tensor(info["terminal_observation"])[0]
                 with th.no_grad():
                     terminal_value, terminal_target = policy.bootstrap_values(policy.critic_outputs(terminal_obs))
-                rewards[idx] += gamma * terminal_value
-                if target_rewards is not None:
-                    target_rewards[step][idx] += gamma * terminal_target
+                bootstraps.append((step, int(idx), terminal_value, terminal_target))
 
-        value_store[step] = flat_values
         log_prob_store[step] = log_probs
-        if target_value_store is not None:
-            target_value_store[step] = target_values
         if plain_buffer:
-            pos = rollout_buffer.pos
-            _write_observation(rollout_buffer, pos, model._last_obs)
-            rollout_buffer.actions[pos] = actions.reshape(action_shape)
-            rollout_buffer.rewards[pos] = rewards
-            rollout_buffer.episode_starts[pos] = model._last_episode_starts
-            rollout_buffer.pos = pos + 1
-            rollout_buffer.full = rollout_buffer.pos == rollout_buffer.buffer_size
-        else:
-            rollout_buffer.add(model._last_obs, actions, rewards, model._last_episode_starts, values, log_probs)
+            write_step(rollout_buffer, model._last_obs, actions, rewards, model._last_episode_starts)
+        else:  # a buffer with its own add() gets SB3's arguments, the values included
+            with th.no_grad():
+                step_values = policy.bootstrap_values(policy.critic_outputs(obs_tensor))[0].unsqueeze(-1)
+            rollout_buffer.add(model._last_obs, actions, rewards, model._last_episode_starts, step_values, log_probs)
         model._last_obs = new_obs
         model._last_episode_starts = dones
 
+    # The critics, once for the whole rollout (the parameters and return statistics are those of
+    # every step), then GAE on the host as in SB3.
     with th.no_grad():
-        last_values, last_targets = policy.bootstrap_values(policy.critic_outputs(obs_as_tensor(new_obs, device)))
+        all_values, all_targets = rollout_values(policy, rollout_buffer, new_obs)
     if plain_buffer:
-        # One device-to-host transfer per rollout (views on CPU).
-        rollout_buffer.values[:] = value_store.cpu().numpy()
+        rollout_buffer.values[:] = all_values[:-1].cpu().numpy()
         rollout_buffer.log_probs[:] = log_prob_store.cpu().numpy()
-    rollout_buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
-    if target_value_store is not None:
+    target_rewards = rollout_buffer.rewards.copy() if separate_targets else None
+    for step, idx, terminal_value, terminal_target in bootstraps:
+        rewards_row = rollout_buffer.rewards[step]
+        rewards_row[idx] += gamma * terminal_value
+        if target_rewards is not None:
+            target_row = target_rewards[step]
+            target_row[idx] += gamma * terminal_target
+    rollout_buffer.compute_returns_and_advantage(last_values=all_values[-1], dones=dones)
+    if target_rewards is not None:
+        targets_np = all_targets.cpu().numpy()
         rollout_buffer.returns = lambda_returns(
-            target_rewards,  # type: ignore[arg-type]
-            target_value_store.cpu().numpy(),
-            rollout_buffer.episode_starts,
-            last_targets.cpu().numpy(),
-            dones,
-            rollout_buffer.gamma,
-            rollout_buffer.gae_lambda,
+            target_rewards, targets_np[:-1], rollout_buffer.episode_starts, targets_np[-1], dones,
+            rollout_buffer.gamma, rollout_buffer.gae_lambda,
         )
+    values = all_values[:-1]  # noqa: F841  (for callbacks reading locals at on_rollout_end)
 
     callback.update_locals(locals())
     callback.on_rollout_end()

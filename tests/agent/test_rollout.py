@@ -13,8 +13,9 @@ from stable_baselines3.common.vec_env import VecNormalize
 from lifelong import DistributionalPPO
 from lifelong.agent.rollout import lambda_returns
 
+# SB3's per-step locals; "values" only at on_rollout_end (the critics run once per rollout)
 SB3_LOCALS = {"self", "env", "callback", "rollout_buffer", "n_rollout_steps", "n_steps", "obs_tensor", "actions",
-              "values", "log_probs", "clipped_actions", "new_obs", "rewards", "dones", "infos"}
+              "log_probs", "clipped_actions", "new_obs", "rewards", "dones", "infos"}
 
 
 class Recorder(BaseCallback):
@@ -29,11 +30,12 @@ class Recorder(BaseCallback):
         loc = self.locals
         self.steps.append(dict(keys=set(loc), new_obs=np.array(loc["new_obs"]), dones=np.array(loc["dones"]),
                                rewards=np.array(loc["rewards"]), infos=[dict(i) for i in loc["infos"]],
-                               values_shape=tuple(loc["values"].shape), num_timesteps=self.num_timesteps))
+                               num_timesteps=self.num_timesteps))
         return True
 
     def _on_rollout_end(self) -> None:
         self.rollout_ends += 1
+        self.end_values_shape = tuple(self.locals["values"].shape)
 
 
 class DictObsEnv(gym.Env):
@@ -60,9 +62,9 @@ CASES = {
     "cartpole-twin-min": dict(env="CartPole-v1", kw={}),
     "cartpole-one-critic": dict(env="CartPole-v1", kw=dict(twin_critics=False)),
     "pendulum-sde-vecnorm-cvar": dict(env="Pendulum-v1", kw=dict(use_sde=True, sde_sample_freq=4, cvar_alpha=0.25),
-                                      norm=True, max_steps=20),
+                                      norm=True, max_steps=20, exact=False),
     "dict-multidiscrete-mean": dict(env="LifelongTestDictObs-v0", kw=dict(value_aggregation="mean"), policy="MultiInputPolicy"),
-    "categorical-min": dict(env="CartPole-v1", kw=dict(critic="categorical")),
+    "categorical-min": dict(env="CartPole-v1", kw=dict(critic="categorical"), exact=False),
 }
 
 
@@ -73,8 +75,10 @@ def _model(case, seed=3):
     env = make_vec_env(c["env"], n_envs=3, seed=seed, env_kwargs=env_kwargs)
     if c.get("norm"):
         env = VecNormalize(env)
+    # The default 64x64 networks: there the critics' batched pass over the rollout rounds exactly
+    # as SB3's per-step pass (with a 16-unit net and < 7 envs, a last-bit difference, ~5e-8).
     model = DistributionalPPO(c.get("policy", "MlpPolicy"), env, n_steps=48, batch_size=48, n_epochs=1, seed=seed,
-                              policy_kwargs=dict(net_arch=[16]), **c["kw"])
+                              **c["kw"])
     model.learn(48)  # one update, so the return statistics and weights are not at their initial values
     return model
 
@@ -94,12 +98,22 @@ def test_rollout_matches_stable_baselines3(case):
     obs_b = b.observations if isinstance(b.observations, dict) else {"": b.observations}
     for key in obs_a:
         assert np.array_equal(obs_a[key], obs_b[key])
-    for name in ("actions", "rewards", "episode_starts", "values", "log_probs", "advantages"):
+    for name in ("actions", "rewards", "episode_starts", "log_probs"):
         assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    # The critics run once over the whole rollout instead of once per step: the same numbers,
+    # up to the rounding of a matmul whose kernel depends on the row count (none for the twin
+    # 64x64 MLP critics here; the categorical expectation and the CVaR weights round differently).
+    for name in ("values", "advantages"):
+        if CASES[case].get("exact", True):
+            assert np.array_equal(getattr(a, name), getattr(b, name)), name
+        else:
+            np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-5, atol=1e-6)
     assert a.full and a.pos == b.pos
     policy = ours.policy
     if policy.targets_use_aggregate:
-        assert np.array_equal(a.returns, b.returns)
+        np.testing.assert_allclose(a.returns, b.returns, rtol=1e-5, atol=1e-6)
+        if CASES[case].get("exact", True):
+            assert np.array_equal(a.returns, b.returns)
     else:
         assert not np.allclose(a.returns, b.returns)  # the critics' targets differ from advantages + aggregate
     # resume state and bookkeeping
@@ -115,9 +129,10 @@ def test_rollout_matches_stable_baselines3(case):
     # callback protocol: on_step once per vectorised step with SB3's locals, on_rollout_end once
     ra, rb = recorders["ours"], recorders["sb3"]
     assert len(ra.steps) == len(rb.steps) == ours.n_steps and ra.rollout_ends == rb.rollout_ends == 1
+    assert ra.end_values_shape == (ours.n_steps, ours.n_envs)
     for sa, sb in zip(ra.steps, rb.steps):
         assert SB3_LOCALS <= sa["keys"]
-        assert sa["values_shape"] == sb["values_shape"] and sa["num_timesteps"] == sb["num_timesteps"]
+        assert sa["num_timesteps"] == sb["num_timesteps"]
         for k in ("new_obs", "dones", "rewards"):
             if isinstance(sa[k], np.ndarray) and sa[k].dtype != object:
                 assert np.array_equal(sa[k], sb[k]), k
