@@ -474,7 +474,9 @@ class DistributionalPPO(OnPolicyAlgorithm):
                 if self.vgs is not None:
                     self.vgs.step(optimizer, max_grad_norm=self.max_grad_norm)
                 else:
-                    th.nn.utils.clip_grad_norm_(policy.parameters(), self.max_grad_norm)
+                    # the optimizer's parameters: the same tensors in the same order as
+                    # policy.parameters(), without walking the module tree every minibatch
+                    th.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], self.max_grad_norm)
                     optimizer.step()
             self._n_updates += 1
             if not continue_training:
