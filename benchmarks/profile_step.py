@@ -3,7 +3,8 @@
 Wraps the functions a PPO update calls with CPU-time timers (``time.process_time``, robust to other
 processes on a shared machine) (exclusive time: a
 timer inside another is subtracted from the outer one) and prints, per agent, milliseconds per
-update (one rollout + one ``train()``) in each part:
+update (one rollout + one ``train()``) in each part, the median over ``--rounds`` interleaved
+rounds (the agents' order alternating):
 
   rollout: env stepping (``VecEnv.step``), observation conversion (``obs_as_tensor``), policy
   forward (``policy.forward``/``act``, bootstrap values), buffer writes (``RolloutBuffer.add`` or
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from collections import defaultdict
@@ -158,12 +160,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", action="append", choices=list(CONFIGS), help="default: cartpole-8x256 and pendulum-zoo")
     p.add_argument("--variant", action="append", choices=list(VARIANTS), help="default: sb3, ours, ours-adam")
     p.add_argument("--updates", type=int, default=10, help="timed updates per agent (after one warm-up update)")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; each part is the median over rounds")
     p.add_argument("--json", default=None, help="write the numbers to this file")
     a = p.parse_args(argv)
     everything = {}
+    variants = a.variant or ["sb3", "ours", "ours-adam"]
     for config in a.config or ["cartpole-8x256", "pendulum-zoo"]:
         updates = a.updates if not config.startswith("pendulum") else max(1, a.updates // 3)
-        results = {v: profile(config, v, updates) for v in (a.variant or ["sb3", "ours", "ours-adam"])}
+        runs: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
+        for rnd in range(a.rounds):  # interleaved, the order alternating, so load drifts hit every agent alike
+            for v in variants if rnd % 2 == 0 else variants[::-1]:
+                runs[v].append(profile(config, v, updates, seed=rnd))
+        results = {v: {k: statistics.median(r.get(k, 0.0) for r in rs) for k in set().union(*rs)} for v, rs in runs.items()}
         everything[config] = results
         print(table(config, results), flush=True)
     if a.json:

@@ -239,12 +239,15 @@ def collect_rollouts(
         rollout_buffer.values[:] = all_values[:-1].cpu().numpy()
         rollout_buffer.log_probs[:] = log_prob_store.cpu().numpy()
     target_rewards = rollout_buffer.rewards.copy() if separate_targets else None
-    for step, idx, terminal_value, terminal_target in bootstraps:
-        rewards_row = rollout_buffer.rewards[step]
-        rewards_row[idx] += gamma * terminal_value
-        if target_rewards is not None:
-            target_row = target_rewards[step]
-            target_row[idx] += gamma * terminal_target
+    if bootstraps:
+        # gamma * V on the policy's device, then one transfer; float32 additions as in SB3
+        steps, envs = [b[0] for b in bootstraps], [b[1] for b in bootstraps]
+        to_rewards = (gamma * th.cat([b[2] for b in bootstraps])).cpu().numpy()
+        to_targets = (gamma * th.cat([b[3] for b in bootstraps])).cpu().numpy()
+        for k, (step, idx) in enumerate(zip(steps, envs)):
+            rollout_buffer.rewards[step, idx] += to_rewards[k]
+            if target_rewards is not None:
+                target_rewards[step, idx] += to_targets[k]
     rollout_buffer.compute_returns_and_advantage(last_values=all_values[-1], dones=dones)
     if target_rewards is not None:
         targets_np = all_targets.cpu().numpy()
