@@ -49,6 +49,7 @@ from lifelong.agent import arguments, hyperparameters, metrics, rollout
 from lifelong.agent import critics as C
 from lifelong.agent.arguments import _POLICY_OWNED_KWARGS, check_ppo_args, check_spaces
 from lifelong.agent.critics import CriticSpec, critic_spec_attributes
+from lifelong.agent.gradients import clip_grad_norm, zero_grad
 from lifelong.agent.normalization import ReturnNormalizer
 from lifelong.agent.optimizer import (
     DEFAULT_LEARNING_RATE,
@@ -469,14 +470,12 @@ class DistributionalPPO(OnPolicyAlgorithm):
                 )
                 last_loss = loss.detach()
 
-                optimizer.zero_grad(set_to_none=True)
+                zero_grad(optimizer)
                 loss.backward()
                 if self.vgs is not None:
                     self.vgs.step(optimizer, max_grad_norm=self.max_grad_norm)
                 else:
-                    # the optimizer's parameters: the same tensors in the same order as
-                    # policy.parameters(), without walking the module tree every minibatch
-                    th.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], self.max_grad_norm)
+                    clip_grad_norm(optimizer, self.max_grad_norm)
                     optimizer.step()
             self._n_updates += 1
             if not continue_training:
