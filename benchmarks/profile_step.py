@@ -34,7 +34,6 @@ import torch
 torch.set_num_threads(1)
 
 import stable_baselines3.common.on_policy_algorithm as sb3_onpolicy  # noqa: E402
-from stable_baselines3 import PPO  # noqa: E402
 
 import lifelong.agent.metrics as lifelong_metrics  # noqa: E402
 import lifelong.agent.rollout as lifelong_rollout  # noqa: E402
