@@ -38,15 +38,18 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.base_class import maybe_make_env
 from stable_baselines3.common.buffers import DictRolloutBuffer, RolloutBuffer
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import explained_variance
+from stable_baselines3.common.vec_env import VecEnv
 
-from lifelong.agent import arguments, hyperparameters, metrics
+from lifelong.agent import arguments, hyperparameters, metrics, rollout
 from lifelong.agent import critics as C
 from lifelong.agent.arguments import _POLICY_OWNED_KWARGS, check_ppo_args, check_spaces
 from lifelong.agent.critics import CriticSpec, critic_spec_attributes
+from lifelong.agent.gradients import clip_grad_norm, zero_grad
 from lifelong.agent.normalization import ReturnNormalizer
 from lifelong.agent.optimizer import (
     DEFAULT_LEARNING_RATE,
@@ -87,7 +90,9 @@ class DistributionalPPO(OnPolicyAlgorithm):
     :param n_atoms, v_min, v_max: categorical support, in *normalised* return units.
     :param categorical_projection: ``"two_hot"`` (default, mean-preserving) or ``"hl_gauss"``.
     :param twin_critics: two critics with independent parameters trained on the same targets.
-    :param value_aggregation: ``"min"`` or ``"mean"`` of the critics' values for GAE.
+    :param value_aggregation: ``"min"`` or ``"mean"`` of the critics' values: the value of the
+        policy's advantages. The critics' own targets always bootstrap from the twins' mean
+        value (:mod:`lifelong.agent.rollout`), so the aggregate's bias does not compound.
     :param optimizer: ``"adam"``, ``"upgd"``, ``"adaptive_upgd"``, ``"upgdw"`` or an optimizer
         class; built once over all policy parameters.
     :param optimizer_kwargs: extra optimizer arguments. An ``"lr"`` here is the learning rate;
@@ -335,7 +340,15 @@ class DistributionalPPO(OnPolicyAlgorithm):
         """The policy's return normaliser (``policy.return_normalizer``; part of its state_dict)."""
         return self.policy.return_normalizer
 
-    # ------------------------------------------------------------------ training
+    # ------------------------------------------------------------------ rollout and training
+    def collect_rollouts(
+        self, env: VecEnv, callback: BaseCallback, rollout_buffer: RolloutBuffer, n_rollout_steps: int
+    ) -> bool:
+        """Stable-Baselines3's rollout semantics with less work per step; the policy's advantages
+        bootstrap from the aggregate value, the critics' targets from the twins' mean
+        (:func:`lifelong.agent.rollout.collect_rollouts`)."""
+        return rollout.collect_rollouts(self, env, callback, rollout_buffer, n_rollout_steps)
+
     def _critic_losses(
         self,
         outputs: th.Tensor,
@@ -457,12 +470,12 @@ class DistributionalPPO(OnPolicyAlgorithm):
                 )
                 last_loss = loss.detach()
 
-                optimizer.zero_grad(set_to_none=True)
+                zero_grad(optimizer)
                 loss.backward()
                 if self.vgs is not None:
                     self.vgs.step(optimizer, max_grad_norm=self.max_grad_norm)
                 else:
-                    th.nn.utils.clip_grad_norm_(policy.parameters(), self.max_grad_norm)
+                    clip_grad_norm(optimizer, self.max_grad_norm)
                     optimizer.step()
             self._n_updates += 1
             if not continue_training:
