@@ -6,3 +6,8 @@ class CheckpointError(Exception):
 
     The message always names the path and what is wrong with it.
     """
+
+
+class CheckpointMismatchError(ValueError):
+    """A sound checkpoint that does not fit what it is loaded into: other spaces, architecture,
+    ``n_envs``, optimizer class or algorithm. (A ``ValueError``: the caller's arguments decide.)"""

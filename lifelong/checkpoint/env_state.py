@@ -11,6 +11,7 @@ from stable_baselines3.common.vec_env import VecNormalize, unwrap_vec_normalize
 
 from lifelong.checkpoint import archive
 from lifelong.checkpoint.members import VEC_NORMALIZE, _check_members
+from lifelong.errors import CheckpointMismatchError
 
 __all__ = ["restore_vec_normalize"]
 
@@ -64,7 +65,8 @@ def _restore_vec_normalize(venv: VecNormalize, meta: dict, tree: dict, with_retu
     if saved_obs is not None and obs_rms is not None:
         saved_is_dict = bool(settings.get("obs_rms_is_dict"))
         if isinstance(obs_rms, dict) != saved_is_dict or (saved_is_dict and set(obs_rms) != set(saved_obs)):
-            raise ValueError(f"{source}: the VecNormalize observation statistics do not fit the env's VecNormalize")
+            raise CheckpointMismatchError(f"{source}: the VecNormalize observation statistics do not fit the env's "
+                                          "VecNormalize")
         if isinstance(obs_rms, dict):
             for key in obs_rms:
                 _check_shape(obs_rms[key].mean, saved_obs[key]["mean"], f"obs_rms[{key!r}]", source)
@@ -83,7 +85,7 @@ def _restore_vec_normalize(venv: VecNormalize, meta: dict, tree: dict, with_retu
 
 def _check_shape(live: np.ndarray, saved: np.ndarray, what: str, source: Any) -> None:
     if np.shape(live) != np.shape(saved):
-        raise ValueError(f"{source}: VecNormalize {what} has shape {np.shape(saved)}, the env's has {np.shape(live)}")
+        raise CheckpointMismatchError(f"{source}: VecNormalize {what} has shape {np.shape(saved)}, the env's has {np.shape(live)}")
 
 
 def _obs_from_tree(tree: Any) -> Any:
