@@ -35,7 +35,7 @@ import torch
 
 from lifelong import __version__
 from lifelong.checkpoint.atomic import write_atomic
-from lifelong.errors import CheckpointError
+from lifelong.errors import CheckpointError, CheckpointUnsupportedError
 
 FORMAT_NAME = "lifelong-checkpoint"
 FORMAT_VERSION = 1
@@ -260,26 +260,34 @@ def _open_zip(path: Any, data: bytes) -> zipfile.ZipFile:
         raise _fail(path, f"truncated or corrupted zip archive ({type(exc).__name__}: {exc})") from exc
 
 
-def _inflate(path: Any, zf: zipfile.ZipFile, name: str, declared: int) -> bytes:
+def _inflate(path: Any, zf: zipfile.ZipFile, name: str, declared: int, sha256: str | None = None) -> bytes:
     """The bytes of member ``name``, inflated in chunks: refused as soon as it yields more than
-    ``declared`` bytes, whatever its headers say (the ``zip bomb`` defence)."""
-    out = bytearray()
+    ``declared`` bytes, whatever its headers say (the zip-bomb defence), and, given ``sha256``,
+    checked against it before the chunks are joined (a corrupted member never costs twice its
+    size in memory)."""
+    chunks: list[bytes] = []
+    total = 0
+    digest = hashlib.sha256()
     try:
         with zf.open(name) as stream:
             while True:
                 chunk = stream.read(_CHUNK)
                 if not chunk:
                     break
-                out += chunk
-                if len(out) > declared:
+                total += len(chunk)
+                if total > declared:
                     raise _fail(path, f"member {name!r} inflates beyond its declared {declared:,} bytes (refused)")
+                digest.update(chunk)
+                chunks.append(chunk)
     except CheckpointError:
         raise
     except Exception as exc:  # noqa: BLE001 - bad CRC, bad header, bad compression, unsupported method ...
         raise _fail(path, f"member {name!r} is corrupted ({type(exc).__name__}: {exc})") from exc
-    if len(out) != declared:
-        raise _fail(path, f"member {name!r} has {len(out):,} bytes, its header says {declared:,} (corrupted)")
-    return bytes(out)
+    if total != declared:
+        raise _fail(path, f"member {name!r} has {total:,} bytes, its header says {declared:,} (corrupted)")
+    if sha256 is not None and digest.hexdigest() != sha256:
+        raise _fail(path, f"member {name!r} fails its sha256 checksum (corrupted)")
+    return b"".join(chunks)
 
 
 def json_depth(raw: bytes) -> int:
@@ -329,11 +337,11 @@ def _read_manifest(path: Any, zf: zipfile.ZipFile) -> dict:
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise _fail(path, f"invalid format_version {version!r:.80} in the manifest")
     if version > FORMAT_VERSION:
-        raise _fail(
-            path,
+        raise CheckpointUnsupportedError(
+            f"{path}: "
             f"written by a newer checkpoint format (version {version}, written by lifelong "
             f"{str(manifest.get('library_version', '?'))[:40]}); this lifelong {_library_version()} reads versions "
-            f"up to {FORMAT_VERSION}: upgrade lifelong to load it",
+            f"up to {FORMAT_VERSION}: upgrade lifelong to load it"
         )
     members = manifest.get("members")
     if not isinstance(members, dict) or not members:
@@ -391,10 +399,7 @@ def _read_members(path: Any, data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) ->
             if name.endswith(".json") and info.file_size > MAX_JSON_BYTES:
                 raise _fail(path, f"member {name!r} declares {info.file_size:,} bytes of JSON, more than "
                                   f"{MAX_JSON_BYTES:,} (refused before inflating)")
-            blob = _inflate(path, zf, name, info.file_size)
-            if hashlib.sha256(blob).hexdigest() != entry["sha256"]:
-                raise _fail(path, f"member {name!r} fails its sha256 checksum (corrupted)")
-            raw[name] = blob
+            raw[name] = _inflate(path, zf, name, info.file_size, entry["sha256"])
     _check_digest(path, data)
     return manifest, raw
 

@@ -11,7 +11,7 @@ from typing import Any
 from lifelong.checkpoint.capture import save_model
 from lifelong.checkpoint.members import verify
 from lifelong.checkpoint.restore import load_model
-from lifelong.errors import CheckpointError
+from lifelong.errors import CheckpointError, CheckpointUnsupportedError
 
 
 class CheckpointManager:
@@ -26,8 +26,9 @@ class CheckpointManager:
     :class:`lifelong.CheckpointError`) is skipped with a ``RuntimeWarning`` naming it and the
     fault, and renamed ``<name>.corrupt`` so that it is no longer taken for the newest (it is not
     deleted: it is evidence). :meth:`load_latest` does the same for a file that verifies but
-    fails while the model is rebuilt from it. A file from a newer format version is skipped but
-    not renamed (it is not corrupt; a newer lifelong reads it).
+    fails while the model is rebuilt from it. A :class:`~lifelong.errors.CheckpointUnsupportedError`
+    (a newer format version, a class that is not registered) is skipped but not renamed: the file
+    need not be damaged.
     """
 
     def __init__(self, directory: str | os.PathLike, keep: int = 3, prefix: str = "ckpt") -> None:
@@ -89,14 +90,14 @@ class CheckpointManager:
 
     def _set_aside(self, path: pathlib.Path, exc: CheckpointError) -> None:
         """Warn about a bad checkpoint and rename it ``*.corrupt`` (unless it is merely newer)."""
-        newer = "newer checkpoint format" in str(exc)
+        unsupported = isinstance(exc, CheckpointUnsupportedError)
         target = path.with_name(path.name + ".corrupt")
-        if not newer:
+        if not unsupported:
             try:
                 os.replace(path, target)
             except OSError:  # read-only directory, or already renamed by another process
                 target = path
-        where = "" if newer or target == path else f"; renamed to {target.name}"
+        where = "" if target == path or unsupported else f"; renamed to {target.name}"
         warnings.warn(f"skipping corrupted checkpoint: {exc}{where}", RuntimeWarning, stacklevel=3)
 
     def latest(self) -> pathlib.Path | None:

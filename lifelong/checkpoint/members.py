@@ -26,7 +26,7 @@ import torch
 
 from lifelong.checkpoint import archive
 from lifelong.checkpoint.counters import COUNTERS
-from lifelong.errors import CheckpointError
+from lifelong.errors import CheckpointError, CheckpointUnsupportedError
 
 __all__ = [
     "META",
@@ -188,15 +188,55 @@ _TENSOR_MEMBER_CHECKS = {
 }
 
 
-def verify(path: str | os.PathLike, max_bytes: int = archive.DEFAULT_MAX_BYTES) -> dict:
+def _class_references(value: Any, found: list[str], depth: int = 0) -> list[str]:
+    """Every ``{"__class__": name}`` value in a JSON tree (depth already bounded by reading)."""
+    if isinstance(value, dict):
+        if set(value) == {"__class__"}:
+            found.append(value["__class__"])
+        for item in value.values():
+            _class_references(item, found, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _class_references(item, found, depth + 1)
+    return found
+
+
+def check_description(meta: dict, source: Any, custom_objects: dict[str, Any] | None = None) -> None:
+    """Decode what ``model.json`` describes without building anything: its spaces, and every class
+    it names (each resolved through the registry or ``custom_objects``, never imported). A class
+    that is neither: :class:`~lifelong.errors.CheckpointUnsupportedError`; anything malformed:
+    ``CheckpointError`` naming ``source`` and the member."""
+    from lifelong.checkpoint.codec import from_json, resolve_class
+    from lifelong.checkpoint.spaces import space_from_dict
+
+    refs = _class_references([meta["policy"], meta["constructor_kwargs"]], [])
+    for name in refs:
+        try:
+            resolve_class(name, custom_objects, "class")
+        except ValueError as exc:
+            raise CheckpointUnsupportedError(f"{source}: member {META!r}: {exc}") from None
+    try:
+        for key in ("observation_space", "action_space"):
+            space_from_dict(meta[key])
+        from_json(meta["constructor_kwargs"], custom_objects, "constructor argument")
+        from_json(meta.get("hyperparameters") or {}, custom_objects, "hyperparameter")
+    except Exception as exc:  # noqa: BLE001 - whatever a crafted description makes the decoders raise
+        detail = " ".join(str(exc).split())[:300]
+        raise CheckpointError(f"{source}: member {META!r} is malformed ({type(exc).__name__}: {detail})") from exc
+
+
+def verify(path: str | os.PathLike, max_bytes: int = archive.DEFAULT_MAX_BYTES,
+           custom_objects: dict[str, Any] | None = None) -> dict:
     """Check the checkpoint at ``path`` completely, as loading does, and return its manifest.
 
     Every member is checked against its size and checksums and decoded with the safe loaders,
     within the reading bounds (``max_bytes``, 1 GiB by default: see
     :mod:`lifelong.checkpoint.archive`), and the model description and every member's structure
-    are checked for what loading reads. ``FileNotFoundError`` for a
+    are checked for what loading reads: the spaces are decoded and every class the file names
+    is resolved (through the registry or ``custom_objects``, never by importing: a class that is
+    neither is a :class:`~lifelong.errors.CheckpointUnsupportedError`). ``FileNotFoundError`` for a
     missing path, :class:`lifelong.CheckpointError` naming the path and the fault otherwise.
     """
     manifest, decoded = archive.verify_and_decode(path, max_bytes)
-    _check_members(decoded, path)
+    check_description(_check_members(decoded, path), path, custom_objects)
     return manifest

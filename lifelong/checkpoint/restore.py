@@ -29,6 +29,7 @@ from lifelong.checkpoint.members import (
     VEC_NORMALIZE,
     VGS,
     _check_members,
+    check_description,
 )
 from lifelong.checkpoint.rng import _restore_rng, _set_space_rng
 from lifelong.checkpoint.spaces import space_from_dict, spaces_equal
@@ -289,6 +290,11 @@ def load_model(
     else:
         state = archive.unpack(path.read(), getattr(path, "name", "<file object>"), max_bytes)
     meta = _check_members(state, path)
+    replaced = set(custom_objects) | set(kwargs)
+    check_description(  # classes the caller replaces need not resolve
+        dict(meta, policy="" if replaced & {"policy", "policy_class"} else meta["policy"],
+             constructor_kwargs={k: v for k, v in meta["constructor_kwargs"].items() if k not in replaced}),
+        path, custom_objects)
     saved_algorithm = meta["algorithm"]
     if saved_algorithm.rpartition(":")[2] not in {k.__qualname__ for k in cls.__mro__}:
         raise CheckpointMismatchError(f"{path} holds a {saved_algorithm[:200]} checkpoint, not one {cls.__name__} can load")
@@ -334,7 +340,13 @@ def load_model(
     model.seed = meta.get("seed")
 
     restore_env_state = env is None or not force_reset
-    _restore(model, state, exact=True, env_state=restore_env_state, source=path, reset_optimizer=reset_optimizer)
+    try:
+        _restore(model, state, exact=True, env_state=restore_env_state, source=path, reset_optimizer=reset_optimizer)
+    except CheckpointMismatchError as exc:
+        if overrides or model.get_vec_normalize_env() is not None:
+            raise  # the caller's arguments or env decide: a mismatch
+        # built from the file alone, the model can only mismatch the file if the file contradicts itself
+        raise CheckpointError(f"{exc} (the checkpoint contradicts its own description: malformed)") from exc
     if env is not None and force_reset:
         model._last_obs = None
     if tunable_overrides:
