@@ -173,11 +173,20 @@ class Schedule(V):
         return self.num(path, value)
 
 
+#: the widest layer and the deepest network a config may ask for
+MAX_LAYER_SIZE = 1 << 16
+MAX_LAYERS = 64
+
+
 class NetArch(V):
     describe = "a list of positive layer sizes or {pi: [...], vf: [...]}"
 
     def __call__(self, path, value):
-        lay = Int(min=1)
+        lay = Int(min=1, max=MAX_LAYER_SIZE)
+        if isinstance(value, (list, tuple, Mapping)) and any(
+                isinstance(v, (list, tuple)) and len(v) > MAX_LAYERS
+                for v in ([value] if not isinstance(value, Mapping) else value.values())):
+            raise ConfigError(f"{path}: more than {MAX_LAYERS} layers; expected {self.describe}")
         if isinstance(value, (list, tuple)):
             return [lay(f"{path}[{i}]", v) for i, v in enumerate(value)]
         if isinstance(value, Mapping):
