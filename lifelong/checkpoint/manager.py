@@ -4,10 +4,10 @@ from __future__ import annotations
 import os
 import pathlib
 import re
-import time
 import warnings
 from typing import Any
 
+from lifelong.checkpoint.atomic import remove_stale_temporaries
 from lifelong.checkpoint.capture import save_model
 from lifelong.checkpoint.members import verify
 from lifelong.checkpoint.restore import load_model
@@ -78,15 +78,10 @@ class CheckpointManager:
             except FileNotFoundError:
                 pass
 
-    def _remove_stale_temporaries(self, older_than_s: float = 600.0) -> None:
-        """Remove temporary files left by saves killed mid-write (only ours, only old ones)."""
-        now = time.time()
-        for entry in self.directory.glob(f".{self.prefix}_*.zip.*.tmp"):
-            try:
-                if now - entry.stat().st_mtime > older_than_s:
-                    entry.unlink()
-            except FileNotFoundError:
-                pass
+    def _remove_stale_temporaries(self) -> None:
+        """Remove temporary files left by saves killed mid-write (only ours: see
+        :func:`lifelong.checkpoint.atomic.remove_stale_temporaries`)."""
+        remove_stale_temporaries(self.directory, f".{self.prefix}_*.zip.*.tmp")
 
     def _set_aside(self, path: pathlib.Path, exc: CheckpointError) -> None:
         """Warn about a bad checkpoint and rename it ``*.corrupt`` (unless it is merely newer)."""
