@@ -207,12 +207,15 @@ def write_archive(path: str | os.PathLike, state: dict[str, Any]) -> pathlib.Pat
 #   file itself, and the sum of the uncompressed sizes its zip headers declare, may not exceed
 #   it; each member is inflated in chunks and refused as soon as it yields more than its
 #   declared size (zip headers can lie), so inflating never produces more than ``max_bytes``.
-# - JSON members: at most :data:`MAX_JSON_BYTES` bytes and :data:`MAX_JSON_DEPTH` levels of
-#   nesting (checked on the raw bytes before parsing, so a bracket bomb never reaches the parser).
+# - Tensor members must be stored uncompressed (as this module writes them), so they can never
+#   inflate beyond the file's own size; JSON members (deflated) may declare at most
+#   :data:`MAX_JSON_BYTES` bytes all together, and nest at most :data:`MAX_JSON_DEPTH` levels
+#   (checked on the raw bytes before parsing, so a bracket bomb never reaches the parser).
+#   Together: refusing any zip bomb inflates at most MAX_JSON_BYTES + the manifest.
 # - Tensor members: trees at most :data:`MAX_TREE_DEPTH` deep.
 
 DEFAULT_MAX_BYTES = 1 << 30
-MAX_JSON_BYTES = 64 << 20
+MAX_JSON_BYTES = 16 << 20
 MAX_JSON_DEPTH = 64
 MAX_TREE_DEPTH = 64
 _CHUNK = 1 << 20
@@ -392,13 +395,19 @@ def _read_members(path: Any, data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) ->
             )
         manifest = _read_manifest(path, zf)
         raw: dict[str, bytes] = {}
+        json_bytes = 0
         for name, entry in manifest["members"].items():
             info = zf.getinfo(name)
             if info.file_size != entry["size"]:
                 raise _fail(path, f"member {name!r} has {info.file_size} bytes, the manifest says {entry['size']}")
-            if name.endswith(".json") and info.file_size > MAX_JSON_BYTES:
-                raise _fail(path, f"member {name!r} declares {info.file_size:,} bytes of JSON, more than "
-                                  f"{MAX_JSON_BYTES:,} (refused before inflating)")
+            if name.endswith(".json"):
+                json_bytes += info.file_size
+                if json_bytes > MAX_JSON_BYTES:
+                    raise _fail(path, f"member {name!r} brings the JSON members to {json_bytes:,} bytes, more than "
+                                      f"{MAX_JSON_BYTES:,} (refused before inflating)")
+            elif info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
+                raise _fail(path, f"member {name!r} is compressed (zip method {info.compress_type}); lifelong stores "
+                                  "tensor members uncompressed (refused: it could inflate far beyond the file)")
             raw[name] = _inflate(path, zf, name, info.file_size, entry["sha256"])
     _check_digest(path, data)
     return manifest, raw

@@ -8,7 +8,6 @@ import random
 import sys
 import warnings
 import zipfile
-import zlib
 
 import pytest
 import torch
@@ -239,57 +238,33 @@ def test_foreign_zips(tmp_path):
 
 
 # ------------------------------------------------------------------------------ bombs
-def _zeros_deflate(n_mib: int) -> bytes:
-    """A raw deflate stream of ``n_mib`` MiB of zeros, built in O(1) compression work: after a
-    sync flush every further MiB of zeros compresses to the same bytes."""
-    chunk = b"\0" * (1 << 20)
-    comp = zlib.compressobj(9, zlib.DEFLATED, -15)
-    first = comp.compress(chunk) + comp.flush(zlib.Z_SYNC_FLUSH)
-    second = comp.compress(chunk) + comp.flush(zlib.Z_SYNC_FLUSH)
-    third = comp.compress(chunk) + comp.flush(zlib.Z_SYNC_FLUSH)
-    assert second == third
-    return first + second * (n_mib - 1) + comp.flush()
+def _bombs():
+    """benchmarks/checkpoint_bombs.py: the bomb builder shared with the measurement script."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_checkpoint_bombs", Path(__file__).resolve().parents[2] / "benchmarks" / "checkpoint_bombs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def _bomb(declared_mib: int, inflated_mib: int) -> bytes:
-    """A checkpoint-looking zip whose model.json inflates to ``inflated_mib`` MiB of zeros from a
-    few MB; its headers and manifest declare ``declared_mib`` (a lie when smaller), with the CRC,
-    sha256 and file digest forged to match the declared prefix."""
-    import hashlib
-    import struct
-
-    stream = _zeros_deflate(inflated_mib)
-    zeros = b"\0" * (declared_mib << 20) if declared_mib <= 64 else b""
-    crc = zlib.crc32(zeros)
-    sha = hashlib.sha256(zeros).hexdigest()
-    size = declared_mib << 20
-    manifest = json.dumps({"format": archive.FORMAT_NAME, "format_version": 1, "members": {
-        "model.json": {"kind": "json", "size": size, "sha256": sha}}}).encode()
-    out = io.BytesIO()
-    entries = []
-    for name, data, method, crc_, usize in (("manifest.json", manifest, 0, zlib.crc32(manifest), len(manifest)),
-                                            ("model.json", stream, 8, crc, size)):
-        offset = out.tell()
-        out.write(struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, method, 0, 0x21, crc_, len(data), usize,
-                              len(name), 0) + name.encode() + data)
-        entries.append((name, method, crc_, len(data), usize, offset))
-    cd_start = out.tell()
-    for name, method, crc_, csize, usize, offset in entries:
-        out.write(struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, method, 0, 0x21, crc_, csize, usize,
-                              len(name), 0, 0, 0, 0, 0, offset) + name.encode())
-    cd_size = out.tell() - cd_start
-    body = out.getvalue() + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 2, 2, cd_size, cd_start, 80)
-    return body + b"lifelong-sha256:" + hashlib.sha256(body).hexdigest().encode()
-
-
-@pytest.mark.parametrize("declared", ["honest", "lying"])
-def test_zip_bomb_is_refused_fast_and_small(tmp_path, declared):
-    """3 GiB of zeros in ~3 MB: refused from the declared size (honest header) or after
-    inflating no more than its declared 1 MiB (lying header); never the 3 GiB."""
+@pytest.mark.parametrize("members", [
+    {"model.json": (3072, 3072)},          # honest header: refused from the declared size
+    {"model.json": (1, 3072)},             # lying header: at most the declared 1 MiB is inflated
+    {"policy.pt": (3072, 3072)},           # a compressed tensor member: refused before inflating
+    {"policy.pt": (2, 3072)},
+    {f"m{i}.json": (1, 1) for i in range(64)},  # many JSON members: their total is bounded
+], ids=["json-honest", "json-lying", "tensor-honest", "tensor-lying", "json-many"])
+def test_zip_bomb_is_refused_fast_and_small(tmp_path, members):
+    """3 GiB of zeros in ~3 MB, checksums forged to match the declared sizes: refused with a
+    CheckpointError naming the file, fast, without inflating the 3 GiB (peak RSS barely moves;
+    benchmarks/checkpoint_bombs.py measures each case in a fresh process)."""
     import resource
     import time
 
-    data = _bomb(3 << 10 if declared == "honest" else 1, 3 << 10)
+    data = _bombs().zip_bomb(members)
     assert len(data) < 4 << 20
     path = tmp_path / "bomb.zip"
     path.write_bytes(data)
