@@ -284,7 +284,7 @@ def _inflate(path: Any, zf: zipfile.ZipFile, name: str, declared: int, sha256: s
                 chunks.append(chunk)
     except CheckpointError:
         raise
-    except Exception as exc:  # noqa: BLE001 - bad CRC, bad header, bad compression, unsupported method ...
+    except Exception as exc:  # bad CRC, bad header, bad compression, unsupported method ...
         raise _fail(path, f"member {name!r} is corrupted ({type(exc).__name__}: {exc})") from exc
     if total != declared:
         raise _fail(path, f"member {name!r} has {total:,} bytes, its header says {declared:,} (corrupted)")
@@ -421,13 +421,13 @@ def _decode_member(path: Any, name: str, blob: bytes) -> Any:
         return _parse_json(path, name, blob)
     try:
         tree = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - the safe unpickler raises UnpicklingError, RuntimeError, ...
+    except Exception as exc:  # the safe unpickler raises UnpicklingError, RuntimeError, ...
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise _fail(path, f"member {name!r} refused by the safe tensor loader ({type(exc).__name__}: {first})") from exc
     try:
         _check_tree(tree, 0)
         return decode_tensor_tree(tree)
-    except Exception as exc:  # noqa: BLE001 - TypeError, ValueError (a bad dtype tag), RecursionError ...
+    except Exception as exc:  # TypeError, ValueError (a bad dtype tag), RecursionError ...
         raise _fail(path, f"member {name!r} holds data of a kind not allowed ({type(exc).__name__}: {exc})") from exc
 
 

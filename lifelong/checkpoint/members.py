@@ -25,7 +25,9 @@ from typing import Any
 import torch
 
 from lifelong.checkpoint import archive
+from lifelong.checkpoint.codec import from_json, resolve_class
 from lifelong.checkpoint.counters import COUNTERS
+from lifelong.checkpoint.spaces import space_from_dict
 from lifelong.errors import CheckpointError, CheckpointUnsupportedError
 
 __all__ = [
@@ -206,9 +208,6 @@ def check_description(meta: dict, source: Any, custom_objects: dict[str, Any] | 
     it names (each resolved through the registry or ``custom_objects``, never imported). A class
     that is neither: :class:`~lifelong.errors.CheckpointUnsupportedError`; anything malformed:
     ``CheckpointError`` naming ``source`` and the member."""
-    from lifelong.checkpoint.codec import from_json, resolve_class
-    from lifelong.checkpoint.spaces import space_from_dict
-
     refs = _class_references([meta["policy"], meta["constructor_kwargs"]], [])
     for name in refs:
         try:
@@ -220,7 +219,7 @@ def check_description(meta: dict, source: Any, custom_objects: dict[str, Any] | 
             space_from_dict(meta[key])
         from_json(meta["constructor_kwargs"], custom_objects, "constructor argument")
         from_json(meta.get("hyperparameters") or {}, custom_objects, "hyperparameter")
-    except Exception as exc:  # noqa: BLE001 - whatever a crafted description makes the decoders raise
+    except Exception as exc:  # whatever a crafted description makes the decoders raise
         detail = " ".join(str(exc).split())[:300]
         raise CheckpointError(f"{source}: member {META!r} is malformed ({type(exc).__name__}: {detail})") from exc
 

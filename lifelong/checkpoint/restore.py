@@ -48,30 +48,29 @@ def _from_file(source: Any, member: str, what: str):
         yield
     except (CheckpointError, CheckpointMismatchError):
         raise
-    except Exception as exc:  # noqa: BLE001 - the restore boundary: one error kind for a bad file
+    except Exception as exc:  # the restore boundary: one error kind for a bad file
         detail = " ".join(str(exc).split())[:300] or type(exc).__name__
         raise CheckpointError(f"{source}: member {member!r}: {what} cannot be restored "
                               f"({type(exc).__name__}: {detail})") from exc
 
 
-def saved_optimizer_class(meta: dict) -> str | None:
+def saved_optimizer_class(model: Any, meta: dict) -> str | None:
     """The stored name (``module:Qualname``) of the optimizer class a checkpoint was written with
-    (older files: from its ``optimizer`` constructor argument), or None when it does not say."""
+    (older files: its ``optimizer`` constructor argument, resolved as ``model``'s class resolves
+    it), or None when it does not say."""
     name = meta.get("optimizer_class")
     if isinstance(name, str):
         return name
     saved = meta["constructor_kwargs"].get("optimizer")
     if saved is None:
         return None
-    from lifelong.agent.optimizer import resolve_optimizer  # the agent's names ("adam", ...)
-
-    return class_name(resolve_optimizer(saved))
+    return class_name(type(model)._resolve_optimizer(saved))
 
 
 def _check_optimizer(model: Any, state: dict, meta: dict, source: Any) -> None:
     live = model.policy.optimizer
     with _from_file(source, META, "its optimizer class"):
-        saved = saved_optimizer_class(meta)
+        saved = saved_optimizer_class(model, meta)
     if saved is not None and saved != class_name(type(live)):
         raise CheckpointMismatchError(
             f"{source}: the checkpoint's optimizer is {saved.rpartition(':')[2]} ({saved}), the model's is "

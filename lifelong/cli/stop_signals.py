@@ -50,12 +50,12 @@ class StopSignals:
         except OSError:
             pass
 
-    def __enter__(self) -> "StopSignals":
+    def __enter__(self) -> StopSignals:
         for sig in self.SIGNALS:
             self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         """Restore the previous handlers; once a stop was asked, ignore further signals instead
         (the process is on its way out: a late Ctrl-C must not turn into a traceback at exit)."""
         for sig, previous in self._previous.items():

@@ -25,7 +25,7 @@ from lifelong.optim import AdaptiveUPGD
 def saved(tmp_path_factory):
     env = make_vec_env("CartPole-v1", n_envs=2, seed=0)
     model = DistributionalPPO("MlpPolicy", env, n_steps=16, batch_size=16, n_epochs=1, seed=0, device="cpu",
-                              policy_kwargs=dict(net_arch=[8]), diagnostics_every=0, optimizer="adaptive_upgd")
+                              policy_kwargs={"net_arch": [8]}, diagnostics_every=0, optimizer="adaptive_upgd")
     model.learn(32)
     return env, model, model.save(tmp_path_factory.mktemp("defects") / "m.zip")
 
@@ -99,7 +99,7 @@ def test_model_that_would_not_fit_in_memory_is_refused_before_allocating(saved, 
         DistributionalPPO("MlpPolicy", env, n_steps=10**10, batch_size=16, device="cpu")
     with pytest.raises(ValueError, match="net_arch"):
         DistributionalPPO("MlpPolicy", env, n_steps=16, batch_size=16, device="cpu",
-                          policy_kwargs=dict(net_arch=[10**6, 10**6]))
+                          policy_kwargs={"net_arch": [10**6, 10**6]})
     crafted = _with_meta(path, tmp_path / "big.zip", lambda m: m["constructor_kwargs"].update(n_steps=10**10))
     with pytest.raises(CheckpointError, match="model.json.*GiB"):
         DistributionalPPO.load(crafted, device="cpu")

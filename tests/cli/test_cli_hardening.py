@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from lifelong.cli.main import main
 from lifelong.checkpoint import CheckpointManager
+from lifelong.cli.main import main
 
 TINY = ["--timesteps", "512", "--set", "agent.n_steps=64", "--set", "agent.batch_size=64",
         "--set", "agent.n_epochs=1", "--set", "eval_episodes=1", "--eval-every", "128",
