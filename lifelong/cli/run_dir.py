@@ -234,6 +234,18 @@ def load_agent(path: Path, env, device: str = "auto"):
         raise ConfigError(msg if str(path) in msg else f"{path}: {msg}") from None
 
 
+def load_latest_agent(manager: CheckpointManager, env, device: str = "auto"):
+    """The agent of the newest checkpoint in ``manager`` that loads (corrupt newer ones are
+    skipped with a warning and renamed ``*.corrupt``), or None when none does; a checkpoint that
+    does not fit ``env`` is a ConfigError, as in :func:`load_agent`."""
+    try:
+        return manager.load_latest(agent_class(), env=env, device=device)
+    except FileNotFoundError:
+        return None
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 # --------------------------------------------------------------------------------------------
 # Logger: SB3 Logger with metrics.csv (appending on resume) and TensorBoard under tb/.
 def make_logger(run: RunDir):

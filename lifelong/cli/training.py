@@ -18,7 +18,7 @@ from lifelong.cli.run_dir import (
     RunDir,
     append_eval,
     build_agent,
-    load_agent,
+    load_latest_agent,
     make_env,
     make_logger,
     read_evals,
@@ -281,10 +281,13 @@ def resume(run: RunDir, *, timesteps: int | None = None, progress: bool = True):
     config = run.read_config()
     manager = run.manager(keep=config["keep_checkpoints"])
     import warnings
+    seed = config.get("seed")
+    env = make_env(config, seed=None)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        path = manager.latest()
-    if path is None:
+        model = load_latest_agent(manager, env)  # skips (and sets aside) checkpoints that fail to load
+    if model is None:
+        env.close()
         why = ""
         if caught:
             why = (f" ({len(caught)} corrupted; newest: "
@@ -292,9 +295,6 @@ def resume(run: RunDir, *, timesteps: int | None = None, progress: bool = True):
         raise ConfigError(f"{run.path}: no valid checkpoint in {run.checkpoints} to resume from{why}")
     for w in caught:  # a corrupted newer checkpoint was skipped: say so, once each
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    seed = config.get("seed")
-    env = make_env(config, seed=None)
-    model = load_agent(path, env)
     done = int(model.num_timesteps)
     truncate_logs(run, done)  # rows logged after this checkpoint (a killed run) are not in it
     target = done + timesteps if timesteps is not None else config["timesteps"]

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from lifelong.checkpoint import CheckpointManager
+from lifelong.checkpoint import CheckpointManager, read_archive, write_archive
 from lifelong.cli.main import main
 
 TINY = ["--timesteps", "512", "--set", "agent.n_steps=64", "--set", "agent.batch_size=64",
@@ -68,7 +68,10 @@ def test_resume_after_kill_truncates_logs_and_sets_aside_corrupt_checkpoints(run
     assert steps == [128, 256, 384, 512]
     for p in manager.paths()[2:]:
         p.unlink()  # killed before these were written: the logs run ahead of the checkpoints
-    manager.path_for(384).write_bytes(b"PK\x03\x04" + b"[" * 200_000)  # and a torn newest file
+    manager.path_for(384).write_bytes(b"PK\x03\x04" + b"[" * 200_000)  # a torn file
+    state = read_archive(manager.path_for(256))  # and a newest one that verifies but cannot load
+    state["model.json"]["constructor_kwargs"]["n_steps"] = 10**10
+    write_archive(manager.path_for(512), state)
     assert max(_steps(work / "metrics.csv", "time/total_timesteps")) == 512
     with open(work / "metrics.csv", "a") as f:
         f.write("0.1,2,")  # a torn row
@@ -76,8 +79,9 @@ def test_resume_after_kill_truncates_logs_and_sets_aside_corrupt_checkpoints(run
     assert main(["resume", str(work), "--timesteps", "128", "--no-progress"]) == 0
     err = capsys.readouterr().err
     assert "Traceback" not in err and "internal error" not in err
-    assert "ckpt_000000000384.zip" in err and "renamed to ckpt_000000000384.zip.corrupt" in err, err
-    assert (work / "checkpoints" / "ckpt_000000000384.zip.corrupt").is_file()
+    for step in (384, 512):
+        assert f"renamed to ckpt_{step:012d}.zip.corrupt" in err, err
+        assert (work / "checkpoints" / f"ckpt_{step:012d}.zip.corrupt").is_file()
     metrics = _steps(work / "metrics.csv", "time/total_timesteps")
     evals = _steps(work / "evals.csv", "step")
     assert metrics == sorted(set(metrics)) and metrics[-1] == 384, metrics
