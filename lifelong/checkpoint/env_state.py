@@ -10,8 +10,8 @@ from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.vec_env import VecNormalize, unwrap_vec_normalize
 
 from lifelong.checkpoint import archive
-from lifelong.checkpoint.members import VEC_NORMALIZE, _check_members
-from lifelong.errors import CheckpointMismatchError
+from lifelong.checkpoint.members import META, VEC_NORMALIZE, _check_members, from_file
+from lifelong.errors import CheckpointError, CheckpointMismatchError
 
 __all__ = ["restore_vec_normalize"]
 
@@ -102,10 +102,13 @@ def restore_vec_normalize(path_or_state: str | os.PathLike | dict, venv: Any) ->
     meta = _check_members(state, source)
     if VEC_NORMALIZE not in state:
         raise ValueError(f"{source}: the checkpoint holds no VecNormalize statistics (its env was not a VecNormalize)")
-    settings = meta["vec_normalize"]
+    settings = meta.get("vec_normalize")
+    if not isinstance(settings, dict):
+        raise CheckpointError(f"{source}: member {META!r} is malformed: 'vec_normalize' settings are missing")
     vn = unwrap_vec_normalize(venv)
     if vn is None:
-        vn = VecNormalize(
+        with from_file(source, META, "the VecNormalize settings"):
+            vn = VecNormalize(
             venv,
             training=settings["training"],
             norm_obs=settings["norm_obs"],
@@ -114,7 +117,8 @@ def restore_vec_normalize(path_or_state: str | os.PathLike | dict, venv: Any) ->
             clip_reward=settings["clip_reward"],
             gamma=settings["gamma"],
             epsilon=settings["epsilon"],
-            norm_obs_keys=settings["norm_obs_keys"],
-        )
-    _restore_vec_normalize(vn, settings, state[VEC_NORMALIZE], with_returns=False, source=source)
+                norm_obs_keys=settings["norm_obs_keys"],
+            )
+    with from_file(source, VEC_NORMALIZE, "the VecNormalize statistics"):
+        _restore_vec_normalize(vn, settings, state[VEC_NORMALIZE], with_returns=False, source=source)
     return vn

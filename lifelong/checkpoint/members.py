@@ -18,6 +18,7 @@ A checkpoint holds these members (see :mod:`lifelong.checkpoint.archive` for the
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from typing import Any
@@ -28,7 +29,7 @@ from lifelong.checkpoint import archive
 from lifelong.checkpoint.codec import from_json, resolve_class
 from lifelong.checkpoint.counters import COUNTERS
 from lifelong.checkpoint.spaces import space_from_dict
-from lifelong.errors import CheckpointError, CheckpointUnsupportedError
+from lifelong.errors import CheckpointError, CheckpointMismatchError, CheckpointUnsupportedError
 
 __all__ = [
     "META",
@@ -59,6 +60,22 @@ MAX_COUNTER = 1 << 62
 
 def _fault(source: Any, fault: str) -> CheckpointError:
     return CheckpointError(f"{source}: {fault}")
+
+
+@contextlib.contextmanager
+def from_file(source: Any, member: str, what: str):
+    """Turn whatever a step on the file's data raises into one ``CheckpointError`` naming
+    ``source``, ``member`` and the step (a crafted file may make any library code raise anything:
+    ``KeyError``, ``TypeError``, ``RecursionError``, ``MemoryError``, ``AssertionError`` ...).
+    A ``CheckpointMismatchError`` (the file is sound but does not fit the caller's model) passes."""
+    try:
+        yield
+    except (CheckpointError, CheckpointMismatchError):
+        raise
+    except Exception as exc:  # the restore boundary: one error kind for a bad file
+        detail = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise CheckpointError(f"{source}: member {member!r}: {what} cannot be restored "
+                              f"({type(exc).__name__}: {detail})") from exc
 
 
 def _check_members(state: Any, source: Any) -> dict:

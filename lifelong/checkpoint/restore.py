@@ -3,7 +3,6 @@ file (:func:`load_model`), after the compatibility checks."""
 from __future__ import annotations
 
 import collections
-import contextlib
 import inspect
 import os
 import pathlib
@@ -30,28 +29,13 @@ from lifelong.checkpoint.members import (
     VGS,
     _check_members,
     check_description,
+    from_file,
 )
 from lifelong.checkpoint.rng import _restore_rng, _set_space_rng
 from lifelong.checkpoint.spaces import space_from_dict, spaces_equal
 from lifelong.errors import CheckpointError, CheckpointMismatchError
 
 __all__ = ["load_state", "load_model"]
-
-
-@contextlib.contextmanager
-def _from_file(source: Any, member: str, what: str):
-    """Turn whatever a step on the file's data raises into one ``CheckpointError`` naming
-    ``source``, ``member`` and the step (a crafted file may make any library code raise anything:
-    ``KeyError``, ``TypeError``, ``RecursionError``, ``MemoryError``, ``AssertionError`` ...).
-    A ``CheckpointMismatchError`` (the file is sound but does not fit the caller's model) passes."""
-    try:
-        yield
-    except (CheckpointError, CheckpointMismatchError):
-        raise
-    except Exception as exc:  # the restore boundary: one error kind for a bad file
-        detail = " ".join(str(exc).split())[:300] or type(exc).__name__
-        raise CheckpointError(f"{source}: member {member!r}: {what} cannot be restored "
-                              f"({type(exc).__name__}: {detail})") from exc
 
 
 def saved_optimizer_class(model: Any, meta: dict) -> str | None:
@@ -69,7 +53,7 @@ def saved_optimizer_class(model: Any, meta: dict) -> str | None:
 
 def _check_optimizer(model: Any, state: dict, meta: dict, source: Any) -> None:
     live = model.policy.optimizer
-    with _from_file(source, META, "its optimizer class"):
+    with from_file(source, META, "its optimizer class"):
         saved = saved_optimizer_class(model, meta)
     if saved is not None and saved != class_name(type(live)):
         raise CheckpointMismatchError(
@@ -109,7 +93,7 @@ def _check_compatible(model: Any, state: dict, meta: dict, env_state: bool, sour
                       reset_optimizer: bool = False) -> None:
     """Every check that can fail, made before anything is changed (a refused state leaves the
     model as it was)."""
-    with _from_file(source, META, "its observation or action space"):
+    with from_file(source, META, "its observation or action space"):
         saved_obs, saved_act = space_from_dict(meta["observation_space"]), space_from_dict(meta["action_space"])
     if not spaces_equal(saved_obs, model.observation_space) or not spaces_equal(saved_act, model.action_space):
         raise CheckpointMismatchError(
@@ -153,15 +137,15 @@ def _restore(model: Any, state: dict, *, exact: bool, env_state: bool, source: A
     _check_compatible(model, state, meta, env_state, source, reset_optimizer)
     if env_state:
         _check_env_state(model, state[ENV_STATE], source)
-    with _from_file(source, POLICY, "the policy's parameters"):
+    with from_file(source, POLICY, "the policy's parameters"):
         model.policy.load_state_dict(state[POLICY])
     if not reset_optimizer:
-        with _from_file(source, OPTIMIZER, "the optimizer state"):
+        with from_file(source, OPTIMIZER, "the optimizer state"):
             model.policy.optimizer.load_state_dict(state[OPTIMIZER])
     if model.vgs is not None:
-        with _from_file(source, VGS, "the gradient scaler's state"):
+        with from_file(source, VGS, "the gradient scaler's state"):
             model.vgs.load_state_dict(state[VGS])
-    with _from_file(source, META, "the counters"):
+    with from_file(source, META, "the counters"):
         for name in COUNTERS:
             setattr(model, name, from_json(meta["counters"][name]))
         model.num_timesteps = int(model.num_timesteps)
@@ -169,7 +153,7 @@ def _restore(model: Any, state: dict, *, exact: bool, env_state: bool, source: A
 
     venv = model.get_vec_normalize_env()
     if venv is not None and VEC_NORMALIZE in state:
-        with _from_file(source, VEC_NORMALIZE, "the VecNormalize statistics"):
+        with from_file(source, VEC_NORMALIZE, "the VecNormalize statistics"):
             _restore_vec_normalize(venv, meta.get("vec_normalize"), state[VEC_NORMALIZE], env_state, source)
     elif VEC_NORMALIZE in state and exact and model.env is not None:
         warnings.warn(
@@ -180,14 +164,14 @@ def _restore(model: Any, state: dict, *, exact: bool, env_state: bool, source: A
         )
 
     if exact:
-        with _from_file(source, META, "the episode buffers and random states"):
+        with from_file(source, META, "the episode buffers and random states"):
             window = int(meta.get("stats_window_size", model._stats_window_size))
             for name in ("ep_info_buffer", "ep_success_buffer"):
                 saved = meta.get(name)
                 setattr(model, name, None if saved is None else collections.deque(from_json(saved), maxlen=window))
             _set_space_rng(model.action_space, meta["rng"]["action_space"])
             _set_space_rng(model.observation_space, meta["rng"]["observation_space"])
-        with _from_file(source, RNG, "the random states"):
+        with from_file(source, RNG, "the random states"):
             _restore_rng(meta, state[RNG])
     if env_state:
         env_tree = state[ENV_STATE]
@@ -298,7 +282,7 @@ def load_model(
     if saved_algorithm.rpartition(":")[2] not in {k.__qualname__ for k in cls.__mro__}:
         raise CheckpointMismatchError(f"{path} holds a {saved_algorithm[:200]} checkpoint, not one {cls.__name__} can load")
 
-    with _from_file(path, META, "its observation or action space"):
+    with from_file(path, META, "its observation or action space"):
         obs_space = space_from_dict(meta["observation_space"])
         act_space = space_from_dict(meta["action_space"])
     if env is not None:
@@ -314,7 +298,7 @@ def load_model(
                 f"copies, the env passed has {env.num_envs} (or load with force_reset=True)"
             )
 
-    with _from_file(path, META, "its constructor arguments"):
+    with from_file(path, META, "its constructor arguments"):
         ctor = from_json(meta["constructor_kwargs"], custom_objects, "constructor argument")
         ctor.pop("tensorboard_log", None)  # where to write logs is the caller's decision, never a file's
         policy_override = custom_objects.pop("policy", custom_objects.pop("policy_class", None))
@@ -329,7 +313,7 @@ def load_model(
 
     overrides = sorted(set(custom_objects) | set(kwargs))
     what = "the model its constructor arguments describe" + (f" (with your {overrides})" if overrides else "")
-    with _from_file(path, META, what):
+    with from_file(path, META, what):
         model = cls(policy=policy, env=env, device=device, seed=None, _init_setup_model=False, **ctor)
         if env is None:
             model.observation_space = obs_space

@@ -415,3 +415,24 @@ def test_fuzz_truncations_flips_and_crafted_members(saved, tmp_path):
     assert all(m.startswith("torch._") for m in set(sys.modules) - before), set(sys.modules) - before
     assert not any("model_dump" in m for m in sys.modules)
     assert outcomes["refused"] > 150, outcomes
+
+
+@pytest.mark.parametrize("tree", [{"ret_rms": {}}, {"ret_rms": {"mean": 0, "var": 1, "count": "x"}},
+                                  {"ret_rms": {"mean": 0.0, "var": 1.0, "count": 1.0}, "obs_rms": [1]}])
+def test_crafted_vec_normalize_statistics(tmp_path, tree):
+    """`lifelong eval` applies a checkpoint's VecNormalize statistics with restore_vec_normalize:
+    crafted statistics are one CheckpointError there too."""
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from lifelong.checkpoint import restore_vec_normalize
+
+    env = VecNormalize(make_vec_env("CartPole-v1", n_envs=1, seed=0))
+    model = DistributionalPPO("MlpPolicy", env, n_steps=16, batch_size=16, device="cpu",
+                              policy_kwargs={"net_arch": [8]})
+    path = model.save(tmp_path / "vn.zip")
+    crafted = tmp_path / "crafted.zip"
+    crafted.write_bytes(with_tensors(path.read_bytes(), "vec_normalize.pt", tree))
+    with pytest.raises(CheckpointError, match="vec_normalize.pt"):
+        restore_vec_normalize(crafted, make_vec_env("CartPole-v1", n_envs=1, seed=0))
+    with pytest.raises(CheckpointError, match="vec_normalize.pt"):
+        DistributionalPPO.load(crafted, env=VecNormalize(make_vec_env("CartPole-v1", n_envs=1, seed=0)))
