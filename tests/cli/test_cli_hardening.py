@@ -23,12 +23,12 @@ def one_line_error(capsys, code, argv, expected):
 
 
 @pytest.mark.parametrize("argv, expected", [
-    (["--set", "n_envs=100000000"], "n_envs: expected an integer in [1, 4096], got 100000000"),
-    (["--set", "agent.n_steps=1e10"], "agent.n_steps: expected an integer in [1, 1048576]"),
-    (["--set", "agent.batch_size=1e12"], "agent.batch_size: expected an integer in [2, 16777216]"),
-    (["--timesteps", "10000000000000"], "timesteps: expected an integer in [1, 1000000000000]"),
-    (["--set", "agent.policy_kwargs={net_arch: [1000000]}"], "net_arch[0]: expected an integer in [1, 65536]"),
-    (["--set", "agent.n_quantiles=100000"], "agent.n_quantiles: expected an integer in [1, 4096]"),
+    (["--set", "n_envs=100000000"], "n_envs: expected a positive integer, at most 4,096, got 100000000"),
+    (["--set", "agent.n_steps=1e10"], "agent.n_steps: expected a positive integer, at most 1,048,576"),
+    (["--set", "agent.batch_size=1e12"], "agent.batch_size: expected an integer >= 2, at most 16,777,216"),
+    (["--timesteps", "10000000000000"], "timesteps: expected a positive integer, at most 1,000,000,000,000"),
+    (["--set", "agent.policy_kwargs={net_arch: [1000000]}"], "net_arch[0]: expected a positive integer, at most 65,536"),
+    (["--set", "agent.n_quantiles=100000"], "agent.n_quantiles: expected a positive integer, at most 4,096"),
     (["--set", "agent.policy_kwargs={net_arch: [65536, 65536, 65536]}"], "more than the"),
 ])
 def test_sizes_beyond_bounds_or_memory_are_one_line(tmp_path, capsys, argv, expected):

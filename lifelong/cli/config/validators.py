@@ -38,14 +38,12 @@ class Bool(V):
 class Int(V):
     def __init__(self, min=None, max=None):
         self.min, self.max = min, max
-        if min == 1 and max is None:
+        if min == 1:
             self.describe = "a positive integer"
-        elif min == 0 and max is None:
+        elif min == 0:
             self.describe = "a non-negative integer"
-        elif min is not None and max is None:
-            self.describe = f"an integer >= {min}"
         elif min is not None:
-            self.describe = f"an integer in [{min}, {max}]"
+            self.describe = f"an integer >= {min}"
         else:
             self.describe = "an integer"
 
@@ -54,8 +52,10 @@ class Int(V):
             value = int(value)  # 1e5 -> 100000
         if isinstance(value, bool) or not isinstance(value, int):
             _fail(path, self.describe, value)
-        if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
+        if self.min is not None and value < self.min:
             _fail(path, self.describe, value)
+        if self.max is not None and value > self.max:  # an upper bound: say it
+            _fail(path, f"{self.describe}, at most {self.max:,}", value)
         return value
 
 
