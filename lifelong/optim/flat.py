@@ -92,6 +92,8 @@ class FlatGroup:
         self.rows = [unit_rows(p) for p in params]
         self.n_utility = self.n if self.utility == "weight" else sum(self.rows)
         self.gather = self.n <= GATHER_LIMIT
+        self.utility_sizes = self.numels if self.utility == "weight" else self.rows
+        self.utility_counts = torch.tensor(self.utility_sizes, dtype=torch.long, device=self.device)
         if self.utility == "unit":  # weights per unit, to spread a unit's gate over its row
             cols = [numel // rows if rows else 0 for numel, rows in zip(self.numels, self.rows)]
             self.repeats = torch.tensor([c for c, r in zip(cols, self.rows) for _ in range(r)],
@@ -240,7 +242,17 @@ def apply_update(layout: FlatGroup, group: dict[str, Any], eta: Tensor | None,
     temperature = group["gate_temperature"]
     u = layout.buffers["utility"]
     gate = layout.scratch("gate", layout.n_utility)
-    if group["gate"] == "layer":  # eta per tensor
+    if group["gate"] == "layer" and 0 not in layout.utility_sizes:  # eta per tensor, at once
+        etas = torch.stack(torch._foreach_max(layout.views["utility"])).div_(utility_correction)
+        scales = gate_scale(etas, u, utility_correction, temperature)
+        if layout.gather:  # few elements: spread the factors, one multiplication
+            torch.mul(u, torch.repeat_interleave(scales, layout.utility_counts,
+                                                 output_size=layout.n_utility), out=gate)
+        else:  # large tensors: one multiplication each, no pass to spread the factors
+            for u_i, out, scale in zip(layout.views["utility"], layout.split(gate, utility=True),
+                                       scales.unbind()):
+                torch.mul(u_i, scale, out=out)
+    elif group["gate"] == "layer":  # some tensor has no utility: one tensor at a time
         for u_i, out in zip(layout.views["utility"], layout.split(gate, utility=True)):
             if u_i.numel():
                 scale = gate_scale(u_i.max() / utility_correction, u_i, utility_correction,

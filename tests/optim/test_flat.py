@@ -167,3 +167,16 @@ def test_mixed_dtype_group_falls_back_cleanly():
         opt.step()
     assert not opt._layouts
     assert all(torch.isfinite(p).all() for p in params)
+
+
+@pytest.mark.parametrize("mechanism", [{"gate": "layer"}, {"gate": "layer", "utility": "unit"}],
+                         ids=["layer", "layer-unit"])
+def test_layer_gate_with_an_empty_parameter(mechanism):
+    """An empty tensor has no maximum: the fast path takes its per-tensor loop for the gate."""
+    runs = []
+    for foreach in (None, False):
+        params = model(False) + [torch.zeros(0, 3, requires_grad=True)]
+        opt = train(AdaptiveUPGD, params, 3, foreach=foreach, **mechanism)
+        runs.append(params)
+    for a, b in zip(*runs):
+        assert_close(a, b, rtol=1e-6, atol=1e-6)
