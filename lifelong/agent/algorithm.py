@@ -24,6 +24,7 @@ from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from lifelong.agent import arguments, hyperparameters, metrics
 from lifelong.agent.arguments import _POLICY_OWNED_KWARGS, check_ppo_args, check_spaces
 from lifelong.agent.critics import CriticSpec, critic_spec_attributes
+from lifelong.agent.memory import check_fits
 from lifelong.agent.normalization import ReturnNormalizer
 from lifelong.agent.optimizer import (
     DEFAULT_VGS_KWARGS,
@@ -189,6 +190,14 @@ class DistributionalOnPolicyAlgorithm(OnPolicyAlgorithm):
             self._setup_model()
 
     # ------------------------------------------------------------------ validation helpers
+    def _check_memory(self) -> None:
+        """Refuse (``ValueError``) sizes whose rollout buffer and networks would not fit in memory,
+        before allocating them (see :mod:`lifelong.agent.memory`)."""
+        spec = self.critic_spec
+        outputs = spec.n_quantiles if spec.critic == "quantile" else spec.n_atoms
+        check_fits(self.observation_space, self.action_space, self.n_envs, self.n_steps,
+                   self.policy_kwargs.get("net_arch"), outputs, 2 if self.twin_critics else 1)
+
     @staticmethod
     def _resolve_optimizer(optimizer: Any) -> type[th.optim.Optimizer]:
         return resolve_optimizer(optimizer)

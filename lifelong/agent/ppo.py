@@ -36,12 +36,14 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import DictRolloutBuffer, RolloutBuffer
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import explained_variance
+from stable_baselines3.common.vec_env import VecEnv
 
 from lifelong.agent import critics as C
-from lifelong.agent import metrics, update
+from lifelong.agent import metrics, rollout, update
 from lifelong.agent.algorithm import DistributionalOnPolicyAlgorithm
 from lifelong.agent.optimizer import DEFAULT_LEARNING_RATE
 from lifelong.agent.policy import (
@@ -72,7 +74,9 @@ class DistributionalPPO(DistributionalOnPolicyAlgorithm):
     :param n_atoms, v_min, v_max: categorical support, in *normalised* return units.
     :param categorical_projection: ``"two_hot"`` (default, mean-preserving) or ``"hl_gauss"``.
     :param twin_critics: two critics with independent parameters trained on the same targets.
-    :param value_aggregation: ``"min"`` or ``"mean"`` of the critics' values for GAE.
+    :param value_aggregation: ``"min"`` or ``"mean"`` of the critics' values: the value of the
+        policy's advantages. The critics' own targets always bootstrap from the twins' mean
+        value (:mod:`lifelong.agent.rollout`), so the aggregate's bias does not compound.
     :param optimizer: ``"adam"``, ``"upgd"``, ``"adaptive_upgd"``, ``"upgdw"`` or an optimizer
         class; built once over all policy parameters.
     :param optimizer_kwargs: extra optimizer arguments. An ``"lr"`` here is the learning rate;
@@ -197,6 +201,7 @@ class DistributionalPPO(DistributionalOnPolicyAlgorithm):
 
     # ------------------------------------------------------------------ setup
     def _setup_model(self) -> None:
+        self._check_memory()
         self._setup_lr_schedule()
         self.set_random_seed(self.seed)
         if self.rollout_buffer_class is None:
@@ -220,7 +225,15 @@ class DistributionalPPO(DistributionalOnPolicyAlgorithm):
         self._maybe_recommend_cpu("DistributionalActorCriticPolicy")
         self._setup_schedules_and_scaler()
 
-    # ------------------------------------------------------------------ training
+    # ------------------------------------------------------------------ rollout and training
+    def collect_rollouts(
+        self, env: VecEnv, callback: BaseCallback, rollout_buffer: RolloutBuffer, n_rollout_steps: int
+    ) -> bool:
+        """Stable-Baselines3's rollout semantics with less work per step; the policy's advantages
+        bootstrap from the aggregate value, the critics' targets from the twins' mean
+        (:func:`lifelong.agent.rollout.collect_rollouts`)."""
+        return rollout.collect_rollouts(self, env, callback, rollout_buffer, n_rollout_steps)
+
     def train(self) -> None:
         """One PPO update on the rollout buffer (``n_epochs`` passes of minibatches)."""
         policy = self.policy

@@ -170,6 +170,7 @@ class DistributionalRecurrentPPO(DistributionalOnPolicyAlgorithm):
 
     # ------------------------------------------------------------------ setup
     def _setup_model(self) -> None:
+        self._check_memory()
         self._setup_lr_schedule()
         self.set_random_seed(self.seed)
         self.policy = self.policy_class(  # type: ignore[assignment]

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 import torch as th
 
 from lifelong.agent import critics as C
+from lifelong.agent.gradients import clip_grad_norm, zero_grad
 
 __all__ = ["critic_losses", "minibatch_loss", "stop_early", "gradient_step", "MinibatchLoss"]
 
@@ -126,13 +127,13 @@ def stop_early(model: Any, approx_kl: th.Tensor, epoch: int) -> bool:
 
 def gradient_step(model: Any, loss: th.Tensor) -> None:
     """Backpropagate ``loss`` and step the optimizer: ``vgs.step(optimizer, max_grad_norm)`` when
-    the scaler is on, else ``clip_grad_norm_`` and ``optimizer.step()``."""
-    policy = model.policy
-    optimizer = policy.optimizer
-    optimizer.zero_grad(set_to_none=True)
+    the scaler is on, else gradient clipping and ``optimizer.step()`` (:mod:`lifelong.agent.gradients`:
+    the optimizer's parameters, without torch's per-call overhead)."""
+    optimizer = model.policy.optimizer
+    zero_grad(optimizer)
     loss.backward()
     if model.vgs is not None:
         model.vgs.step(optimizer, max_grad_norm=model.max_grad_norm)
     else:
-        th.nn.utils.clip_grad_norm_(policy.parameters(), model.max_grad_norm)
+        clip_grad_norm(optimizer, model.max_grad_norm)
         optimizer.step()

@@ -33,7 +33,7 @@ from lifelong.cli.config import (
     resolve,
 )
 from lifelong.cli.config.agent import ALGORITHMS, DEFAULT_ALGO
-from lifelong.errors import CheckpointError
+from lifelong.errors import CheckpointAgentError, CheckpointError
 
 CONFIG = "config.yaml"
 CHECKPOINTS = "checkpoints"
@@ -247,9 +247,26 @@ def load_agent(path: Path, env, device: str = "auto", algo: str | None = None):
     cls = agent_class(algo if algo is not None else checkpoint_algo(path))
     try:
         return cls.load(str(path), env=env, device=device)
+    except CheckpointAgentError:
+        raise
     except ValueError as exc:
         msg = str(exc)
         raise ConfigError(msg if str(path) in msg else f"{path}: {msg}") from None
+
+
+def load_latest_agent(manager: CheckpointManager, env, device: str = "auto", algo: str = DEFAULT_ALGO):
+    """The ``algo`` agent of the newest checkpoint in ``manager`` that loads (corrupt newer ones
+    are skipped with a warning and renamed ``*.corrupt``), or None when none does; a checkpoint
+    that does not fit ``env`` is a ConfigError, as in :func:`load_agent`, and one of another agent
+    a CheckpointError naming both."""
+    try:
+        return manager.load_latest(agent_class(algo), env=env, device=device)
+    except FileNotFoundError:
+        return None
+    except CheckpointAgentError:
+        raise
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,3 +321,33 @@ def read_evals(run: RunDir) -> list[dict]:
             except (TypeError, ValueError, KeyError):
                 continue
         return rows
+
+
+def truncate_logs(run: RunDir, step: int) -> None:
+    """Drop the rows of ``metrics.csv`` and ``evals.csv`` logged after ``step`` (and a torn last
+    row), atomically. A resume continues from the checkpoint at ``step``: rows after it describe
+    training that the checkpoint does not hold (the run was killed after logging them), and
+    keeping them would repeat steps and make the curves run backwards."""
+    for path, column in ((run.metrics, "time/total_timesteps"), (run.evals, "step")):
+        if not path.is_file():
+            continue
+        lines = path.read_text().splitlines(keepends=True)
+        if not lines:
+            continue
+        header = next(csv.reader([lines[0]]))
+        if column not in header:
+            continue
+        index = header.index(column)
+        kept = [lines[0]]
+        for line in lines[1:]:
+            try:
+                row = next(csv.reader([line]))
+                keep = len(row) == len(header) and line.endswith("\n") and float(row[index]) <= step
+            except (ValueError, IndexError, StopIteration, csv.Error):
+                keep = False
+            if keep:
+                kept.append(line)
+        if len(kept) != len(lines):
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text("".join(kept))
+            os.replace(tmp, path)
