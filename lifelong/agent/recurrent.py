@@ -43,7 +43,7 @@ from lifelong.agent.lstm_policy import (
 )
 from lifelong.agent.optimizer import DEFAULT_LEARNING_RATE
 from lifelong.agent.sequences import sequence_buffer_class
-from lifelong.agent.targets import set_targets_and_advantages
+from lifelong.agent.rollout import lambda_returns
 from lifelong.checkpoint import register_classes
 
 __all__ = ["DistributionalRecurrentPPO"]
@@ -200,11 +200,13 @@ class DistributionalRecurrentPPO(DistributionalOnPolicyAlgorithm):
         """Fill the buffer with ``n_rollout_steps`` steps of every env, carrying the LSTM states.
 
         As sb3-contrib's ``RecurrentPPO.collect_rollouts`` (same env, RNG and callback calls),
-        except that values follow :mod:`lifelong.agent.targets`: the rollout keeps each critic's
-        raw outputs, the advantages use the aggregate and the critics' targets their mean."""
+        except for the values, which follow the feed-forward agent's rule
+        (:mod:`lifelong.agent.rollout`, ``policy.bootstrap_values``): the policy's advantages are
+        GAE over the aggregate value (``min``/``mean``/CVaR), the critics' targets TD(lambda)
+        returns over the twins' mean value, the time-limit bootstrap split the same way. The
+        rollout also keeps each critic's raw outputs (the old predictions for value clipping)."""
         assert self._last_obs is not None, "No previous observation was provided"
         policy = self.policy
-        normalizer = policy.return_normalizer
         policy.set_training_mode(False)
         n_envs = env.num_envs
         rollout_buffer.reset()
@@ -225,8 +227,7 @@ class DistributionalRecurrentPPO(DistributionalOnPolicyAlgorithm):
                 obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
                 episode_starts = th.tensor(self._last_episode_starts, dtype=th.float32, device=self.device)
                 actions, log_probs, outputs, lstm_states = policy.rollout_step(obs_tensor, lstm_states, episode_starts)
-                values = normalizer.denormalize(policy.aggregate_outputs(outputs))
-                means = normalizer.denormalize(policy.expected_outputs(outputs).mean(0))
+                values, means = policy.bootstrap_values(outputs)
             actions = actions.cpu().numpy()
             clipped_actions = np.clip(actions, self.action_space.low, self.action_space.high) if is_box else actions
             new_obs, rewards, dones, infos = env.step(clipped_actions)
@@ -247,12 +248,9 @@ class DistributionalRecurrentPPO(DistributionalOnPolicyAlgorithm):
                     )
                     with th.no_grad():
                         terminal = policy.critic_outputs(terminal_obs, vf_state, th.zeros(1, device=self.device))
-                        bootstrap_mean[n_steps, idx] = self.gamma * float(
-                            normalizer.denormalize(policy.expected_outputs(terminal).mean(0))[0]
-                        )
-                        bootstrap_aggregate[n_steps, idx] = self.gamma * float(
-                            normalizer.denormalize(policy.aggregate_outputs(terminal))[0]
-                        )
+                        terminal_value, terminal_target = policy.bootstrap_values(terminal)
+                    bootstrap_aggregate[n_steps, idx] = self.gamma * float(terminal_value[0])
+                    bootstrap_mean[n_steps, idx] = self.gamma * float(terminal_target[0])
             mean_values[n_steps] = means.cpu().numpy()
             rollout_buffer.add(
                 self._last_obs,
@@ -272,11 +270,18 @@ class DistributionalRecurrentPPO(DistributionalOnPolicyAlgorithm):
         with th.no_grad():
             episode_starts = th.tensor(dones, dtype=th.float32, device=self.device)
             last = policy.critic_outputs(obs_as_tensor(new_obs, self.device), lstm_states.vf, episode_starts)  # type: ignore[arg-type]
-            last_mean = normalizer.denormalize(policy.expected_outputs(last).mean(0)).cpu().numpy()
-            last_aggregate = normalizer.denormalize(policy.aggregate_outputs(last)).cpu().numpy()
-        set_targets_and_advantages(
-            rollout_buffer, mean_values, last_mean, last_aggregate, bootstrap_mean, bootstrap_aggregate, dones
-        )
+            last_aggregate, last_mean = policy.bootstrap_values(last)
+        # advantages: GAE over the aggregate (Stable-Baselines3's own computation); the critics'
+        # targets: TD(lambda) returns over the twins' mean (lifelong.agent.rollout.lambda_returns)
+        rewards = rollout_buffer.rewards
+        rollout_buffer.rewards = rewards + bootstrap_aggregate
+        rollout_buffer.compute_returns_and_advantage(last_values=last_aggregate, dones=dones)
+        rollout_buffer.rewards = rewards
+        if not policy.targets_use_aggregate:
+            rollout_buffer.returns = lambda_returns(
+                rewards + bootstrap_mean, mean_values, rollout_buffer.episode_starts, last_mean.cpu().numpy(), dones,
+                self.gamma, self.gae_lambda,
+            )
         callback.on_rollout_end()
         return True
 
