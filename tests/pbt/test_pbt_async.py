@@ -10,7 +10,7 @@ import json
 import math
 
 import pytest
-from pbt_helpers import AGENT
+from pbt_helpers import AGENT, CRASH_CODE, crashing_agent
 
 from lifelong.pbt import PBT, LogUniform, Uniform
 from lifelong.pbt.explore import n_truncated, rank
@@ -36,10 +36,23 @@ def _rows(workdir):
 
 @pytest.fixture(scope="module")
 def population(tmp_path_factory):
+    """A member's worker process kills itself once, after the first lineage event."""
     workdir = tmp_path_factory.mktemp("pbt_async")
     events = []
-    result = PBT(agent=AGENT, workdir=workdir, **SETTINGS).run(callback=events.append)
+    result = PBT(agent=crashing_agent(workdir), workdir=workdir, **SETTINGS).run(callback=events.append)
     return result, workdir, events
+
+
+def test_killed_member_is_restarted_without_stopping_the_others(population):
+    result, workdir, events = population
+    (restart,) = result.restarts
+    assert restart["reason"] == "died" and f"code {CRASH_CODE}" in restart["detail"]
+    member = next(m for m in result.members if m.id == restart["member"])
+    assert member.restarts == 1 and member.step == 256
+    # nobody waited for it: another member recorded an interval while it was being rerun
+    kinds = [(e["event"], e.get("member")) for e in events]
+    at = kinds.index(("restart", restart["member"]))
+    assert any(kind == "interval" and m != restart["member"] for kind, m in kinds[at + 1:])
 
 
 def test_every_member_trains_every_interval_once(population):
@@ -106,14 +119,17 @@ def test_interrupted_asynchronous_run_resumes_without_repeating_an_interval(tmp_
         if seen.count("interval") == 7:
             raise Stop
 
+    settings = dict(SETTINGS, keep_checkpoints=1)  # retention with asynchronous exploits
     with pytest.raises(Stop):
-        PBT(agent=AGENT, workdir=tmp_path, **SETTINGS).run(callback=stop)
+        PBT(agent=AGENT, workdir=tmp_path, **settings).run(callback=stop)
     state = json.loads((tmp_path / "state.json").read_text())
     assert sum(m["step"] for m in state["members"].values()) == 7 * 64
     with pytest.raises(ValueError, match="asynchronous PBT run; it cannot be resumed as synchronous"):
-        PBT(agent=AGENT, workdir=tmp_path, **dict(SETTINGS, synchronous=True)).run()
-    result = PBT(agent=AGENT, workdir=tmp_path, **SETTINGS).run()
+        PBT(agent=AGENT, workdir=tmp_path, **dict(settings, synchronous=True)).run()
+    result = PBT(agent=AGENT, workdir=tmp_path, **settings).run()
     rows = _rows(tmp_path)
     expected = [(m.id, step) for m in result.members for step in (64, 128, 192, 256)]
     assert sorted((r["member"], r["step"]) for r in rows) == sorted(expected)
     assert all(m.step == 256 and not math.isnan(m.score) for m in result.members)
+    for m in result.members:  # keep_checkpoints=1: only the current checkpoint is left
+        assert [p.name for p in (tmp_path / "members" / m.id).glob("*.zip")] == [m.checkpoint.name]

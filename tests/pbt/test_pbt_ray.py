@@ -9,6 +9,11 @@ import pbt_helpers
 import pytest
 from pbt_helpers import AGENT, crashing_agent
 
+# Every Ray test starts a Ray instance and, with synch=True, a new actor (a torch import) for
+# most intervals: about 90 s at a load of 8 on 2 cores, several times that when the machine is
+# saturated, hence more than the suite's default 300 s.
+pytestmark = pytest.mark.timeout(900)
+
 ray = pytest.importorskip("ray")
 pytest.importorskip("ray.tune")
 

@@ -282,3 +282,29 @@ def test_resuming_in_the_other_mode_names_both_modes(tmp_path):
     (tmp_path / "a" / "state.json").write_text(json.dumps(PopulationState.new(asyn.settings).data))
     with pytest.raises(ValueError, match="holds an asynchronous PBT run; it cannot be resumed as synchronous"):
         make(tmp_path / "a").load_state()
+
+
+# ---------------------------------------------------------------- the shared decision code
+
+
+def test_quantiles_and_asynchronous_decision():
+    import numpy as np
+
+    from lifelong.pbt.explore import asynchronous_decision, member_rng, quantiles
+
+    scores = {"a": 3.0, "b": 1.0, "c": 2.0, "d": float("nan")}
+    assert quantiles(scores, 0.25, "max") == (["d"], ["a"])  # NaN ranks last
+    assert quantiles(scores, 0.5, "max") == (["b", "d"], ["a", "c"])
+    assert quantiles(scores, 0.5, "min") == (["a", "d"], ["b", "c"])
+    rng = np.random.default_rng(0)
+    # warm-up: a member without a score blocks every exploit
+    assert asynchronous_decision("b", {"a": 3.0, "b": 1.0, "c": None, "d": 0.5}, 0.25, "max", rng) == (None, "warm-up")
+    full = {"a": 3.0, "b": 1.0, "c": 2.0, "d": 0.5}
+    assert asynchronous_decision("c", full, 0.25, "max", rng) == (None, "not in the bottom quantile")
+    assert asynchronous_decision("d", full, 0.25, "max", rng) == ("a", "bottom quantile")
+    donors = {asynchronous_decision("b", full, 0.5, "max", member_rng(0, 1, s))[0] for s in range(0, 6400, 64)}
+    assert donors == {"a", "c"}  # drawn from the whole top half
+    again = [asynchronous_decision("b", full, 0.5, "max", member_rng(0, 1, s))[0] for s in range(0, 640, 64)]
+    assert again == [asynchronous_decision("b", full, 0.5, "max", member_rng(0, 1, s))[0] for s in range(0, 640, 64)]
+    with pytest.raises(ValueError, match="'z' is not in the population"):
+        asynchronous_decision("z", full, 0.25, "max", rng)
