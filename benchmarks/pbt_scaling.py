@@ -12,9 +12,10 @@ Scaling (``--rounds`` interleaved rounds; ratios are medians over rounds):
 - *uniform*: 4 CartPole members (``n_envs=1``); sync and async, 1 and 2 workers. Figure:
   end-to-end env steps / wall time of ``PBT.run()`` (the fork server is started before timing).
   Goal: async with 2 workers >= 1.8x async with 1.
-- *uneven*: 2 members with ``n_envs=[1, 8]`` on 2 workers: the ``n_envs=1`` member is slower per
-  env step, and with one worker per member the barrier makes the fast one wait at every
-  boundary. Figures: throughput while every member trains (env steps of all members until the
+- *uneven*: 2 members with ``n_envs=[1, 16]`` on 2 workers, set up so that collecting the rollout
+  dominates an interval (``n_steps=64``, ``n_epochs=1``, ``batch_size=256``, 1 eval episode):
+  the ``n_envs=1`` member runs 16 times as many policy forward passes per interval as the other.
+  With one worker per member, the barrier makes the fast one wait at every boundary. Figures: throughput while every member trains (env steps of all members until the
   first one finishes / that time: what a time-budgeted run gets) and end to end (to a fixed
   ``total_steps`` per member, bounded by the slowest member in both modes). Goal: async >= 1.5x
   sync.
@@ -53,6 +54,9 @@ SPACE = {"learning_rate": LogUniform(1e-4, 3e-3), "ent_coef": Uniform(0.0, 0.02)
 
 
 def agent(args, n_envs) -> dict:
+    if isinstance(n_envs, list):  # the uneven population: rollouts dominate
+        return {"env": "CartPole-v1", "n_envs": n_envs, "n_steps": 64, "batch_size": 256, "n_epochs": 1,
+                "device": "cpu"}
     return {"env": "CartPole-v1", "n_envs": n_envs, "n_steps": args.n_steps, "batch_size": 64,
             "n_epochs": 4, "device": "cpu"}
 
@@ -62,7 +66,7 @@ def run_population(key: dict, args, root: Path) -> dict:
     workdir = root / "_".join(f"{k}{v}" for k, v in key.items())
     shutil.rmtree(workdir, ignore_errors=True)
     uneven = key["kind"] == "uneven"
-    n_envs = [1, 8] if uneven else 1
+    n_envs = [1, 16] if uneven else 1
     space = dict(SPACE)
     if key["kind"] == "learning":
         space["n_epochs"] = IntUniform(2, 8)
@@ -73,7 +77,7 @@ def run_population(key: dict, args, root: Path) -> dict:
         interval_steps=args.interval,
         total_steps=args.interval * args.intervals,
         truncation=0.5 if uneven else 0.25,
-        eval_episodes=args.eval_episodes,
+        eval_episodes=1 if uneven else args.eval_episodes,
         workdir=workdir,
         workers=key["workers"],
         seed=key["seed"],
@@ -149,7 +153,7 @@ def summarize_scaling(rows: list[dict]) -> None:
     une = [x for x in rows if x["kind"] == "uneven"]
     for field, what in (("all_training_steps_per_s", "while every member trains"), ("steps_per_s", "end to end")):
         med, all_ = _median_ratio(une, {"mode": "async"}, {"mode": "sync"}, field)
-        print(f"uneven (n_envs=[1, 8], 2 workers): async / sync throughput {what}: median {med:.2f}x "
+        print(f"uneven (n_envs=[1, 16], 2 workers): async / sync throughput {what}: median {med:.2f}x "
               f"over rounds {[round(r, 2) for r in all_]}" + (" (goal >= 1.5x)" if field != "steps_per_s" else ""))
 
 
@@ -181,6 +185,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="3 intervals of 1024 steps, 2 rounds")
     p.add_argument("--learning", action="store_true", help="final scores, sync vs async, over --seeds")
+    p.add_argument("--only", choices=["uniform", "uneven"], default=None, help="scaling: one population kind")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--out", type=Path, default=None, help="JSONL of finished runs (resumed if it exists)")
     args = p.parse_args()
@@ -193,9 +198,12 @@ def main() -> None:
     else:
         plan = []
         for r in range(args.rounds):  # interleaved: every configuration once per round
-            plan += [{"kind": "uniform", "mode": m, "workers": w, "seed": 0, "round": r}
-                     for m in ("async", "sync") for w in (1, 2)]
-            plan += [{"kind": "uneven", "mode": m, "workers": 2, "seed": 0, "round": r} for m in ("async", "sync")]
+            if args.only != "uneven":
+                plan += [{"kind": "uniform", "mode": m, "workers": w, "seed": 0, "round": r}
+                         for m in ("async", "sync") for w in (1, 2)]
+            if args.only != "uniform":
+                plan += [{"kind": "uneven", "mode": m, "workers": 2, "seed": 0, "round": r}
+                         for m in ("async", "sync")]
     print(f"# pbt_scaling: interval_steps={args.interval} intervals={args.intervals} n_steps={args.n_steps} "
           f"cpus={os.cpu_count()} torch threads={torch.get_num_threads()} load average {os.getloadavg()}")
     from lifelong.pbt.local import WorkerPool, default_start_method

@@ -96,7 +96,10 @@ class LifelongTrainable(tune.Trainable):
         model, or, in a rebuilt resume, its recorded step and checkpoint."""
         start = self.settings["resume"].get(str(self._index), {})
         self._step = int(start.get("step", 0))
-        self._pending = Path(start["checkpoint"]).read_bytes() if start.get("checkpoint") else None
+        self._pending = None  # a restored checkpoint's bytes, loaded by the next step()
+        # read only if Tune restores nothing (a new actor of a running trial is restored, and
+        # the planned file may have been pruned since)
+        self._planned = Path(start["checkpoint"]) if start.get("checkpoint") else None
 
     def _values(self) -> dict[str, Any]:
         return {n: self.config[n] for n in self.settings["names"]}
@@ -114,6 +117,9 @@ class LifelongTrainable(tune.Trainable):
         start = self._step
         length = min(s["interval_steps"], s["total_steps"] - start)
         env = make_env(self.spec, interval_seed(s["seed"], self._index, start), self._index)
+        if self._pending is None and self._planned is not None:
+            self._pending = self._planned.read_bytes()
+        self._planned = None
         if self._pending is not None:
             self._model = load_model(
                 DistributionalPPO, io.BytesIO(self._pending), env=env, device=self.spec.kwargs.get("device", "auto")
@@ -165,6 +171,7 @@ class LifelongTrainable(tune.Trainable):
         # Loaded in step(), with the interval's env (so VecNormalize statistics are applied);
         # the state is the checkpoint's (maybe a donor's), the hyperparameters this trial's.
         self._pending = (Path(checkpoint_dir) / _MODEL_FILE).read_bytes()
+        self._planned = None
         self._model = None
         self._file = None
         meta_path = Path(checkpoint_dir) / _META_FILE
@@ -269,7 +276,7 @@ _RECORDERS: dict[str, _Recorder] = {}
 class LifelongPBTScheduler(PopulationBasedTraining):
     """Tune's PBT (synchronous or asynchronous) with this package's decisions and records."""
 
-    def __init__(self, *, settings: PBTSettings, **kwargs: Any) -> None:
+    def __init__(self, *, settings: PBTSettings, start_step: int = 0, **kwargs: Any) -> None:
         rng = np.random.default_rng([settings.seed & 0xFFFFFFFF, 0x7A7])
         super().__init__(
             time_attr="lifelong_step",
@@ -285,6 +292,11 @@ class LifelongPBTScheduler(PopulationBasedTraining):
             synch=settings.synchronous,
             **kwargs,
         )
+        # A rebuilt resume starts at step b > 0: Tune's first synchronous boundary must be
+        # b + interval. Left at `interval`, the first perturbation (at b + interval) sets the next
+        # one to max(2 * interval, b + interval) = the current step, so no trial is ever below
+        # it and Tune schedules nothing again (what Tuner.restore did, too).
+        self._next_perturbation_sync = max(self._next_perturbation_sync, start_step + settings.interval_steps)
         self._settings = settings
         self._key = str(settings.workdir.resolve())
         self._ops: dict[str, str] = {}
@@ -505,7 +517,7 @@ def run_ray(settings: PBTSettings, emit: Callable[[dict[str, Any]], Any]) -> PBT
             trainable,
             param_space=param_space,
             tune_config=tune.TuneConfig(
-                scheduler=LifelongPBTScheduler(settings=settings),
+                scheduler=LifelongPBTScheduler(settings=settings, start_step=min(p["step"] for p in plan.values())),
                 num_samples=1,
                 reuse_actors=True,
                 trial_name_creator=lambda t: _member_id(t.config[MEMBER_KEY]),

@@ -132,7 +132,7 @@ def test_ray_run_killed_midway_resumes_from_lifelong_state(tmp_path, mode):
     workdir = tmp_path / "w"
     proc = subprocess.Popen([sys.executable, str(script), str(workdir), mode], env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 420
     rows = 0
     try:
         while time.monotonic() < deadline and proc.poll() is None:
@@ -148,7 +148,7 @@ def test_ray_run_killed_midway_resumes_from_lifelong_state(tmp_path, mode):
         proc.wait()
     assert 3 <= rows < 10, f"the run was to be killed midway (recorded {rows} of 10 intervals)"
     done = subprocess.run([sys.executable, str(script), str(workdir), mode], env=env, capture_output=True,
-                          text=True, timeout=300, start_new_session=True)
+                          text=True, timeout=700, start_new_session=True)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "finished [160, 160]" in done.stdout
     state = json.loads((workdir / "state.json").read_text())
