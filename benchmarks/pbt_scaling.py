@@ -13,7 +13,7 @@ Scaling (``--rounds`` interleaved rounds; ratios are medians over rounds):
   end-to-end env steps / wall time of ``PBT.run()`` (the fork server is started before timing).
   Goal: async with 2 workers >= 1.8x async with 1.
 - *uneven*: 2 members with ``n_envs=[1, 16]`` on 2 workers, set up so that collecting the rollout
-  dominates an interval (``n_steps=64``, ``n_epochs=1``, ``batch_size=256``, 1 eval episode):
+  dominates an interval (``n_steps=64``, ``n_epochs=1``, ``batch_size=64``, 1 eval episode):
   the ``n_envs=1`` member runs 16 times as many policy forward passes per interval as the other.
   With one worker per member, the barrier makes the fast one wait at every boundary. Figures: throughput while every member trains (env steps of all members until the
   first one finishes / that time: what a time-budgeted run gets) and end to end (to a fixed
@@ -55,7 +55,7 @@ SPACE = {"learning_rate": LogUniform(1e-4, 3e-3), "ent_coef": Uniform(0.0, 0.02)
 
 def agent(args, n_envs) -> dict:
     if isinstance(n_envs, list):  # the uneven population: rollouts dominate
-        return {"env": "CartPole-v1", "n_envs": n_envs, "n_steps": 64, "batch_size": 256, "n_epochs": 1,
+        return {"env": "CartPole-v1", "n_envs": n_envs, "n_steps": 64, "batch_size": 64, "n_epochs": 1,
                 "device": "cpu"}
     return {"env": "CartPole-v1", "n_envs": n_envs, "n_steps": args.n_steps, "batch_size": 64,
             "n_epochs": 4, "device": "cpu"}
