@@ -51,6 +51,7 @@ from lifelong.agent.arguments import _POLICY_OWNED_KWARGS, check_ppo_args, check
 from lifelong.agent.critics import CriticSpec, critic_spec_attributes
 from lifelong.agent.gradients import clip_grad_norm, zero_grad
 from lifelong.agent.normalization import ReturnNormalizer
+from lifelong.agent.memory import check_fits
 from lifelong.agent.optimizer import (
     DEFAULT_LEARNING_RATE,
     DEFAULT_VGS_KWARGS,
@@ -264,6 +265,14 @@ class DistributionalPPO(OnPolicyAlgorithm):
             self._setup_model()
 
     # ------------------------------------------------------------------ validation helpers
+    def _check_memory(self) -> None:
+        """Refuse (``ValueError``) sizes whose rollout buffer and networks would not fit in memory,
+        before allocating them (see :mod:`lifelong.agent.memory`)."""
+        spec = self.critic_spec
+        outputs = spec.n_quantiles if spec.critic == "quantile" else spec.n_atoms
+        check_fits(self.observation_space, self.action_space, self.n_envs, self.n_steps,
+                   self.policy_kwargs.get("net_arch"), outputs, 2 if self.twin_critics else 1)
+
     @staticmethod
     def _resolve_optimizer(optimizer: Any) -> type[th.optim.Optimizer]:
         return resolve_optimizer(optimizer)
@@ -306,6 +315,7 @@ class DistributionalPPO(OnPolicyAlgorithm):
         return kwargs
 
     def _setup_model(self) -> None:
+        self._check_memory()
         self._setup_lr_schedule()
         self.set_random_seed(self.seed)
         if self.rollout_buffer_class is None:
