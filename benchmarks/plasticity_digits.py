@@ -73,7 +73,8 @@ class Settings:
     tasks: int = 100            # number of label permutations
     task_samples: int = 600     # T: samples per task
     batch: int = 4              # samples per update
-    hidden: int = 64            # width of the two hidden ReLU layers
+    hidden: int = 64            # width of the two hidden ReLU layers (batched engine)
+    hidden_sizes: tuple[int, ...] = (64, 32)   # hidden widths of the real-optimizer engine
     tune_seed: int = 0
     eval_seeds: tuple[int, ...] = (1, 2, 3, 4, 5)
     diag_points: int = 10       # diagnostics measured at this many points of the stream
@@ -370,6 +371,184 @@ def _bench_star(args):
     return benchmark_optimizer(*args)
 
 
+# ------------------------------------------------------- real optimizers, fixed configurations
+#: name -> {"optimizer": "sgd" | "adam" | "upgd" | "adaptive_upgd" | "upgdw" | "agent", "kwargs"}
+#: at the issue's settings (Adam-equivalent lr 1e-3, SGD-equivalent lr 0.005). "agent" is the
+#: optimizer DistributionalPPO builds by default, rebuilt from its class and ``defaults`` with
+#: only ``lr`` replaced: what a user gets from ``type(opt)(params, **opt.defaults)``.
+REAL_CONFIGS: dict[str, dict] = {
+    "adam": {"optimizer": "adam", "kwargs": {"lr": 1e-3}},
+    "upgd": {"optimizer": "upgd", "kwargs": {"lr": 0.005, "sigma": 0.01, "weight_decay": 1e-3}},
+    "adaptive_upgd": {"optimizer": "adaptive_upgd", "kwargs": {"lr": 1e-3}},
+    "agent": {"optimizer": "agent", "kwargs": {"lr": 1e-3}},
+}
+
+
+def agent_default_optimizer() -> tuple[type, dict]:
+    """The class and ``defaults`` of the optimizer DistributionalPPO builds with no optimizer
+    arguments (read from a real model, so it is whatever the agent's defaults are today)."""
+    import gymnasium as gym
+
+    from lifelong.agent.ppo import DistributionalPPO
+    model = DistributionalPPO("MlpPolicy", gym.make("CartPole-v1"), n_steps=8, batch_size=8,
+                              device="cpu")
+    opt = model.policy.optimizer
+    return type(opt), dict(opt.defaults)
+
+
+def build_real_optimizer(spec: dict, params) -> torch.optim.Optimizer:
+    from lifelong.optim import UPGD, UPGDW, AdaptiveUPGD
+    classes = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "upgd": UPGD,
+               "adaptive_upgd": AdaptiveUPGD, "upgdw": UPGDW}
+    name, kwargs = spec.get("optimizer"), dict(spec.get("kwargs", {}))
+    if name == "agent":
+        cls, defaults = agent_default_optimizer()
+        return cls(params, **{**defaults, **kwargs})
+    if name not in classes:
+        raise ValueError(f"optimizer {name!r}: expected one of {sorted(classes) + ['agent']}")
+    return classes[name](params, **kwargs)
+
+
+def run_real(name: str, spec: dict, seed: int, s: Settings) -> dict:
+    """One network trained online with a real optimizer; per-task accuracy and diagnostics."""
+    torch.set_num_threads(1)
+    from torch import nn
+
+    from lifelong import diagnostics as D
+    x, y = load_data()
+    sizes = [x.shape[1], *s.hidden_sizes, 10]
+    params = init_params([seed], sizes)
+    layers: list[nn.Module] = []
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        lin = nn.Linear(fan_in, fan_out)
+        with torch.no_grad():
+            lin.weight.copy_(params[2 * i][0].t())
+            lin.bias.copy_(params[2 * i + 1][0, 0])
+        layers += [lin, nn.ReLU()]
+    net = nn.Sequential(*layers[:-1])
+    torch.manual_seed(10_000 + seed)                   # the optimizers' noise
+    opt = build_real_optimizer(spec, net.parameters())
+    stream = Stream([seed], len(x), s.steps_per_task, s.batch)
+    probe = x[torch.linspace(0, len(x) - 1, 512).long()]
+    points = sorted(set(np.linspace(0, s.tasks, s.diag_points + 1).round().astype(int)[1:]))
+    acc, diag = np.zeros(s.tasks), []
+    t0 = time.perf_counter()
+    for task in range(s.tasks):
+        idx, perm = stream.next_task()
+        labels = perm[0][y[idx[0]]]                                   # [steps, batch]
+        correct = 0
+        for step in range(s.steps_per_task):
+            logits = net(x[idx[0, step]])
+            correct += int((logits.detach().argmax(-1) == labels[step]).sum())
+            loss = F.cross_entropy(logits, labels[step])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        acc[task] = correct / (s.steps_per_task * s.batch)
+        if task + 1 in points:
+            with torch.no_grad(), D.capture_activations(net) as acts:
+                net(probe)
+            hidden = list(dict(acts).values())
+            dead = sum(int(D.dormant_units(h, tau=0.0).sum()) for h in hidden)
+            diag.append({"task": task + 1,
+                         "dormant": dead / sum(h.shape[-1] for h in hidden),
+                         "erank": float(D.effective_rank(hidden[-1])),
+                         "wnorm": D.weight_norms(net)["all"],
+                         "gate_histogram": D.upgd_gate_histogram(opt)})
+    return {"name": name, "spec": spec, "seed": seed, "settings": asdict(s),
+            "optimizer": f"{type(opt).__name__}({json.dumps(opt.defaults, default=str)})",
+            "acc": acc.tolist(), "stats": window_stats(acc), "diagnostics": diag,
+            "seconds": time.perf_counter() - t0}
+
+
+def _real_star(args):
+    return run_real(*args)
+
+
+def real_key(name: str, spec: dict, seed: int, s: Settings) -> str:
+    return json.dumps([name, spec, seed, asdict(s)], sort_keys=True, default=str)
+
+
+def main_real(args, s: Settings) -> dict:
+    """``--engine real``: fixed configurations (no tuning) with the real optimizers, results
+    appended to ``--out/plasticity_digits_real.jsonl`` as they finish (a rerun resumes)."""
+    configs = dict(REAL_CONFIGS)
+    for text in args.config:
+        name, sep, blob = text.partition("=")
+        try:
+            spec = json.loads(blob) if sep and name else None
+        except ValueError:
+            spec = None
+        if not isinstance(spec, dict) or "optimizer" not in spec:
+            raise SystemExit(f"--config must be NAME={{\"optimizer\": ..., \"kwargs\": {{...}}}}, "
+                             f"got {text!r}")
+        configs[name] = spec
+    names = [n for n in args.configs.split(",") if n]
+    unknown = [n for n in names if n not in configs]
+    if unknown:
+        raise SystemExit(f"--configs: unknown {unknown}; known: {sorted(configs)}")
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "plasticity_digits_real.jsonl"
+    done = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                done[real_key(r["name"], r["spec"], r["seed"], Settings(**{
+                    **r["settings"], "eval_seeds": tuple(r["settings"]["eval_seeds"]),
+                    "hidden_sizes": tuple(r["settings"]["hidden_sizes"])}))] = r
+    runs, jobs = [], []
+    for sd in s.eval_seeds:
+        for n in names:
+            found = done.get(real_key(n, configs[n], sd, s))
+            (runs.append(found) if found else jobs.append((n, configs[n], sd, s)))
+    workers = args.workers or 1
+    print(f"label-permuted digits, real optimizers: {s.tasks} tasks x T={s.task_samples} "
+          f"(batch {s.batch}), MLP {'-'.join(map(str, [64, *s.hidden_sizes, 10]))} ReLU; "
+          f"seeds {list(s.eval_seeds)}; {len(runs)} runs found in {path}, {len(jobs)} to run on "
+          f"{workers} process(es)", flush=True)
+
+    def record(r: dict) -> None:
+        runs.append(r)
+        with open(path, "a") as f:
+            f.write(json.dumps(r) + "\n")
+        st = r["stats"]
+        print(f"  {r['name']:<24} seed {r['seed']}: first {st['first']:.3f} peak {st['peak']:.3f} "
+              f"last {st['last']:.3f} ({r['seconds']:.0f} s)", flush=True)
+
+    if workers == 1:
+        for j in jobs:
+            record(run_real(*j))
+    elif jobs:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as ex:
+            for fut in as_completed([ex.submit(_real_star, j) for j in jobs]):
+                record(fut.result())
+    summary = {}
+    print(f"\nlast 10% / first 10% / peak: mean over seeds [min, max]; dormant, eff. rank, |w| "
+          f"at the end (means); gate histogram at the end (10 bins over [0, 1], mean)")
+    for n in names:
+        rs = [r for r in runs if r["name"] == n]
+        st = {k: [r["stats"][k] for r in rs] for k in ("first", "peak", "last")}
+        end = [r["diagnostics"][-1] for r in rs]
+        hist = [e["gate_histogram"] for e in end if e["gate_histogram"]]
+        summary[n] = {"spec": configs[n], "seeds": [r["seed"] for r in rs], **st,
+                      "dormant": float(np.mean([e["dormant"] for e in end])),
+                      "erank": float(np.mean([e["erank"] for e in end])),
+                      "wnorm": float(np.mean([e["wnorm"] for e in end])),
+                      "gate_histogram": np.mean(hist, 0).tolist() if hist else [],
+                      "optimizer": rs[0]["optimizer"]}
+        e = summary[n]
+        print(f"{n:<24} last {_mr(st['last'])}  first {_mr(st['first'])}  peak {_mr(st['peak'])}  "
+              f"dormant {e['dormant']:.2f} rank {e['erank']:.1f} |w| {e['wnorm']:.1f}"
+              + ("  gate " + " ".join(f"{v:.2f}" for v in e["gate_histogram"])
+                 if e["gate_histogram"] else ""))
+    (out_dir / "plasticity_digits_real.json").write_text(json.dumps(summary, indent=1))
+    return {"settings": asdict(s), "summary": summary}
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -384,6 +563,15 @@ def main(argv: list[str] | None = None) -> dict:
                     help="parallel processes, one optimizer each (default: min(CPUs, optimizers))")
     ap.add_argument("--out", default="runs/benchmarks", help="directory for the PNG and JSON")
     ap.add_argument("--no-plot", action="store_true")
+    ap.add_argument("--engine", choices=("batched", "real"), default="batched",
+                    help="batched: tuned grids of the batched rules (default); real: fixed "
+                         "configurations with the real optimizers (--configs)")
+    ap.add_argument("--configs", default=",".join(REAL_CONFIGS),
+                    help=f"--engine real: configuration names (built in: {', '.join(REAL_CONFIGS)})")
+    ap.add_argument("--config", action="append", default=[], metavar="NAME=JSON",
+                    help='--engine real: define a configuration, e.g. '
+                         'l2=\'{"optimizer": "adaptive_upgd", "kwargs": {"lr": 1e-3}}\'')
+    ap.add_argument("--hidden-sizes", help="--engine real: hidden widths, e.g. 64,32")
     args = ap.parse_args(argv)
 
     s = Settings()
@@ -399,6 +587,17 @@ def main(argv: list[str] | None = None) -> dict:
         ap.error("--seeds must be >= 1")
     if not args.quick:
         s.eval_seeds = tuple(range(1, args.seeds + 1))
+    if args.hidden_sizes:
+        try:
+            s.hidden_sizes = tuple(int(v) for v in args.hidden_sizes.split(","))
+        except ValueError:
+            ap.error(f"--hidden-sizes must be comma-separated ints, got {args.hidden_sizes!r}")
+        if not s.hidden_sizes or min(s.hidden_sizes) < 1:
+            ap.error(f"--hidden-sizes must be positive ints, got {args.hidden_sizes!r}")
+    if args.engine == "real":
+        if args.quick:
+            s.hidden_sizes = (16, 8)
+        return main_real(args, s)
     kinds = [k.strip() for k in args.optimizers.split(",") if k.strip()]
     bad = [k for k in kinds if k not in OPTIMIZERS]
     if bad:

@@ -51,6 +51,10 @@ __all__ = [
     "effective_rank",
     "weight_norms",
     "upgd_gate_stats",
+    "GATE_BINS",
+    "gate_histogram",
+    "upgd_gates",
+    "upgd_gate_histogram",
     "model_diagnostics",
     "policy_diagnostics",
     "observations_from_buffer",
@@ -239,6 +243,68 @@ def upgd_gate_stats(optimizer: Any) -> dict[str, float]:
         return {}
     stats = fn() or {}
     return {str(k): float(v) for k, v in stats.items()}
+
+
+#: default number of equal-width bins of the gate histogram over [0, 1]
+GATE_BINS = 10
+
+
+def gate_histogram(gates: torch.Tensor | Sequence[torch.Tensor], bins: int = GATE_BINS) -> list[float]:
+    """Fractions of gate values in ``bins`` equal-width bins over ``[0, 1]`` (they sum to 1).
+
+    Bin ``k`` holds ``k / bins <= g < (k + 1) / bins``; a gate of exactly 1 goes to the last bin.
+    Non-finite values are not counted. ``[]`` when there is no finite value. The mean alone hides
+    what the gate does: a gate at 0.5 everywhere (no protection at all) and half the weights
+    frozen at 0 with half free at 1 have the same mean.
+    """
+    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
+        raise ValueError(f"bins must be a positive int, got {bins!r}")
+    parts = [gates] if isinstance(gates, torch.Tensor) else list(gates)
+    if not parts:
+        return []
+    flat = torch.cat([g.detach().reshape(-1).double().cpu() for g in parts])
+    flat = flat[torch.isfinite(flat)]
+    if flat.numel() == 0:
+        return []
+    if bool(((flat < 0) | (flat > 1)).any()):
+        raise ValueError(f"gate values must lie in [0, 1], got [{float(flat.min())}, {float(flat.max())}]")
+    idx = (flat * bins).floor().clamp_(max=bins - 1).long()
+    counts = torch.bincount(idx, minlength=bins).double()
+    return (counts / counts.sum()).tolist()
+
+
+def upgd_gates(optimizer: Any) -> list[torch.Tensor]:
+    """The gate ``1 - s`` of every weight of a UPGD-family optimizer, one tensor per parameter
+    with state (in the optimizer's order); ``[]`` for another optimizer or before the first step.
+
+    The optimizer's own ``gates()`` when it has one (the gate normalisations it implements);
+    otherwise the paper's global gate recomputed from its state, exactly as ``gating_stats``
+    does: ``1 - s = sigmoid(-û / eta)``, ``û = u / (1 - beta_utility ** t)``, ``eta`` the floored
+    maximum of ``û`` over all weights.
+    """
+    own = getattr(optimizer, "gates", None)
+    if callable(own):
+        return [g.detach() for g in own()]
+    if not callable(getattr(optimizer, "gating_stats", None)):
+        return []
+    utilities = []
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            state = optimizer.state.get(p)
+            if not state or "utility" not in state or state["utility"].numel() == 0:
+                continue
+            correction = 1.0 - group["beta_utility"] ** float(state["step"])
+            utilities.append(state["utility"].detach().double() / correction)
+    if not utilities:
+        return []
+    eta = torch.stack([u.max().cpu() for u in utilities]).max().clamp_min(torch.finfo(torch.float32).tiny)
+    return [torch.sigmoid(-u / eta.to(u.device)) for u in utilities]
+
+
+def upgd_gate_histogram(optimizer: Any, bins: int = GATE_BINS) -> list[float]:
+    """:func:`gate_histogram` of :func:`upgd_gates` (``[]`` without gates)."""
+    gates = upgd_gates(optimizer)
+    return gate_histogram(gates, bins) if gates else []
 
 
 # -------------------------------------------------------------------------------- aggregation
