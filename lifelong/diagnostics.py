@@ -274,31 +274,46 @@ def gate_histogram(gates: torch.Tensor | Sequence[torch.Tensor], bins: int = GAT
 
 
 def upgd_gates(optimizer: Any) -> list[torch.Tensor]:
-    """The gate ``1 - s`` of every weight of a UPGD-family optimizer, one tensor per parameter
-    with state (in the optimizer's order); ``[]`` for another optimizer or before the first step.
+    """The gate ``1 - s`` of every weight of a UPGD-family optimizer, one tensor shaped like its
+    parameter per parameter with state (in the optimizer's order); ``[]`` for another optimizer
+    or before the first step.
 
-    The optimizer's own ``gates()`` when it has one (the gate normalisations it implements);
-    otherwise the paper's global gate recomputed from its state, exactly as ``gating_stats``
-    does: ``1 - s = sigmoid(-û / eta)``, ``û = u / (1 - beta_utility ** t)``, ``eta`` the floored
-    maximum of ``û`` over all weights.
+    Recomputed from the optimizer state with each group's gate, as the optimizer's
+    ``gating_stats`` does: ``1 - s = sigmoid(-û / (eta * gate_temperature))``,
+    ``û = u / (1 - beta_utility ** t)``; ``eta`` the maximum of the finite ``û`` over every
+    group with ``gate="global"`` (per parameter tensor with ``gate="layer"``), floored at the
+    smallest positive float64; with ``utility="unit"`` every weight of a unit's row takes its
+    unit's gate.
     """
-    own = getattr(optimizer, "gates", None)
-    if callable(own):
-        return [g.detach() for g in own()]
     if not callable(getattr(optimizer, "gating_stats", None)):
         return []
-    utilities = []
+    entries = []
     for group in optimizer.param_groups:
         for p in group["params"]:
             state = optimizer.state.get(p)
             if not state or "utility" not in state or state["utility"].numel() == 0:
                 continue
             correction = 1.0 - group["beta_utility"] ** float(state["step"])
-            utilities.append(state["utility"].detach().double() / correction)
-    if not utilities:
+            entries.append((p, state["utility"].detach().double() / correction, group))
+    if not entries:
         return []
-    eta = torch.stack([u.max().cpu() for u in utilities]).max().clamp_min(torch.finfo(torch.float32).tiny)
-    return [torch.sigmoid(-u / eta.to(u.device)) for u in utilities]
+    tiny = torch.finfo(torch.float64).tiny
+
+    def finite_max(u: torch.Tensor) -> float:
+        f = u[torch.isfinite(u)]
+        return float(f.max()) if f.numel() else -math.inf
+
+    eta_global = max([finite_max(u) for _, u, g in entries if g.get("gate", "global") == "global"],
+                     default=tiny)
+    gates = []
+    for p, u, group in entries:
+        eta = eta_global if group.get("gate", "global") == "global" else finite_max(u)
+        eta = max(eta, tiny)
+        gate = torch.sigmoid(u / -(eta * group.get("gate_temperature", 1.0)))
+        if gate.shape != p.shape:              # one utility per unit (row)
+            gate = gate.repeat_interleave(p.numel() // max(gate.numel(), 1)).view(p.shape)
+        gates.append(gate)
+    return gates
 
 
 def upgd_gate_histogram(optimizer: Any, bins: int = GATE_BINS) -> list[float]:

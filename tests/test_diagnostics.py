@@ -209,3 +209,30 @@ def test_upgd_gates_follow_the_paper_and_agree_with_gating_stats():
         hist = D.upgd_gate_histogram(opt, bins=4)
         assert len(hist) == 4 and sum(hist) == pytest.approx(1.0)
         assert hist == pytest.approx(D.gate_histogram(flat, bins=4))
+
+
+@pytest.mark.parametrize("mech", [dict(gate="layer", gate_temperature=0.3),
+                                  dict(gate="global", utility="unit"),
+                                  dict(gate="layer", utility="unit", gate_temperature=2.0)])
+def test_upgd_gates_follow_each_groups_gate_normalisation(mech):
+    from lifelong.optim import AdaptiveUPGD
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    opt = AdaptiveUPGD(net.parameters(), lr=1e-2, sigma=0.0, beta_utility=0.9, **mech)
+    for _ in range(4):
+        opt.zero_grad()
+        net(torch.randn(16, 4)).pow(2).mean().backward()
+        opt.step()
+    gates = D.upgd_gates(opt)
+    params = list(net.parameters())
+    u_hat = [opt.state[p]["utility"].double() / (1 - 0.9 ** 4) for p in params]
+    eta_all = max(float(u.max()) for u in u_hat)
+    for p, g, u in zip(params, gates, u_hat):
+        eta = max(float(u.max()) if mech["gate"] == "layer" else eta_all, np.finfo(np.float64).tiny)
+        expected = torch.sigmoid(-u / (eta * mech.get("gate_temperature", 1.0)))
+        if mech.get("utility") == "unit":              # one gate per output unit (row)
+            assert u.shape == (p.shape[0],)
+            expected = expected.reshape(-1, *([1] * (p.dim() - 1))).expand(p.shape)
+        assert g.shape == p.shape and torch.allclose(g, expected, atol=1e-12)
+    flat = torch.cat([g.flatten() for g in gates])
+    assert float(flat.mean()) == pytest.approx(opt.gating_stats()["gate_mean"], abs=1e-9)
