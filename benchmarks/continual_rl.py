@@ -203,7 +203,7 @@ def _ci(t) -> str:
 
 def print_tables(summary: dict, s: Settings) -> None:
     agents = list(summary["agents"])
-    print(f"Mean episode return per phase: median over seeds [min, max]")
+    print("Mean episode return per phase: median over seeds [min, max]")
     print(f"{'phase':>5} " + " ".join(f"{a:>24}" for a in agents))
     for ph in range(s.phases):
         cells = []

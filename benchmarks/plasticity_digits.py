@@ -655,8 +655,8 @@ def main_real(args, s: Settings) -> dict:
                 for r in (fut.result() if fixed else [fut.result()]):
                     record(r)
     summary = {}
-    print(f"\nlast 10% / first 10% / peak: mean over seeds [min, max]; dormant, eff. rank, |w| "
-          f"at the end (means); gate histogram at the end (10 bins over [0, 1], mean)")
+    print("\nlast 10% / first 10% / peak: mean over seeds [min, max]; dormant, eff. rank, |w| "
+          "at the end (means); gate histogram at the end (10 bins over [0, 1], mean)")
     for n in names:
         rs = [r for r in runs if r["name"] == n]
         st = {k: [r["stats"][k] for r in rs] for k in ("first", "peak", "last")}
