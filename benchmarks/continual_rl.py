@@ -172,7 +172,8 @@ def iqm_ci(scores: np.ndarray, reps: int = 5_000, seed: int = 0) -> tuple[float,
 
 def summarise(runs: list[dict], s: Settings, agents: list[str], reps: int = 5_000) -> dict:
     """Per agent: the fresh-agent baseline (phase 0), the late phases, the last phase, each as
-    IQM [95% CI]; ``loses_plasticity`` when the late CI lies entirely below the fresh one."""
+    IQM [95% CI]; ``loses_plasticity`` when the late CI lies entirely below the fresh one
+    (``None`` with fewer than two seeds)."""
     out: dict = {"late": s.late, "agents": {}}
     for name in agents:
         rs = sorted((r for r in runs if r["agent"] == name), key=lambda r: r["seed"])
@@ -184,7 +185,9 @@ def summarise(runs: list[dict], s: Settings, agents: list[str], reps: int = 5_00
         entry = {"seeds": [r["seed"] for r in rs], "returns": R.tolist(),
                  "fresh": iqm_ci(fresh, reps), "late": iqm_ci(late, reps),
                  "last": iqm_ci(last, reps), "all": iqm_ci(R, reps)}
-        entry["loses_plasticity"] = bool(entry["late"][2] < entry["fresh"][1])
+        # a bootstrap over one seed has no spread: no verdict from it
+        entry["loses_plasticity"] = (bool(entry["late"][2] < entry["fresh"][1])
+                                     if len(rs) >= 2 else None)
         entry["last_over_fresh"] = entry["last"][0] / entry["fresh"][0] if entry["fresh"][0] else None
         keys = sorted({k for r in rs for d in r["diagnostics"] for k, v in d.items()
                        if isinstance(v, (int, float))})
@@ -220,7 +223,8 @@ def print_tables(summary: dict, s: Settings) -> None:
         e = summary["agents"][a]
         ratio = "n/a" if e["last_over_fresh"] is None else f"{e['last_over_fresh']:.2f}"
         print(f"{a:<22} {len(e['seeds']):>5} {_ci(e['fresh']):>24} {_ci(e['late']):>24} "
-              f"{_ci(e['last']):>24} {ratio:>10}  {'YES' if e['loses_plasticity'] else 'no'}")
+              f"{_ci(e['last']):>24} {ratio:>10}  "
+              + {True: "YES", False: "no", None: "n/a (one seed)"}[e["loses_plasticity"]])
     print()
     print("Diagnostics at the end of the first -> last phase (median over seeds)")
     keys = [("plasticity/dormant_fraction", "dormant"), ("plasticity/effective_rank", "eff. rank"),
