@@ -21,6 +21,7 @@ from lifelong.cli.report import make_report
 from lifelong.cli.run_dir import RunDir, check_env_id, find_run_dir, pbt_env_of
 from lifelong.cli.training import Interrupted, resume, summary_text, train
 from lifelong.errors import CheckpointError
+from lifelong.pbt.errors import PBTError
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 1
@@ -141,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("config", type=Path, metavar="CONFIG")
     b.add_argument("--backend", choices=["local", "ray"])
     b.add_argument("--workers", type=positive_int, metavar="N")
+    b.add_argument("--async", dest="asynchronous", action="store_true",
+                   help="asynchronous PBT: no barrier, each member exploits at its own boundaries "
+                        "(same as pbt.synchronous: false)")
     _add_out_option(b, help="workdir (default pbt.workdir)")
     _add_set_option(b)
     _add_no_progress_option(b, help="no live table")
@@ -242,7 +246,8 @@ def cmd_pbt(args) -> int:
         raise UsageError(f"{args.config}: no such file")
     _set_threads(args.threads)
     return run_pbt(args.config, sets=args.set, backend=args.backend, workers=args.workers,
-                   workdir=args.out, live=not args.no_progress)
+                   workdir=args.out, live=not args.no_progress,
+                   synchronous=False if args.asynchronous else None)
 
 
 def cmd_report(args) -> int:
@@ -279,9 +284,9 @@ def main(argv=None) -> int:
             traceback.print_exc()
         if isinstance(exc, Interrupted):
             print(f"{prog}: {exc}", file=sys.stderr)
-            return EXIT_INTERRUPTED
+            return exc.exit_code
         one_line = " ".join(str(exc).split()) or type(exc).__name__
-        if isinstance(exc, (ConfigError, CheckpointError)):
+        if isinstance(exc, (ConfigError, CheckpointError, PBTError)):
             print(f"{prog}: error: {one_line}", file=sys.stderr)
             return EXIT_USAGE
         if isinstance(exc, (FileNotFoundError, NotADirectoryError, IsADirectoryError,

@@ -33,6 +33,7 @@ No host synchronisation: the maxima stay on the device.
 """
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import torch
@@ -59,7 +60,8 @@ def state_names(group: dict[str, Any], adaptive: bool) -> tuple[str, ...]:
 
 
 def eligible(group: dict[str, Any], state) -> bool:
-    """Whether ``group`` takes the fast path this step (see the module docstring)."""
+    """Whether ``group`` takes the fast path this step (see the module docstring); once a
+    layout exists, :meth:`FlatGroup.ready` decides the same without hashing parameters."""
     if group["foreach"] is False:
         return False
     params = group["params"]
@@ -90,6 +92,8 @@ class FlatGroup:
         self.rows = [unit_rows(p) for p in params]
         self.n_utility = self.n if self.utility == "weight" else sum(self.rows)
         self.gather = self.n <= GATHER_LIMIT
+        self.utility_sizes = self.numels if self.utility == "weight" else self.rows
+        self.utility_counts = torch.tensor(self.utility_sizes, dtype=torch.long, device=self.device)
         if self.utility == "unit":  # weights per unit, to spread a unit's gate over its row
             cols = [numel // rows if rows else 0 for numel, rows in zip(self.numels, self.rows)]
             self.repeats = torch.tensor([c for c, r in zip(cols, self.rows) for _ in range(r)],
@@ -98,10 +102,12 @@ class FlatGroup:
         self.views: dict[str, list[Tensor]] = {}
         self._scratch: dict[str, Tensor] = {}
         self._scratch_views: dict[str, list[Tensor]] = {}
+        self.state_ref = state
+        self.entries = [state[p] for p in params]  # the per-parameter state dicts, in order
         for name in names:
             size = self.n_utility if name == "utility" else self.n
             flat = torch.zeros(size, device=self.device, dtype=self.dtype)
-            views = self._split(flat, utility=name == "utility")
+            views = self.split(flat, utility=name == "utility")
             for p, view in zip(params, views):
                 st = state[p]
                 st.setdefault("step", 0)
@@ -116,7 +122,8 @@ class FlatGroup:
             self.buffers[name] = flat
             self.views[name] = views
 
-    def _split(self, flat: Tensor, utility: bool = False) -> list[Tensor]:
+    def split(self, flat: Tensor, utility: bool = False) -> list[Tensor]:
+        """Views of ``flat`` shaped like each parameter (or like its utility state)."""
         views, offset = [], 0
         for p, numel, rows in zip(self.params, self.numels, self.rows):
             shape = utility_shape(p, self.utility) if utility else p.shape
@@ -125,21 +132,27 @@ class FlatGroup:
             offset += size
         return views
 
-    def matches(self, group: dict[str, Any], state, names: tuple[str, ...]) -> bool:
-        """Whether this layout still is the group's state (same parameters, same views)."""
+    def current(self, group: dict[str, Any], state, names: tuple[str, ...]) -> bool:
+        """Whether this layout still is the group's state: the same state mapping (torch's
+        ``load_state_dict`` replaces it), the same parameters, and every entry still the
+        layout's view. Checked without hashing a parameter, so it costs little per tensor."""
         params = group["params"]
-        if (len(params) != len(self.params) or names != self.names
-                or group["utility"] != self.utility):
+        if (state is not self.state_ref or names != self.names or group["utility"] != self.utility
+                or len(params) != len(self.params)):
             return False
-        for i, (p, mine) in enumerate(zip(params, self.params)):
-            if p is not mine or p.device != self.device or p.dtype != self.dtype:
+        if not all(map(operator.is_, params, self.params)):
+            return False
+        return all(all(map(operator.is_, map(operator.methodcaller("get", name), self.entries),
+                           self.views[name])) for name in names)
+
+    def ready(self) -> bool:
+        """Whether the group takes the fast path this step: every parameter has a gradient, all
+        step counts are equal, and no parameter has moved to another dtype or device."""
+        step = self.entries[0]["step"]
+        device, dtype = self.device, self.dtype
+        for p, st in zip(self.params, self.entries):
+            if p.grad is None or st["step"] != step or p.dtype != dtype or p.device != device:
                 return False
-            st = state.get(p)
-            if st is None:
-                return False
-            for name in names:
-                if st.get(name) is not self.views[name][i]:
-                    return False
         return True
 
     def scratch(self, name: str, size: int) -> Tensor:
@@ -153,7 +166,7 @@ class FlatGroup:
     def scratch_views(self, name: str, size: int) -> list[Tensor]:
         views = self._scratch_views.get(name)
         if views is None:
-            views = self._scratch_views[name] = self._split(self.scratch(name, size))
+            views = self._scratch_views[name] = self.split(self.scratch(name, size))
         return views
 
 
@@ -163,20 +176,20 @@ def _shape_message(name: str, old: Tensor, view: Tensor, utility: str) -> str:
             "its first step")
 
 
-def update_statistics(layout: FlatGroup, group: dict[str, Any], state, adaptive: bool) -> list[Tensor]:
+def update_statistics(layout: FlatGroup, group: dict[str, Any], adaptive: bool) -> list[Tensor]:
     """Count the step and update moments and utilities of the whole group. Returns the partial
     maxima of û for the global eta (empty for ``gate="layer"``)."""
     params = layout.params
-    for p in params:
-        state[p]["step"] += 1
-    step = state[params[0]]["step"]
+    for st in layout.entries:
+        st["step"] += 1
+    step = layout.entries[0]["step"]
     grads = [p.grad for p in params]
     buffers = layout.buffers
     if layout.gather:
         G = layout.scratch("grad", layout.n)
         W = layout.scratch("param", layout.n)
-        torch.cat([g.reshape(-1) for g in grads], out=G)
-        torch.cat([p.reshape(-1) for p in params], out=W)
+        torch._foreach_copy_(layout.scratch_views("grad", layout.n), grads)
+        torch._foreach_copy_(layout.scratch_views("param", layout.n), list(params))
         P, Gs = [W], [G]
     else:
         P, Gs = list(params), grads
@@ -219,18 +232,28 @@ def _scratch_operand(layout: FlatGroup, name: str, flat: Tensor) -> list[Tensor]
     return [flat] if layout.gather else layout.scratch_views(name, layout.n)
 
 
-def apply_update(layout: FlatGroup, group: dict[str, Any], state, eta: Tensor | None,
+def apply_update(layout: FlatGroup, group: dict[str, Any], eta: Tensor | None,
                  generator: torch.Generator | None, adaptive: bool) -> None:
     """Gate, weight decay, decay toward w0, noise and the step for the whole group."""
     params = layout.params
-    step = state[params[0]]["step"]
+    step = layout.entries[0]["step"]
     lr, sigma, l2 = group["lr"], group["sigma"], group["l2_init"]
     utility_correction, step_scale, eps = corrections(step, group, adaptive)
     temperature = group["gate_temperature"]
     u = layout.buffers["utility"]
     gate = layout.scratch("gate", layout.n_utility)
-    if group["gate"] == "layer":  # eta per tensor
-        for u_i, out in zip(layout.views["utility"], layout._split(gate, utility=True)):
+    if group["gate"] == "layer" and 0 not in layout.utility_sizes:  # eta per tensor, at once
+        etas = torch.stack(torch._foreach_max(layout.views["utility"])).div_(utility_correction)
+        scales = gate_scale(etas, u, utility_correction, temperature)
+        if layout.gather:  # few elements: spread the factors, one multiplication
+            torch.mul(u, torch.repeat_interleave(scales, layout.utility_counts,
+                                                 output_size=layout.n_utility), out=gate)
+        else:  # large tensors: one multiplication each, no pass to spread the factors
+            for u_i, out, scale in zip(layout.views["utility"], layout.split(gate, utility=True),
+                                       scales.unbind()):
+                torch.mul(u_i, scale, out=out)
+    elif group["gate"] == "layer":  # some tensor has no utility: one tensor at a time
+        for u_i, out in zip(layout.views["utility"], layout.split(gate, utility=True)):
             if u_i.numel():
                 scale = gate_scale(u_i.max() / utility_correction, u_i, utility_correction,
                                    temperature)
@@ -240,7 +263,7 @@ def apply_update(layout: FlatGroup, group: dict[str, Any], state, eta: Tensor | 
     gate.sigmoid_()                                                                # 1 - s
     if layout.utility == "unit":  # a unit's gate on every weight of its row
         gate = torch.repeat_interleave(gate, layout.repeats, output_size=layout.n)
-        gates = [gate] if layout.gather else layout._split(gate)
+        gates = [gate] if layout.gather else layout.split(gate)
     else:
         gates = _scratch_operand(layout, "gate", gate)
     if layout.gather:

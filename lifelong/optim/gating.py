@@ -75,7 +75,8 @@ def gate_scale(eta: Tensor | None, like: Tensor, utility_correction: float,
                temperature: float) -> Tensor:
     """The factor ``c`` with ``1 - s = sigmoid(c * u)``: ``c = -1 / (correction * temperature
     * eta)``, eta floored at ``finfo(dtype).tiny`` and capped at ``finfo.max``, ``c`` clamped
-    finite (so that ``c * 0`` is never NaN). ``eta`` None: nothing with a utility stepped."""
+    finite (so that ``c * 0`` is never NaN). ``eta`` None: nothing with a utility stepped.
+    ``eta`` may be a vector (one per tensor, ``gate="layer"``): then so is ``c``."""
     finfo = torch.finfo(like.dtype)
     if eta is None:
         return torch.full((), -1.0, dtype=like.dtype, device=like.device)

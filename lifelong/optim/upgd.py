@@ -10,7 +10,7 @@ For every weight ``w`` with gradient ``g`` at that weight's step ``t``::
 
     u_t   = beta_utility * u_{t-1} + (1 - beta_utility) * (-g * w)
     û_t   = u_t / (1 - beta_utility ** t)
-    eta   = max(max over all stepping weights of all groups of û_t, tiny)
+    eta   = max(max over all stepping weights of all groups of the finite û_t, tiny)
     s     = sigmoid(û_t / eta)
     w    <- w * (1 - lr * weight_decay) - 2 * lr * (d + xi) * (1 - s),   xi ~ N(0, sigma^2)
 
@@ -26,10 +26,20 @@ stays near 1/2 in PPO-sized networks, halves every step.) ``tiny`` is
 floor only changes anything when no utility is positive, and then no division by zero (or sign
 inversion of the gating) can happen.
 
-Two implementations of the same arithmetic are kept in this module: a multi-tensor path built
-on ``torch._foreach_*`` (the default, :func:`_apply_foreach`) and a per-tensor path written for
-reading (``foreach=False``, :func:`_apply_single`). Both perform the same floating-point
-operations in the same order and give bit-identical results.
+**Mechanisms beyond the paper**, per param group, each off by default (the rule above exactly):
+``gate="layer"`` (eta per parameter tensor), ``gate_temperature=T`` (``s = sigmoid(û / (eta
+T))``), ``utility="unit"`` (one utility per output unit, ``-sum`` over its row of ``g * w``,
+its gate shared by the row) and ``l2_init`` (L2-Init, Kumar et al. 2023: ``w <- w - lr * l2_init
+* (w - w0)``, ``w0`` in the state as ``"initial"``).
+
+**Non-finite gradients** stay confined to their own weight, as in Adam: the utility trace of
+an element whose trace is NaN or +inf is set to -inf (:func:`lifelong.optim.gating.clean_utility_`),
+so it takes no part in eta and changes no other weight's gate; its own weight goes non-finite
+exactly where torch's SGD/Adam/AdamW's does. No NaN or Inf from finite input.
+
+Two paths compute the step: the flat fast path (:mod:`lifelong.optim.flat`, the default) and
+the per-tensor reference (:mod:`lifelong.optim.reference`, ``foreach=False``, and the fallback
+for groups the fast path does not cover). They agree to float rounding.
 """
 from __future__ import annotations
 
@@ -140,7 +150,7 @@ class _UPGDBase(Optimizer):
 
         for group in self.param_groups:  # refuse before any state changes
             for p in group["params"]:
-                if p.grad is not None and (p.grad.is_sparse or torch.is_complex(p)):
+                if p.grad is not None and (p.grad.is_sparse or p.dtype.is_complex):
                     kind = "sparse gradients" if p.grad.is_sparse else "complex parameters"
                     raise RuntimeError(f"{type(self).__name__} does not support {kind}")
 
@@ -150,9 +160,9 @@ class _UPGDBase(Optimizer):
         maxima: list[Tensor] = []
         adaptive = self._adaptive
         for index, group in enumerate(self.param_groups):
-            if flat.eligible(group, self.state):
-                layout = self._layout(index, group)
-                maxima.extend(flat.update_statistics(layout, group, self.state, adaptive))
+            layout = self._layout(index, group)
+            if layout is not None:
+                maxima.extend(flat.update_statistics(layout, group, adaptive))
                 plans.append((group, layout))
                 continue
             buckets = self._buckets(group)
@@ -167,21 +177,25 @@ class _UPGDBase(Optimizer):
         # Phase 2: gates, weight decay, decay toward w0, noise and the step.
         for group, plan in plans:
             if isinstance(plan, flat.FlatGroup):
-                flat.apply_update(plan, group, self.state, eta, self._generator, adaptive)
+                flat.apply_update(plan, group, eta, self._generator, adaptive)
                 continue
             noise = reference.bucket_noise(plan, group["sigma"], self._generator)
             for bucket, bucket_noise in zip(plan, noise):
                 reference.apply_update(bucket, group, eta, bucket_noise, adaptive)
         return loss
 
-    def _layout(self, index: int, group: dict[str, Any]) -> flat.FlatGroup:
-        """The flat layout of group ``index``, rebuilt when the state is no longer its views."""
+    def _layout(self, index: int, group: dict[str, Any]) -> flat.FlatGroup | None:
+        """The flat layout of group ``index`` if the group takes the fast path this step (see
+        :mod:`lifelong.optim.flat`), rebuilt when the state is no longer its views."""
+        if group["foreach"] is False or not group["params"]:
+            return None
         names = flat.state_names(group, self._adaptive)
-        for p in group["params"]:  # a state kind some parameter has stays in the layout
-            names += tuple(n for n in ("initial",) if n in self.state.get(p, {}) and n not in names)
         layout = self._layouts.get(index)
-        if layout is None or not layout.matches(group, self.state, names):
-            layout = self._layouts[index] = flat.FlatGroup(group, self.state, names)
+        if layout is not None and layout.current(group, self.state, names):
+            return layout if layout.ready() else None
+        if not flat.eligible(group, self.state):
+            return None
+        layout = self._layouts[index] = flat.FlatGroup(group, self.state, names)
         return layout
 
     def _buckets(self, group: dict[str, Any]) -> list[dict[str, Any]]:
