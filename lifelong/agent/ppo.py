@@ -260,6 +260,7 @@ class DistributionalPPO(OnPolicyAlgorithm):
         self.vgs = None  # the VarianceGradientScaler, built in _setup_model
         self.diagnostics_every = int(diagnostics_every)
         self._n_train_calls = 0
+        self.phase_tracker = metrics.PhaseTracker()  # logging of non-stationary envs' phases
 
         if _init_setup_model:
             self._setup_model()
@@ -494,6 +495,10 @@ class DistributionalPPO(OnPolicyAlgorithm):
         returns_np = returns.cpu().numpy()
         critic_ev = [explained_variance(v, returns_np) for v in old_values.cpu().numpy()]
         metrics.log_train(self, stats, epoch_kls, last_loss, clip_range, clip_range_vf, critic_ev, spread)
+
+    def _update_info_buffer(self, infos: list[dict[str, Any]], dones: np.ndarray | None = None) -> None:
+        super()._update_info_buffer(infos, dones)
+        self.phase_tracker.update(infos, dones)
 
     @th.no_grad()
     def plasticity_diagnostics(self, n_obs: int = 256) -> dict[str, float]:
