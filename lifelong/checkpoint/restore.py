@@ -27,6 +27,9 @@ from lifelong.checkpoint.members import (
     VEC_NORMALIZE,
     VGS,
     _check_members,
+    policy_state_dict,
+    uncompiled,
+    without_compile_prefix,
 )
 from lifelong.checkpoint.rng import _restore_rng, _set_space_rng
 from lifelong.checkpoint.spaces import space_from_dict, spaces_equal
@@ -48,7 +51,7 @@ def _check_compatible(model: Any, state: dict, meta: dict, env_state: bool, sour
             f"{source}: checkpoint has vgs={'on' if meta['has_vgs'] else 'off'}, the model has "
             f"vgs={'on' if model.vgs is not None else 'off'}"
         )
-    live = model.policy.state_dict()
+    live = policy_state_dict(model.policy)
     saved = state[POLICY]
     if not isinstance(saved, dict) or set(saved) != set(live):
         missing = sorted(set(live) - set(saved or {}))[:5]
@@ -82,7 +85,7 @@ def _check_compatible(model: Any, state: dict, meta: dict, env_state: bool, sour
 def _restore(model: Any, state: dict, *, exact: bool, env_state: bool, source: Any) -> None:
     meta = _check_members(state, source)
     _check_compatible(model, state, meta, env_state, source)
-    model.policy.load_state_dict(state[POLICY])
+    uncompiled(model.policy).load_state_dict(state[POLICY])
     model.policy.optimizer.load_state_dict(state[OPTIMIZER])
     if model.vgs is not None:
         model.vgs.load_state_dict(state[VGS])
@@ -134,6 +137,23 @@ def load_state(model: Any, state: dict[str, Any], *, exact: bool = False) -> Non
     _check_compatible(model, state, meta, exact, "state")
     _apply_hyperparameters(model, meta)
     _restore(model, state, exact=exact, env_state=exact, source="state")
+
+
+def file_object_name(file: Any) -> str:
+    """How messages name a file object: its path when it has one (``open(path, "rb")``), else its
+    type (a ``tempfile.TemporaryFile``'s ``name`` is a bare file-descriptor number)."""
+    name = getattr(file, "name", None)
+    if isinstance(name, (str, bytes, os.PathLike)):
+        return os.fsdecode(name)
+    return f"<{type(file).__name__} file object>"
+
+
+def _read_file_object(file: Any) -> tuple[bytes, str]:
+    """The bytes of a checkpoint file object from its start, wherever its position is (as
+    Stable-Baselines3 reads a zip from a file object), and the name messages use for it."""
+    if file.seekable():
+        file.seek(0)
+    return file.read(), file_object_name(file)
 
 
 def _constructor_parameters(cls: type) -> set[str]:
@@ -195,7 +215,10 @@ def load_model(
     if isinstance(path, pathlib.Path):
         state = archive.read_archive(path)
     else:
-        state = archive.unpack(path.read(), getattr(path, "name", "<file object>"))
+        data, path = _read_file_object(path)  # from here on, messages name the file object
+        state = archive.unpack(data, path)
+    if POLICY in state:
+        state[POLICY] = without_compile_prefix(state[POLICY])
     meta = _check_members(state, path)
     saved_algorithm = str(meta.get("algorithm", ""))
     if saved_algorithm.rpartition(":")[2] not in {k.__qualname__ for k in cls.__mro__}:

@@ -86,3 +86,16 @@ def test_env_id_string_and_policy_class():
     model = DistributionalPPO(DistributionalActorCriticPolicy, "CartPole-v1", **TINY)
     assert model.get_policy_name() == "MlpPolicy"
     model.learn(32)
+
+
+def test_pre_1_8_net_arch_list_of_one_dict_is_accepted_with_sb3s_warning():
+    """SB3 2.x still takes ``net_arch=[dict(pi=..., vf=...)]`` (its first dict), with a warning."""
+    with pytest.warns(UserWarning, match="shared layers in the mlp_extractor are removed"):
+        old = DistributionalPPO("MlpPolicy", "CartPole-v1", n_steps=16, batch_size=16, seed=0,
+                                policy_kwargs=dict(net_arch=[dict(pi=[12], vf=[6])]))
+    new = DistributionalPPO("MlpPolicy", "CartPole-v1", n_steps=16, batch_size=16, seed=0,
+                            policy_kwargs=dict(net_arch=dict(pi=[12], vf=[6])))
+    shapes = {k: tuple(v.shape) for k, v in old.policy.state_dict().items()}
+    assert shapes == {k: tuple(v.shape) for k, v in new.policy.state_dict().items()}
+    assert shapes["mlp_extractor.policy_net.0.weight"] == (12, 4)
+    old.learn(16)
