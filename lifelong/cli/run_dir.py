@@ -148,7 +148,8 @@ def check_env_id(env_id: str) -> None:
 def make_env(config: Mapping, *, n_envs: int | None = None, seed: int | None = None,
              render_mode: str | None = None, normalize_training: bool = True,
              wrapper_class=None):
-    """The VecEnv a config describes (Monitor-wrapped; VecNormalize when ``normalize_obs``)."""
+    """The VecEnv a config describes (Monitor-wrapped; VecNormalize when ``normalize_obs`` or
+    ``normalize_reward``; an evaluation env, ``normalize_training=False``, never scales rewards)."""
     import gymnasium as gym
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import (
@@ -175,8 +176,11 @@ def make_env(config: Mapping, *, n_envs: int | None = None, seed: int | None = N
         if kwargs:
             raise ConfigError(f"env_kwargs: {env_id} rejects them ({exc})") from None
         raise
-    if config.get("normalize_obs"):
-        venv = VecNormalize(venv, norm_obs=True, norm_reward=False, training=normalize_training)
+    norm_obs, norm_reward = bool(config.get("normalize_obs")), bool(config.get("normalize_reward"))
+    if norm_obs or norm_reward:
+        gamma = (config.get("agent") or {}).get("gamma", agent_defaults()["gamma"])
+        venv = VecNormalize(venv, norm_obs=norm_obs, norm_reward=norm_reward and normalize_training,
+                            gamma=gamma, training=normalize_training)
     return venv
 
 

@@ -23,6 +23,8 @@ RUN_KEYS: dict[str, tuple[Any, V, str]] = {
     "n_envs": (1, Int(min=1), "number of vectorised environments"),
     "vec_env": ("dummy", Choice("dummy", "subproc"), "DummyVecEnv or SubprocVecEnv"),
     "normalize_obs": (False, Bool(), "normalise observations with VecNormalize"),
+    "normalize_reward": (False, Bool(), "scale rewards with VecNormalize (discounting with "
+                                        "agent.gamma), as rl-zoo's normalize: true does"),
     "seed": (0, Optional(Int(min=0)), "random seed"),
     "timesteps": (100_000, Int(min=1), "total environment steps"),
     "eval_every": (10_000, Int(min=0), "evaluate every N steps (0: only at the end)"),
