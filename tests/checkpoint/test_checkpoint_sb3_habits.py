@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lifelong import CheckpointError, DistributionalPPO
-from lifelong.checkpoint import read_archive, save_state, load_state, write_archive
+from lifelong.checkpoint import load_state, read_archive, save_state, write_archive
 
 OBS = np.linspace(-1, 1, 4 * 5, dtype=np.float32).reshape(5, 4)
 

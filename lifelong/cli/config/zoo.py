@@ -101,7 +101,7 @@ def _check_agent_keys(where: str, name: str, agent: Mapping) -> None:
     for key in agent:
         if key not in known:
             raise ConfigError(f"{where}: {name}.{key}: unknown rl-zoo key: neither a run option "
-                              f"({', '.join(['n_timesteps', 'n_envs', 'env_kwargs', 'normalize'])}) "
+                              "(n_timesteps, n_envs, env_kwargs, normalize) "
                               f"nor a DistributionalPPO argument{suggest(key, list(known))}")
 
 
