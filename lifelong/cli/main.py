@@ -117,9 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     r = _command(sub, common, "resume", cmd_resume, help="continue a run from its latest checkpoint",
                  description="Continue a run directory from its latest valid checkpoint, "
                              "with its saved config; counters and schedules continue.")
-    r.add_argument("run_dir", type=Path, metavar="DIR")
+    r.add_argument("run_dir", type=Path, metavar="DIR",
+                   help="the run directory (what lifelong train --out wrote)")
     _add_timesteps_option(r, help="train N more steps (default: up to the run's configured total)")
-    _add_no_progress_option(r)
+    _add_set_option(r, help="change a run option for this and later sessions (YAML-typed), e.g. "
+                            "--set stop_at_reward=null or --set eval_every=5000; repeatable")
+    _add_no_progress_option(r, help="no progress bar")
 
     e = _command(sub, common, "eval", cmd_eval, help="evaluate a checkpoint",
                  description="Evaluate a checkpoint (a .zip, or a run directory: its "
@@ -185,7 +188,8 @@ def cmd_resume(args) -> int:
     run = RunDir(args.run_dir)
     run.read_config()  # bad directory -> one line before torch is imported
     _set_threads(args.threads)
-    _, summary = resume(run, timesteps=args.timesteps, progress=not args.no_progress)
+    _, summary = resume(run, timesteps=args.timesteps, progress=not args.no_progress,
+                        sets=args.set)
     print(summary_text(summary), flush=True)
     return 0
 

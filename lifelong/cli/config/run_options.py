@@ -30,6 +30,11 @@ RUN_KEYS: dict[str, tuple[Any, V, str]] = {
     "eval_every": (10_000, Int(min=0), "evaluate every N steps (0: only at the end)"),
     "eval_episodes": (10, Int(min=1), "episodes per evaluation"),
     "eval_deterministic": (True, Bool(), "greedy actions during evaluation"),
+    "n_eval_envs": (None, Optional(Int(min=1)), "evaluation env copies (null: "
+                                                 "min(eval_episodes, 8))"),
+    "eval_phases": ("current", Choice("current", "all"),
+                    "non-stationary envs: evaluate the training env's current phase, or every "
+                    "phase seen so far too (phase_returns in evals.csv)"),
     "stop_at_reward": (None, Optional(Float()), "stop once an evaluation's mean return reaches this"),
     "checkpoint_every": (25_000, Int(min=0), "checkpoint every N steps (0: only at the end)"),
     "keep_checkpoints": (3, Int(min=1), "checkpoints kept in checkpoints/"),
