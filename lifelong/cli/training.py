@@ -126,7 +126,7 @@ class RunCallback(BaseCallback):
             from tqdm import tqdm
             # learn() runs whole rollouts: the bar's total is the target rounded up to one
             total = n + math.ceil(max(0, self.target - n) / rollout) * rollout
-            self.bar = tqdm(total=total, initial=n, unit="step", unit_scale=True,
+            self.bar = tqdm(total=total, initial=n, unit="step", unit_scale=total >= 10_000,
                             dynamic_ncols=True, mininterval=0.5, file=sys.stderr,
                             desc=str(self.config["env"]), leave=True,
                             bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
@@ -255,8 +255,9 @@ def summary_text(s: Mapping) -> str:
         rows.append(("checkpoint", str(Path(s["latest_checkpoint"]).relative_to(d))
                      if Path(s["latest_checkpoint"]).is_relative_to(d) else s["latest_checkpoint"]))
     rows += [("run dir", f"{d} (config.yaml, metrics.csv, evals.csv, tb/)"),
-             ("next", f"lifelong report {d} · lifelong resume {d} --timesteps N · "
-                      f"tensorboard --logdir {d}/tb")]
+             ("plots", f"lifelong report {d}"),
+             ("continue", f"lifelong resume {d} --timesteps N"),
+             ("tensorboard", f"tensorboard --logdir {d}/tb")]
     width = max(len(k) for k, _ in rows)
     return "\n".join([f"{s['env']}: done"] + [f"  {k:<{width}}  {v}" for k, v in rows])
 
