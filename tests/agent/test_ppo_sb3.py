@@ -99,3 +99,26 @@ def test_pre_1_8_net_arch_list_of_one_dict_is_accepted_with_sb3s_warning():
     assert shapes == {k: tuple(v.shape) for k, v in new.policy.state_dict().items()}
     assert shapes["mlp_extractor.policy_net.0.weight"] == (12, 4)
     old.learn(16)
+
+
+class _DiscreteObservations(gym.Env):
+    """Integer observations (a Discrete observation space), as SB3's DummySuccessEnv has."""
+    observation_space = gym.spaces.Discrete(5)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return 0, {}
+
+    def step(self, action):
+        self.t += 1
+        return self.t % 5, float(action), self.t >= 10, False, {}
+
+
+def test_discrete_observation_spaces_train_with_plasticity_diagnostics():
+    """The diagnostics read the rollout buffer's [n, 1] entries as train() does."""
+    model = DistributionalPPO("MlpPolicy", _DiscreteObservations(), n_steps=20, batch_size=20,
+                              n_epochs=1, seed=0, diagnostics_every=1)
+    model.learn(40)
+    assert 0.0 <= model.plasticity_diagnostics()["plasticity/dormant_fraction"] <= 1.0

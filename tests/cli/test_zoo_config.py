@@ -51,7 +51,8 @@ def test_flags_override_the_entry_and_the_default_entry_is_the_fallback():
 
 
 @pytest.mark.parametrize("env", ["CartPole-v1", "Pendulum-v1", "LunarLander-v3", "HalfCheetah-v4"])
-def test_tuned_entries_build_their_env_and_agent(env):
+def test_tuned_entries_build_their_env_and_agent(env, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MuJoCo writes MUJOCO_LOG.TXT into the working directory
     cfg = resolve(env)
     venv = make_env(cfg, seed=0)
     try:
