@@ -29,9 +29,9 @@ def test_every_option_and_argument_has_help(command):
     assert undocumented == []
 
 
-def test_device_vec_env_and_n_eval_envs_reach_the_config(tmp_path, capsys):
+def test_device_vec_env_and_n_eval_envs_reach_the_config_and_the_bar_fits_a_tiny_run(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["train", "CartPole-v1", "--out", str(out), "--timesteps", "32", "--no-progress",
+    assert main(["train", "CartPole-v1", "--out", str(out), "--timesteps", "20",
                  "--n-envs", "1", "--vec-env", "subproc", "--device", "cpu", "--n-eval-envs", "1",
                  "--eval-episodes", "2", "--set", "agent.n_steps=16", "--set", "agent.batch_size=16"]) == 0
     text = (out / "config.yaml").read_text()
@@ -39,7 +39,10 @@ def test_device_vec_env_and_n_eval_envs_reach_the_config(tmp_path, capsys):
     # (one env copy: subproc starts no process for it, which keeps this test fast)
     assert (config["vec_env"], config["agent"]["device"], config["n_eval_envs"]) == ("subproc", "cpu", 1)
     assert re.search(r"\{[^}]|\[[^\]]", text) is None  # block style (only empty {} / [] inline)
-    summary = capsys.readouterr().out
+    captured = capsys.readouterr()
+    summary = captured.out
+    # the bar's total is the whole rollouts learn() runs (20 asked -> 32), in plain step counts
+    assert "32/32 [" in captured.err and "?" not in captured.err.split("32/32")[0][-20:]
     widest = max(len(line.replace(str(out), "DIR")) for line in summary.splitlines())
     assert widest < 100  # a short table, not one 600-character line
 
