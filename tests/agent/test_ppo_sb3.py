@@ -122,3 +122,12 @@ def test_discrete_observation_spaces_train_with_plasticity_diagnostics():
                               n_epochs=1, seed=0, diagnostics_every=1)
     model.learn(40)
     assert 0.0 <= model.plasticity_diagnostics()["plasticity/dormant_fraction"] <= 1.0
+
+
+def test_tensorboard_run_folders_are_named_after_the_class(tmp_path):
+    """Documented in docs/agent.md: DistributionalPPO_1, ... (SB3's PPO writes PPO_1)."""
+    model = DistributionalPPO("MlpPolicy", "CartPole-v1", n_steps=16, batch_size=16, n_epochs=1,
+                              seed=0, tensorboard_log=str(tmp_path))
+    model.learn(16)
+    model.learn(16, tb_log_name="PPO")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["DistributionalPPO_1", "PPO_1"]
