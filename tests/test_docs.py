@@ -29,7 +29,7 @@ from lifelong.pbt import PBT
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 STEPS = int(os.environ.get("LIFELONG_DOCS_STEPS", "256"))
-SNIPPET = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+SNIPPET = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 
 def snippets(path: Path) -> list[tuple[int, str]]:
@@ -89,7 +89,7 @@ def test_snippets_run(path, tmp_path, monkeypatch):
     namespace = {"__name__": "__main__"}
     for line, code in found:
         try:
-            exec(compile(code, f"{path.name}:{line}", "exec"), namespace)
+            exec(compile(code, f"{path.name}:{line}", "exec"), namespace)  # noqa: S102 - our docs
         except Exception as exc:
             raise AssertionError(f"{path.relative_to(ROOT)}, the snippet at line {line} failed: "
                                  f"{type(exc).__name__}: {exc}") from exc

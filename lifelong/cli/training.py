@@ -6,14 +6,13 @@ import json
 import math
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from lifelong.checkpoint import save_model
-from lifelong.envs import NonStationaryWrapper
 from lifelong.cli.config import (
     RUN_KEYS,
     SECTION_KEYS,
@@ -31,6 +30,7 @@ from lifelong.cli.run_dir import (
     make_logger,
     read_evals,
 )
+from lifelong.envs import NonStationaryWrapper
 
 
 class Evaluator:
@@ -61,7 +61,10 @@ class Evaluator:
     def __call__(self, model) -> dict:
         """``{"mean_reward", "std_reward"}`` (of the current phase), with ``phase`` (and
         ``phase_returns``, the mean return of each phase 0..phase) on a non-stationary env."""
-        from stable_baselines3.common.vec_env import VecNormalize, sync_envs_normalization
+        from stable_baselines3.common.vec_env import (
+            VecNormalize,
+            sync_envs_normalization,
+        )
         train_env = model.get_env()
         if isinstance(self.env, VecNormalize) and train_env is not None:
             sync_envs_normalization(train_env, self.env)
@@ -101,11 +104,15 @@ class RunCallback(BaseCallback):
         self.best = max(prev, key=lambda r: r["mean_reward"]) if prev else None
         self.last_eval: dict | None = prev[-1] if prev else None
         self.last_checkpoint: Path | None = None
-        self.stopped = False  # an evaluation reached stop_at_reward
-        #: the step at which the run stopped on stop_at_reward (an update boundary): SB3 takes
-        #: one more env step before a callback can stop it, which is neither kept nor counted
+        #: the step at which an evaluation reached stop_at_reward (an update boundary): SB3
+        #: takes one more env step before a callback can stop it, which is neither kept nor counted
         self.stopped_at: int | None = None
         self.t0 = time.time()
+
+    @property
+    def stopped(self) -> bool:
+        """An evaluation reached stop_at_reward."""
+        return self.stopped_at is not None
 
     # -- schedule helpers
     @staticmethod
@@ -171,7 +178,6 @@ class RunCallback(BaseCallback):
             save_model(self.model, self.run.best)
         threshold = self.config.get("stop_at_reward")
         if threshold is not None and mean >= threshold:
-            self.stopped = True
             self.stopped_at = n
         return row
 

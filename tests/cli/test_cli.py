@@ -2,6 +2,7 @@
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -231,7 +232,7 @@ def test_stop_at_reward(main, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["stopped_at_reward"] == 0.0
     assert summary["num_timesteps"] < 256  # stopped after the first evaluation (at 128 steps)
-    assert "stopped     early: stop_at_reward = 0 reached" in proc.stdout
+    assert re.search(r"stopped +early: stop_at_reward = 0 reached", proc.stdout)
     rows = list(csv.DictReader(open(out / "evals.csv")))
     assert len(rows) == 1
 
