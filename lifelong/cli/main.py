@@ -23,6 +23,7 @@ from lifelong.cli.report import make_report
 from lifelong.cli.run_dir import RunDir, check_env_id, find_run_dir, pbt_env_of
 from lifelong.cli.training import Interrupted, resume, summary_text, train
 from lifelong.errors import CheckpointError
+from lifelong.pbt.errors import PBTError
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 1
@@ -171,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--workers", type=positive_int, metavar="N",
                    help="members trained at once (default: pbt.workers, else one per CPU "
                         "up to the population size)")
+    b.add_argument("--async", dest="asynchronous", action="store_true",
+                   help="asynchronous PBT: no barrier, each member exploits at its own boundaries "
+                        "(same as pbt.synchronous: false)")
     _add_out_option(b, help="workdir (default pbt.workdir)")
     _add_set_option(b, help="override a config key (YAML-typed), e.g. --set pbt.population_size=8; "
                             "repeatable")
@@ -278,7 +282,8 @@ def cmd_pbt(args) -> int:
         raise UsageError(f"{args.config}: no such file")
     _set_threads(args.threads)
     return run_pbt(args.config, sets=args.set, backend=args.backend, workers=args.workers,
-                   workdir=args.out, live=not args.no_progress)
+                   workdir=args.out, live=not args.no_progress,
+                   synchronous=False if args.asynchronous else None)
 
 
 def cmd_report(args) -> int:
@@ -319,7 +324,7 @@ def main(argv=None) -> int:
             print(f"{prog}: {exc}", file=sys.stderr)
             return exc.exit_code
         one_line = " ".join(str(exc).split()) or type(exc).__name__
-        if isinstance(exc, (ConfigError, CheckpointError)):
+        if isinstance(exc, (ConfigError, CheckpointError, PBTError)):
             print(f"{prog}: error: {one_line}", file=sys.stderr)
             return EXIT_USAGE
         if isinstance(exc, (FileNotFoundError, NotADirectoryError, IsADirectoryError,
