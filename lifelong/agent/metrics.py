@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch as th
-from stable_baselines3.common.utils import explained_variance
+from stable_baselines3.common.utils import explained_variance, obs_as_tensor
 
 from lifelong import diagnostics as D
 from lifelong.optim import UPGD, AdaptiveUPGD
@@ -125,7 +125,9 @@ def plasticity_diagnostics(model: Any, n_obs: int = 256) -> dict[str, float]:
     """See :meth:`lifelong.agent.ppo.DistributionalPPO.plasticity_diagnostics`."""
     policy = model.policy
     obs_np = D.observations_from_buffer(model.rollout_buffer, n_obs)
-    obs, _ = policy.obs_to_tensor(obs_np)
+    # the buffer's own layout, as train() feeds it (obs_to_tensor would refuse a Discrete
+    # observation space's [n, 1] buffer entries)
+    obs = obs_as_tensor(obs_np, policy.device)
     actor_layers = [
         name for name, m in policy.named_modules()
         if isinstance(m, D.ACTIVATION_TYPES) and not name.startswith("critics")

@@ -66,8 +66,11 @@ def build_pbt(config: Mapping, *, backend=None, workers=None, workdir=None, sync
     agent = {"env": config["env"], "n_envs": config["n_envs"],
              "env_kwargs": dict(config.get("env_kwargs") or {}), **agent_kwargs(config)}
     agent.pop("device", None) if agent.get("device") == "auto" else None
-    if config.get("normalize_obs"):  # as `lifelong train`: observations only
-        agent["normalize"] = {"norm_obs": True, "norm_reward": False}
+    if config.get("normalize_obs") or config.get("normalize_reward"):  # as `lifelong train`
+        agent["normalize"] = {"norm_obs": bool(config.get("normalize_obs")),
+                              "norm_reward": bool(config.get("normalize_reward"))}
+        if config.get("normalize_reward"):  # discounted with the agent's gamma, as in train
+            agent["normalize"]["gamma"] = config["agent"]["gamma"]
     space = build_space(config["space"])
     try:
         return PBT(agent=agent, space=space, **settings)
