@@ -20,6 +20,7 @@ from stable_baselines3.common.base_class import maybe_make_env
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
+from stable_baselines3.common.utils import obs_as_tensor
 
 from lifelong.agent import arguments, hyperparameters, metrics
 from lifelong.agent.arguments import _POLICY_OWNED_KWARGS, check_ppo_args, check_spaces
@@ -185,6 +186,7 @@ class DistributionalOnPolicyAlgorithm(OnPolicyAlgorithm):
         self.vgs = None  # the VarianceGradientScaler, built in _setup_model
         self.diagnostics_every = int(diagnostics_every)
         self._n_train_calls = 0
+        self.phase_tracker = metrics.PhaseTracker()  # logging of non-stationary envs' phases
 
         if _init_setup_model:
             self._setup_model()
@@ -263,12 +265,18 @@ class DistributionalOnPolicyAlgorithm(OnPolicyAlgorithm):
         ``n_obs`` observations of the last rollout. Uses :mod:`lifelong.diagnostics`."""
         return metrics.plasticity_diagnostics(self, n_obs)
 
+    def _update_info_buffer(self, infos: list[dict[str, Any]], dones: Any = None) -> None:
+        super()._update_info_buffer(infos, dones)
+        self.phase_tracker.update(infos, dones)
+
     def _diagnostic_inputs(self, n_obs: int) -> tuple[Any, th.Tensor]:
         """``(actor pass, critics' input)`` on up to ``n_obs`` evenly spaced observations of the
         last rollout: the actor pass is a call that runs the actor (its activations are
         measured), the critics' input what :class:`~lifelong.agent.critics.CriticEnsemble` reads."""
         policy = self.policy
-        obs, _ = policy.obs_to_tensor(observations_from_buffer(self.rollout_buffer, n_obs))
+        # the buffer's own layout, as train() feeds it (obs_to_tensor would refuse a Discrete
+        # observation space's [n, 1] buffer entries)
+        obs = obs_as_tensor(observations_from_buffer(self.rollout_buffer, n_obs), policy.device)
         return (lambda: policy.get_distribution(obs)), policy._vf_features(obs)
 
     # ------------------------------------------------------------------ rollout state (checkpoints)

@@ -58,6 +58,11 @@ __all__ = ["DistributionalActorCriticPolicy", "DistributionalMultiInputPolicy", 
 
 
 def _split_net_arch(net_arch: Any, features_extractor_class: type) -> tuple[list[int], list[int]]:
+    """(actor hidden layers, critic hidden layers) of a ``net_arch``. The pre-1.8 format
+    ``[dict(pi=..., vf=...)]`` means its first dict, as in Stable-Baselines3 2.x (whose
+    ``ActorCriticPolicy`` warns about it when this policy's constructor passes it on)."""
+    if isinstance(net_arch, list) and net_arch and isinstance(net_arch[0], dict):
+        net_arch = net_arch[0]
     if net_arch is None:
         return ([], []) if features_extractor_class == NatureCNN else ([64, 64], [64, 64])
     if isinstance(net_arch, dict):

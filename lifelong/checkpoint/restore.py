@@ -30,6 +30,9 @@ from lifelong.checkpoint.members import (
     _check_members,
     check_description,
     from_file,
+    policy_state_dict,
+    uncompiled,
+    without_compile_prefix,
 )
 from lifelong.checkpoint.rng import _restore_rng, _set_space_rng
 from lifelong.checkpoint.spaces import space_from_dict, spaces_equal
@@ -105,7 +108,7 @@ def _check_compatible(model: Any, state: dict, meta: dict, env_state: bool, sour
             f"{source}: checkpoint has vgs={'on' if meta['has_vgs'] else 'off'}, the model has "
             f"vgs={'on' if model.vgs is not None else 'off'}"
         )
-    live = model.policy.state_dict()
+    live = policy_state_dict(model.policy)
     saved = state[POLICY]
     if not isinstance(saved, dict) or set(saved) != set(live):
         missing = sorted(set(live) - set(saved or {}))[:5]
@@ -156,7 +159,7 @@ def _restore(model: Any, state: dict, *, exact: bool, env_state: bool, source: A
     if env_state:
         _check_env_state(model, state[ENV_STATE], source)
     with from_file(source, POLICY, "the policy's parameters"):
-        model.policy.load_state_dict(state[POLICY])
+        uncompiled(model.policy).load_state_dict(state[POLICY])
     if not reset_optimizer:
         with from_file(source, OPTIMIZER, "the optimizer state"):
             model.policy.optimizer.load_state_dict(state[OPTIMIZER])
@@ -221,6 +224,23 @@ def load_state(model: Any, state: dict[str, Any], *, exact: bool = False) -> Non
     _check_compatible(model, state, meta, exact, "state")
     _apply_hyperparameters(model, meta)
     _restore(model, state, exact=exact, env_state=exact, source="state")
+
+
+def file_object_name(file: Any) -> str:
+    """How messages name a file object: its path when it has one (``open(path, "rb")``), else its
+    type (a ``tempfile.TemporaryFile``'s ``name`` is a bare file-descriptor number)."""
+    name = getattr(file, "name", None)
+    if isinstance(name, (str, bytes, os.PathLike)):
+        return os.fsdecode(name)
+    return f"<{type(file).__name__} file object>"
+
+
+def _read_file_object(file: Any) -> tuple[bytes, str]:
+    """The bytes of a checkpoint file object from its start, wherever its position is (as
+    Stable-Baselines3 reads a zip from a file object), and the name messages use for it."""
+    if file.seekable():
+        file.seek(0)
+    return file.read(), file_object_name(file)
 
 
 def _constructor_parameters(cls: type) -> set[str]:
@@ -295,7 +315,10 @@ def load_model(
     if isinstance(path, pathlib.Path):
         state = archive.read_archive(path, max_bytes)
     else:
-        state = archive.unpack(path.read(), getattr(path, "name", "<file object>"), max_bytes)
+        data, path = _read_file_object(path)  # from here on, messages name the file object
+        state = archive.unpack(data, path, max_bytes)
+    if POLICY in state:
+        state[POLICY] = without_compile_prefix(state[POLICY])
     meta = _check_members(state, path)
     replaced = set(custom_objects) | set(kwargs)
     check_description(  # classes the caller replaces need not resolve

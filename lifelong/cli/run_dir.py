@@ -7,7 +7,9 @@ Layout (``lifelong train ... --out DIR``)::
     DIR/best_model.zip    checkpoint of the best evaluation so far
     DIR/tb/               TensorBoard event files (``tensorboard --logdir DIR/tb``)
     DIR/metrics.csv       every logger key, one row per PPO update (SB3 CSV output format)
-    DIR/evals.csv         step, mean_reward, std_reward, episodes, wall time of each evaluation
+    DIR/evals.csv         step, mean_reward, std_reward, episodes, wall time of each evaluation;
+                          on a non-stationary env also the phase evaluated and, with
+                          ``eval_phases: all``, the mean return of every phase so far
     DIR/summary.json      the final numbers of the last ``train``/``resume``
     DIR/report.md, *.png  after ``lifelong report DIR``
 """
@@ -152,7 +154,8 @@ def check_env_id(env_id: str) -> None:
 def make_env(config: Mapping, *, n_envs: int | None = None, seed: int | None = None,
              render_mode: str | None = None, normalize_training: bool = True,
              wrapper_class=None):
-    """The VecEnv a config describes (Monitor-wrapped; VecNormalize when ``normalize_obs``)."""
+    """The VecEnv a config describes (Monitor-wrapped; VecNormalize when ``normalize_obs`` or
+    ``normalize_reward``; an evaluation env, ``normalize_training=False``, never scales rewards)."""
     import gymnasium as gym
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import (
@@ -179,8 +182,11 @@ def make_env(config: Mapping, *, n_envs: int | None = None, seed: int | None = N
         if kwargs:
             raise ConfigError(f"env_kwargs: {env_id} rejects them ({exc})") from None
         raise
-    if config.get("normalize_obs"):
-        venv = VecNormalize(venv, norm_obs=True, norm_reward=False, training=normalize_training)
+    norm_obs, norm_reward = bool(config.get("normalize_obs")), bool(config.get("normalize_reward"))
+    if norm_obs or norm_reward:
+        gamma = (config.get("agent") or {}).get("gamma", agent_defaults()["gamma"])
+        venv = VecNormalize(venv, norm_obs=norm_obs, norm_reward=norm_reward and normalize_training,
+                            gamma=gamma, training=normalize_training)
     return venv
 
 
@@ -297,11 +303,19 @@ def make_logger(run: RunDir):
                   output_formats=[AppendingCSV(run.metrics), TensorBoardOutputFormat(str(run.tb))])
 
 
+EVAL_FIELDS = ["step", "mean_reward", "std_reward", "episodes", "time_s", "phase", "phase_returns"]
+
+
 def append_eval(run: RunDir, row: Mapping[str, Any]) -> None:
-    fields = ["step", "mean_reward", "std_reward", "episodes", "time_s"]
-    new = not run.evals.is_file()
+    """One evaluation as a row of evals.csv (a file written by an older version keeps its own
+    columns)."""
+    fields = EVAL_FIELDS
+    new = not run.evals.is_file() or run.evals.stat().st_size == 0
+    if not new:
+        with open(run.evals, newline="") as f:
+            fields = next(csv.reader(f), None) or EVAL_FIELDS
     with open(run.evals, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields)
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         if new:
             w.writeheader()
         w.writerow({k: row.get(k) for k in fields})
@@ -314,10 +328,15 @@ def read_evals(run: RunDir) -> list[dict]:
         rows = []
         for r in csv.DictReader(f):
             try:
-                rows.append({"step": int(float(r["step"])), "mean_reward": float(r["mean_reward"]),
-                             "std_reward": float(r["std_reward"]),
-                             "episodes": int(float(r.get("episodes") or 0)),
-                             "time_s": float(r.get("time_s") or 0.0)})
+                row = {"step": int(float(r["step"])), "mean_reward": float(r["mean_reward"]),
+                       "std_reward": float(r["std_reward"]),
+                       "episodes": int(float(r.get("episodes") or 0)),
+                       "time_s": float(r.get("time_s") or 0.0)}
+                if r.get("phase"):
+                    row["phase"] = int(float(r["phase"]))
+                if r.get("phase_returns"):
+                    row["phase_returns"] = [float(x) for x in r["phase_returns"].split()]
+                rows.append(row)
             except (TypeError, ValueError, KeyError):
                 continue
         return rows

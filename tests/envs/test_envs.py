@@ -274,3 +274,18 @@ def test_hide_velocities_bad_input():
     with pytest.raises(ValueError, match=r"hidden=\[7\]"):
         HideVelocities(gym.make("CartPole-v1"), hidden=[7])
     assert HideVelocities(gym.make("MountainCar-v0"), hidden=[1]).hidden == (1,)
+
+
+def test_pin_phase_holds_a_phase_and_adopts_another_copys_schedule():
+    train = PermuteObservations(gym.make("CartPole-v1"), every_steps=3, seed=7)
+    evaluation = PermuteObservations(gym.make("CartPole-v1"), every_steps=3, seed=99)
+    evaluation.pin_phase(2, schedule_seed=train.schedule_seed)
+    evaluation.reset(seed=0)
+    for _ in range(10):  # the counter moves on, the phase does not
+        evaluation.step(0)
+    assert evaluation.phase == 2 and evaluation.total_steps == 10
+    np.testing.assert_array_equal(evaluation.permutation(), train.permutation(2))
+    evaluation.pin_phase(None)
+    assert evaluation.phase == 10 // 3
+    with pytest.raises(ValueError, match="phase must be None or a non-negative int"):
+        evaluation.pin_phase(-1)

@@ -12,6 +12,7 @@ from lifelong.cli.config.pbt_schema import _validate_pbt, parse_space
 from lifelong.cli.config.run_options import RUN_KEYS, SECTION_KEYS
 from lifelong.cli.config.validators import PolicyKwargs
 from lifelong.cli.config.yaml_io import load_yaml, parse_set, parse_value
+from lifelong.cli.config.zoo import is_zoo_file, zoo_config
 
 __all__ = ["defaults", "apply_sets", "validate", "resolve"]
 
@@ -137,6 +138,8 @@ def resolve(*, config_file=None, sets=(), overrides: Mapping | None = None,
             sections=("agent",)) -> dict:
     """defaults < config file < ``overrides`` (CLI flags such as --seed) < ``--set``; validated."""
     data = load_yaml(config_file) if config_file is not None else None
+    if data is not None and is_zoo_file(data):  # an rl-zoo hyperparams file: the entry of the env being trained
+        data = zoo_config(data, (overrides or {}).get("env"), str(config_file))
     cfg = defaults(_chosen_algo(data, overrides, sets))
     if data is not None:
         # validate the file's own keys first so that errors name what the user wrote
