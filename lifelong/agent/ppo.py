@@ -98,6 +98,9 @@ class DistributionalPPO(OnPolicyAlgorithm):
         with ``clip_grad_norm_`` and ``optimizer.step()``.
     :param normalize_returns: critics learn returns normalised by running statistics
         (:mod:`lifelong.agent.normalization`).
+    :param normalize_returns_horizon: ``None`` (the statistics weigh every return of the run
+        equally) or a number >= 1: an exponential moving average over about that many updates,
+        which follows a reward scale that changes (non-stationary tasks).
     :param cvar_alpha: ``None``, or the level in (0, 1] of the CVaR of the aggregated quantile
         distribution used as the value for advantages (quantile critic only).
     :param diagnostics_every: log plasticity diagnostics (dormant fraction, effective rank,
@@ -160,6 +163,7 @@ class DistributionalPPO(OnPolicyAlgorithm):
         vgs: bool = True,
         vgs_kwargs: dict[str, Any] | None = None,
         normalize_returns: bool = True,
+        normalize_returns_horizon: float | None = None,
         cvar_alpha: float | None = None,
         diagnostics_every: int = 10,
         _init_setup_model: bool = True,
@@ -168,6 +172,7 @@ class DistributionalPPO(OnPolicyAlgorithm):
             critic=critic, n_quantiles=n_quantiles, huber_kappa=huber_kappa, n_atoms=n_atoms, v_min=v_min,
             v_max=v_max, categorical_projection=categorical_projection, value_aggregation=value_aggregation,
             cvar_alpha=cvar_alpha, normalize_returns=normalize_returns,
+            normalize_returns_horizon=normalize_returns_horizon,
         )
         # ---- optimizer and learning rate
         optimizer_class = self._resolve_optimizer(optimizer)
@@ -244,7 +249,8 @@ class DistributionalPPO(OnPolicyAlgorithm):
         self.target_kl = None if target_kl is None else float(target_kl)
 
         # critic, n_quantiles, huber_kappa, n_atoms, v_min, v_max, categorical_projection,
-        # value_aggregation, cvar_alpha, normalize_returns: read-only views of critic_spec.
+        # value_aggregation, cvar_alpha, normalize_returns, normalize_returns_horizon: read-only
+        # views of critic_spec.
         self.critic_spec = critic_spec
         self.twin_critics = bool(twin_critics)
         self.optimizer_class = optimizer_class
