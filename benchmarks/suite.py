@@ -322,12 +322,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="smoke run: CartPole-v1 and Pendulum-v1, tiny budgets, "
                    "2 seeds, 2 evaluation episodes")
     p.add_argument("--summarise", metavar="JSONL", help="only print the statistics of a results file")
+    p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
     a = p.parse_args(argv)
-    if a.seeds < 1 or a.workers < 1 or a.eval_episodes < 1:
-        p.error("--seeds, --workers and --eval-episodes must be >= 1")
+    if min(a.seeds, a.workers, a.eval_episodes, a.reps) < 1:
+        p.error("--seeds, --workers, --eval-episodes and --reps must be >= 1")
     agents = a.agent or default_agents()
     if a.summarise:
-        print(summarise(read_rows(a.summarise), agents, a.profile))
+        print(summarise(read_rows(a.summarise), agents, a.profile, reps=a.reps))
         return 0
     envs = a.env or (["CartPole-v1", "Pendulum-v1"] if a.quick else list(ENVS))
     seeds = 2 if a.quick and a.seeds == 5 else a.seeds
@@ -363,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
             record(run_one(job))
     print(f"\n{len(jobs)} runs in {time.perf_counter() - t0:.0f}s\n")
     rows = [r for r in read_rows(a.jsonl) if r["env"] in envs and r["timesteps"] == budgets[r["env"]]]
-    print(summarise(rows, agents, a.profile))
+    print(summarise(rows, agents, a.profile, reps=a.reps))
     return 0
 
 

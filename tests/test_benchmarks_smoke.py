@@ -54,3 +54,28 @@ def test_continual_rl_quick(tmp_path, capsys):
         diag = summary[opt]["diagnostics"]
         assert "plasticity/dormant_fraction" in diag and "plasticity/effective_rank" in diag
     assert "upgd_gate_mean" in summary["adaptive_upgd"]["diagnostics"]
+
+
+def test_suite_runs_resumes_and_summarises(tmp_path, capsys):
+    """The suite end to end at a tiny budget: one JSON line per (env, agent, seed), a rerun skips
+    them, and the summary has the medians, the IQM with its CI, the differences and the profile."""
+    pytest.importorskip("rliable")
+    mod = load("suite")
+    jsonl, png = tmp_path / "suite.jsonl", tmp_path / "profile.png"
+    args = ["--env", "CartPole-v1", "--agent", "sb3", "--agent", "default", "--seeds", "2",
+            "--budget", "CartPole-v1=256", "--eval-episodes", "1", "--reps", "50", "--jsonl", str(jsonl), "--profile", str(png)]
+    mod.main(args)
+    rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert sorted((r["agent"], r["seed"]) for r in rows) == [("default", 0), ("default", 1), ("sb3", 0), ("sb3", 1)]
+    assert all(r["steps_done"] >= 256 and np.isfinite(r["score"]) for r in rows)
+    out = capsys.readouterr().out
+    assert "4 runs to do" in out and "| CartPole-v1 (256) |" in out
+    assert "IQM of normalised scores over 2 seeds x 1 environments" in out and "| default - sb3 |" in out
+    assert png.stat().st_size > 0
+    mod.main(args)                                   # resume: nothing left to do
+    assert "0 runs to do (4 already in" in capsys.readouterr().out
+    assert len(jsonl.read_text().splitlines()) == 4
+    # normalised scores: random -> 0, reference -> 1
+    spec = mod.ENVS["CartPole-v1"]
+    assert mod.normalised({"env": "CartPole-v1", "score": spec["random"]}) == 0.0
+    assert mod.normalised({"env": "CartPole-v1", "score": spec["reference"]}) == 1.0
