@@ -101,7 +101,7 @@ class DistributionalActorCriticPolicy(ActorCriticPolicy):
         optimizer_kwargs: dict[str, Any] | None = None,
         critic: str = "quantile",
         n_quantiles: int = 32,
-        huber_kappa: float = 1.0,
+        huber_kappa: float = 0.03,
         n_atoms: int = 51,
         v_min: float = -10.0,
         v_max: float = 10.0,

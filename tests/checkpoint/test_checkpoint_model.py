@@ -39,8 +39,8 @@ def make(seed=0, vec_normalize=False, **kwargs):
         env = VecNormalize(env, gamma=0.9)
     options = dict(
         n_steps=N_STEPS, batch_size=16, n_epochs=2, seed=seed, device="cpu",
-        policy_kwargs=dict(net_arch=[16]), vgs_kwargs=dict(warmup_steps=2), diagnostics_every=0,
-    )
+        policy_kwargs=dict(net_arch=[16]), vgs=True, vgs_kwargs=dict(warmup_steps=2), diagnostics_every=0,
+    )  # the scaler on: its state is part of what these tests check
     options.update(kwargs)
     return env, DistributionalPPO("MlpPolicy", env, **options)
 
