@@ -79,3 +79,20 @@ def test_suite_runs_resumes_and_summarises(tmp_path, capsys):
     spec = mod.ENVS["CartPole-v1"]
     assert mod.normalised({"env": "CartPole-v1", "score": spec["random"]}) == 0.0
     assert mod.normalised({"env": "CartPole-v1", "score": spec["reference"]}) == 1.0
+
+
+def test_suite_dist_off_ablation_is_sb3_squared_error():
+    """``dist-off``: one quantile at tau 1/2 with kappa K and vf_coef x 4K is exactly SB3's value
+    loss ``vf_coef * (target - v)^2`` (normalised units) for errors below K."""
+    import torch
+
+    from lifelong.agent.critics import quantile_huber_loss
+
+    mod = load("suite")
+    hp = {"vf_coef": 0.5}
+    kw = mod.agent_kwargs("dist-off", hp)
+    assert kw["n_quantiles"] == 1
+    v = torch.tensor([[0.3], [-2.0], [5.0]])
+    target = torch.tensor([1.0, 4.0, -40.0])
+    ours = kw["vf_coef"] * quantile_huber_loss(v, target, kw["huber_kappa"])
+    assert torch.allclose(ours, hp["vf_coef"] * (target - v[:, 0]) ** 2)
