@@ -261,6 +261,15 @@ def summarise(rows: list[dict[str, Any]], agents: list[str], profile: str | None
             cells.append(f"{np.median(s):.1f} [{s[0]:.0f}, {s[-1]:.0f}] ({len(s)})" if s else "—")
         steps = sorted({r["timesteps"] for r in rows if r["env"] == e})
         out.append(f"| {e} ({'/'.join(str(x) for x in steps)}) | " + " | ".join(cells) + " |")
+    if "sb3" in agents and "default" in agents:
+        out += ["", "Default vs SB3 per environment: the medians' gap against SB3's own seed spread (max - min)",
+                "", "| env | median default - median sb3 | sb3 spread | gap within the spread |", "|---|---|---|---|"]
+        for e in env_list:
+            d = [r["score"] for r in rows if r["env"] == e and r["agent"] == "default"]
+            b = [r["score"] for r in rows if r["env"] == e and r["agent"] == "sb3"]
+            if d and b:
+                gap, spread = float(np.median(d) - np.median(b)), float(max(b) - min(b))
+                out.append(f"| {e} | {gap:+.1f} | {spread:.1f} | {'yes' if gap >= -spread else 'NO'} |")
     mats, envs, n = score_matrices(rows, agents)
     if not mats:
         return "\n".join(out)
@@ -296,10 +305,12 @@ def write_profile(mats: dict[str, np.ndarray], path: str, reps: int) -> None:
     taus = np.linspace(-0.1, 1.1, 61)
     profiles, cis = rly.create_performance_profile(mats, taus, reps=reps)
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    plot_utils.plot_performance_profiles(profiles, taus, performance_profile_cis=cis, ax=ax,
+    colors = dict(zip(mats, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    plot_utils.plot_performance_profiles(profiles, taus, performance_profile_cis=cis, ax=ax, colors=colors,
                                          xlabel="normalised score τ", ylabel="fraction of runs > τ",
                                          labelsize="medium", ticklabelsize="small")
-    ax.legend(list(mats), fontsize="small", loc="lower left")
+    ax.legend(handles=[plt.Line2D([], [], color=colors[a], label=a) for a in mats], fontsize="small",
+              loc="upper right")
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
