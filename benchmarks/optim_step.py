@@ -5,15 +5,22 @@ Two models: a PPO-sized actor-critic MLP (Stable-Baselines3's default ``MlpPolic
 parameters in 14 tensors) and a ~1M-parameter MLP. For each model, every optimizer gets its own
 copy of the model with fixed random gradients; the optimizers are then timed in interleaved
 rounds (so that load from other processes hits all of them alike) and the median time per
-``step()`` is reported, with its ratio to Adam (foreach). One torch thread.
+``step()`` is reported, with its ratio to Adam (foreach). One torch thread, one process.
+
+On the CPU the clock is the stepping thread's CPU time (``time.thread_time``) by default: on a
+machine shared with other jobs, wall time also counts the time the thread waits for a core,
+which lands on whichever optimizer happens to be running. ``--clock wall`` uses wall time (the
+default on CUDA, where the host waits for the device).
 
     python benchmarks/optim_step.py            # ~1 minute
     python benchmarks/optim_step.py --quick    # a few seconds
+    python benchmarks/optim_step.py --out results.jsonl   # also append one JSON line per model
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import statistics
 import sys
 import time
@@ -46,11 +53,12 @@ OPTIMIZERS = {
     "AdaptiveUPGD": lambda p: AdaptiveUPGD(p),
     "UPGDW": lambda p: UPGDW(p),
     "AdaUPGD s=0": lambda p: AdaptiveUPGD(p, sigma=0.0),
+    "AdaUPGD ref": lambda p: AdaptiveUPGD(p, foreach=False),
 }
 
 
 def bench_model(model: nn.Module, rounds: int, steps: int, names: list[str],
-                device: str = "cpu") -> dict[str, float]:
+                device: str = "cpu", clock=time.perf_counter) -> dict[str, float]:
     torch.manual_seed(0)
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     setups = {}
@@ -66,11 +74,11 @@ def bench_model(model: nn.Module, rounds: int, steps: int, names: list[str],
         for name in names:
             opt = setups[name]
             sync()
-            start = time.perf_counter()
+            start = clock()
             for _ in range(steps):
                 opt.step()
             sync()
-            times[name].append((time.perf_counter() - start) / steps)
+            times[name].append((clock() - start) / steps)
     return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -79,7 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a few seconds, noisier")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--clock", choices=("thread", "wall"), default=None,
+                        help="thread CPU time (CPU default) or wall time (CUDA default)")
+    parser.add_argument("--out", default=None, help="append one JSON line per model to this file")
     args = parser.parse_args(argv)
+    cuda = args.device.startswith("cuda")
+    clock_name = args.clock or ("wall" if cuda else "thread")
+    clock = time.thread_time if clock_name == "thread" else time.perf_counter
     torch.set_num_threads(1)
     names = list(OPTIMIZERS)
     if args.device.startswith("cuda"):
@@ -96,14 +110,20 @@ def main(argv: list[str] | None = None) -> int:
     where = (torch.cuda.get_device_name() if args.device.startswith("cuda")
              else f"cpu, {torch.get_num_threads()} thread")
     print(f"torch {torch.__version__}, {where}, median of {rounds} "
-          "interleaved rounds, time per optimizer.step()")
+          f"interleaved rounds, {clock_name} time per optimizer.step()")
     header = f"{'model':<9} {'params':>9} " + " ".join(f"{n:>13}" for n in names)
     print(header)
     print("-" * len(header))
     for label, model, steps in models:
         n_params = sum(p.numel() for p in model.parameters())
-        med = bench_model(model, rounds, steps, names, args.device)
+        med = bench_model(model, rounds, steps, names, args.device, clock)
         base = med["Adam"]
+        if args.out:
+            with open(args.out, "a") as f:
+                f.write(json.dumps({"model": label, "params": n_params, "device": where,
+                                    "clock": clock_name, "rounds": rounds, "torch": torch.__version__,
+                                    "seconds": med, "vs_adam": {n: med[n] / base for n in names}})
+                        + "\n")
         print(f"{label:<9} {n_params:>9,} " + " ".join(f"{med[n] * 1e6:>10.0f} us" for n in names))
         print(f"{'':<9} {'vs Adam':>9} " + " ".join(f"{med[n] / base:>12.2f}x" for n in names))
         sys.stdout.flush()

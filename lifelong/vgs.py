@@ -280,6 +280,23 @@ def _clip_(
                 g.mul_(coef.to(g.device))
 
 
+def _wide_norms(tensors: list[torch.Tensor]) -> list[float]:
+    """Per-tensor 2-norms accumulated in float64 (host floats): finite for every finite float32
+    or float16 tensor, where the float32 norm overflows once elements reach ~1e19."""
+    return [float(torch.linalg.vector_norm(t, dtype=torch.float64)) for t in tensors]
+
+
+def _clip_wide_(grads: list[torch.Tensor], total: float, max_norm: float | None) -> None:
+    """``clip_grad_norm_`` for finite gradients whose float32 total norm overflows: the
+    coefficient ``max_norm / (total + 1e-6)`` from the float64 ``total``, applied in place."""
+    if max_norm is None:
+        return
+    coef = min(1.0, max_norm / (total + 1e-6))
+    if coef < 1.0:
+        for g in grads:
+            g.mul_(coef)
+
+
 def _first_nonfinite(
     groups: list[dict[str, Any]],
     index: list[int],
@@ -626,23 +643,32 @@ class VarianceGradientScaler:
         stacked = _stack(torch._foreach_norm(grads), dev, one_device)
         host = stacked.tolist()  # sync 1: per-tensor norms, before anything is touched
         total, total_norm = _total_norm(host, stacked)
+        wide = False  # finite gradients whose float32 norms overflow (elements >= ~1e19)
         if not math.isfinite(total):
-            self._grad_norm = total
-            message = _first_nonfinite(groups, index, grads, host)
-            if not self._skip_nonfinite:
-                raise FloatingPointError(message)
-            return None
+            if all(bool(torch.isfinite(g).all()) for g in grads):  # rare path: decide by isfinite
+                wide = True
+                host = _wide_norms(grads)
+                total = math.sqrt(math.fsum(x * x for x in host))
+            else:
+                self._grad_norm = total
+                message = _first_nonfinite(groups, index, grads, host)
+                if not self._skip_nonfinite:
+                    raise FloatingPointError(message)
+                return None
         self._grad_norm = total
 
         # statistics from the raw gradients
         beta = self._beta
         ms = _update_grad_ema(self._grad_ema, index, grads, beta)
-        m_host = _stack(torch._foreach_norm(ms), dev, one_device).tolist()  # sync 2
+        m_host = _wide_norms(ms) if wide else _stack(torch._foreach_norm(ms), dev, one_device).tolist()  # sync 2
         _update_norm_emas(
             index, host, m_host, beta, self._counts, self._grad_sq_norm_ema, self._grad_ema_sq_norm
         )
 
-        _clip_(grads, stacked, total, total_norm, max_norm, one_device)
+        if wide:
+            _clip_wide_(grads, total, max_norm)
+        else:
+            _clip_(grads, stacked, total, total_norm, max_norm, one_device)
         return total
 
     def _compute_ratio(self) -> float:

@@ -261,13 +261,40 @@ class DistributionalActorCriticPolicy(ActorCriticPolicy):
         return self.return_normalizer.denormalize(self.expected_outputs(self.critic_outputs(obs)))
 
     def predict_values(self, obs: PyTorchObs) -> th.Tensor:
-        """Aggregated value ``[batch, 1]`` in return units (what GAE and bootstrapping use)."""
+        """Aggregated value ``[batch, 1]`` in return units (what the policy's advantages and
+        explained variance use)."""
         agg = self.aggregate_outputs(self.critic_outputs(obs))
         return self.return_normalizer.denormalize(agg).unsqueeze(-1)
 
+    @property
+    def targets_use_aggregate(self) -> bool:
+        """True when the aggregate *is* the critics' mean value (``value_aggregation="mean"`` or a
+        single critic, and no CVaR): the critics' bootstrap targets then equal the advantages'
+        returns, and one GAE pass serves both."""
+        return self.cvar_alpha is None and (self.value_aggregation == "mean" or self.n_critics == 1)
+
+    def bootstrap_values(self, outputs: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """Critic outputs ``[n_critics, B, K]`` -> ``(aggregate [B], critics' mean [B])`` in return
+        units: the aggregate (``min``/``mean``/CVaR) bootstraps the policy's advantages, the
+        twins' mean expected value bootstraps the critics' own targets (see
+        :mod:`lifelong.agent.rollout`). The second is the first when :attr:`targets_use_aggregate`."""
+        denormalize = self.return_normalizer.denormalize
+        values = denormalize(self.aggregate_outputs(outputs))
+        if self.targets_use_aggregate:
+            return values, values
+        return values, denormalize(C.aggregate(self.expected_outputs(outputs), "mean"))
+
+    def act(self, obs: PyTorchObs, deterministic: bool = False) -> tuple[th.Tensor, th.Tensor]:
+        """The actor alone: ``(actions [B, ...], log_prob [B])`` (the rollout evaluates the critics
+        once for the whole rollout, see :mod:`lifelong.agent.rollout`)."""
+        pi_features = super(ActorCriticPolicy, self).extract_features(obs, self.pi_features_extractor)
+        latent_pi = self.mlp_extractor.forward_actor(pi_features)
+        actions, log_prob = self._sample(latent_pi, deterministic)
+        return actions.reshape((-1, *self.action_space.shape)), log_prob  # type: ignore[misc]
+
     # ------------------------------------------------------------------ SB3 API
     def forward(self, obs: th.Tensor, deterministic: bool = False) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
-        """Rollout step: ``(actions, aggregated values [B, 1] in return units, log_prob)``."""
+        """SB3's rollout step: ``(actions, aggregated values [B, 1] in return units, log_prob)``."""
         pi_features, vf_features = self._split_features(obs)
         latent_pi = self.mlp_extractor.forward_actor(pi_features)
         actions, log_prob = self._sample(latent_pi, deterministic)

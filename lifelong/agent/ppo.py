@@ -38,16 +38,20 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.base_class import maybe_make_env
 from stable_baselines3.common.buffers import DictRolloutBuffer, RolloutBuffer
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import explained_variance
+from stable_baselines3.common.vec_env import VecEnv
 
-from lifelong.agent import arguments, hyperparameters, metrics
+from lifelong.agent import arguments, hyperparameters, metrics, rollout
 from lifelong.agent import critics as C
 from lifelong.agent.arguments import _POLICY_OWNED_KWARGS, check_ppo_args, check_spaces
 from lifelong.agent.critics import CriticSpec, critic_spec_attributes
+from lifelong.agent.gradients import clip_grad_norm, zero_grad
 from lifelong.agent.normalization import ReturnNormalizer
+from lifelong.agent.memory import check_fits
 from lifelong.agent.optimizer import (
     DEFAULT_LEARNING_RATE,
     DEFAULT_VGS_KWARGS,
@@ -90,7 +94,9 @@ class DistributionalPPO(OnPolicyAlgorithm):
     :param n_atoms, v_min, v_max: categorical support, in *normalised* return units.
     :param categorical_projection: ``"two_hot"`` (default, mean-preserving) or ``"hl_gauss"``.
     :param twin_critics: two critics with independent parameters trained on the same targets.
-    :param value_aggregation: ``"min"`` or ``"mean"`` of the critics' values for GAE.
+    :param value_aggregation: ``"min"`` or ``"mean"`` of the critics' values: the value of the
+        policy's advantages. The critics' own targets always bootstrap from the twins' mean
+        value (:mod:`lifelong.agent.rollout`), so the aggregate's bias does not compound.
     :param optimizer: ``"adam"``, ``"upgd"``, ``"adaptive_upgd"``, ``"upgdw"`` or an optimizer
         class; built once over all policy parameters.
     :param optimizer_kwargs: extra optimizer arguments. An ``"lr"`` here is the learning rate;
@@ -270,6 +276,14 @@ class DistributionalPPO(OnPolicyAlgorithm):
             self._setup_model()
 
     # ------------------------------------------------------------------ validation helpers
+    def _check_memory(self) -> None:
+        """Refuse (``ValueError``) sizes whose rollout buffer and networks would not fit in memory,
+        before allocating them (see :mod:`lifelong.agent.memory`)."""
+        spec = self.critic_spec
+        outputs = spec.n_quantiles if spec.critic == "quantile" else spec.n_atoms
+        check_fits(self.observation_space, self.action_space, self.n_envs, self.n_steps,
+                   self.policy_kwargs.get("net_arch"), outputs, 2 if self.twin_critics else 1)
+
     @staticmethod
     def _resolve_optimizer(optimizer: Any) -> type[th.optim.Optimizer]:
         return resolve_optimizer(optimizer)
@@ -312,6 +326,7 @@ class DistributionalPPO(OnPolicyAlgorithm):
         return kwargs
 
     def _setup_model(self) -> None:
+        self._check_memory()
         self._setup_lr_schedule()
         self.set_random_seed(self.seed)
         if self.rollout_buffer_class is None:
@@ -346,7 +361,15 @@ class DistributionalPPO(OnPolicyAlgorithm):
         """The policy's return normaliser (``policy.return_normalizer``; part of its state_dict)."""
         return self.policy.return_normalizer
 
-    # ------------------------------------------------------------------ training
+    # ------------------------------------------------------------------ rollout and training
+    def collect_rollouts(
+        self, env: VecEnv, callback: BaseCallback, rollout_buffer: RolloutBuffer, n_rollout_steps: int
+    ) -> bool:
+        """Stable-Baselines3's rollout semantics with less work per step; the policy's advantages
+        bootstrap from the aggregate value, the critics' targets from the twins' mean
+        (:func:`lifelong.agent.rollout.collect_rollouts`)."""
+        return rollout.collect_rollouts(self, env, callback, rollout_buffer, n_rollout_steps)
+
     def _critic_losses(
         self,
         outputs: th.Tensor,
@@ -468,12 +491,12 @@ class DistributionalPPO(OnPolicyAlgorithm):
                 )
                 last_loss = loss.detach()
 
-                optimizer.zero_grad(set_to_none=True)
+                zero_grad(optimizer)
                 loss.backward()
                 if self.vgs is not None:
                     self.vgs.step(optimizer, max_grad_norm=self.max_grad_norm)
                 else:
-                    th.nn.utils.clip_grad_norm_(policy.parameters(), self.max_grad_norm)
+                    clip_grad_norm(optimizer, self.max_grad_norm)
                     optimizer.step()
             self._n_updates += 1
             if not continue_training:

@@ -35,7 +35,7 @@ import torch
 
 from lifelong import __version__
 from lifelong.checkpoint.atomic import write_atomic
-from lifelong.errors import CheckpointError
+from lifelong.errors import CheckpointError, CheckpointUnsupportedError
 
 FORMAT_NAME = "lifelong-checkpoint"
 FORMAT_VERSION = 1
@@ -99,6 +99,8 @@ def decode_tensor_tree(value: Any) -> Any:
         if NDARRAY_TAG in value:
             tensor = value[NDARRAY_TAG]
             dtype = np.dtype(value["dtype"])
+            if dtype.kind not in "biuf" or dtype.itemsize > 16:
+                raise ValueError(f"numpy dtype {dtype.str!r} is not a numeric dtype a checkpoint stores")
             return tensor.numpy().astype(dtype, copy=True)
         return {key: decode_tensor_tree(item) for key, item in value.items()}
     if isinstance(value, list):
@@ -199,22 +201,55 @@ def write_archive(path: str | os.PathLike, state: dict[str, Any]) -> pathlib.Pat
 
 
 # --------------------------------------------------------------------------- reading
+#
+# Bounds. A file from outside is hostile: reading never allocates what a file merely declares.
+# - ``max_bytes`` (default :data:`DEFAULT_MAX_BYTES`, 1 GiB; every reader takes it per call): the
+#   file itself, and the sum of the uncompressed sizes its zip headers declare, may not exceed
+#   it; each member is inflated in chunks and refused as soon as it yields more than its
+#   declared size (zip headers can lie), so inflating never produces more than ``max_bytes``.
+# - Tensor members must be stored uncompressed (as this module writes them), so they can never
+#   inflate beyond the file's own size; JSON members (deflated) may declare at most
+#   :data:`MAX_JSON_BYTES` bytes all together, and nest at most :data:`MAX_JSON_DEPTH` levels
+#   (checked on the raw bytes before parsing, so a bracket bomb never reaches the parser).
+#   Together: refusing any zip bomb inflates at most MAX_JSON_BYTES + the manifest.
+# - Tensor members: trees at most :data:`MAX_TREE_DEPTH` deep.
+
+DEFAULT_MAX_BYTES = 1 << 30
+MAX_JSON_BYTES = 16 << 20
+MAX_JSON_DEPTH = 64
+MAX_TREE_DEPTH = 64
+_CHUNK = 1 << 20
+_ZIP_OVERHEAD = 1 << 20  # headers, central directory and manifest beyond the members
 
 
 def _fail(path: Any, fault: str) -> CheckpointError:
     return CheckpointError(f"{path}: {fault}")
 
 
-def _read_file(path: str | os.PathLike) -> bytes:
+def _check_max_bytes(max_bytes: Any) -> int:
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+        raise ValueError(f"max_bytes must be a positive integer (bytes), got {max_bytes!r}")
+    return max_bytes
+
+
+def _read_file(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
     p = pathlib.Path(path)
     if not p.exists():
         raise FileNotFoundError(f"checkpoint not found: {p}")
     if p.is_dir():
         raise _fail(p, "is a directory, not a checkpoint file")
     try:
-        return p.read_bytes()
+        size = p.stat().st_size
+        if size > max_bytes + _ZIP_OVERHEAD:
+            raise _fail(p, f"file is {size:,} bytes, more than the reading cap max_bytes={max_bytes:,} (refused; "
+                           "pass a larger max_bytes to load a checkpoint this big)")
+        with open(p, "rb") as fh:
+            data = fh.read(max_bytes + _ZIP_OVERHEAD + 1)
     except OSError as exc:
         raise _fail(p, f"cannot be read ({exc})") from exc
+    if len(data) > max_bytes + _ZIP_OVERHEAD:
+        raise _fail(p, f"file grew beyond the reading cap max_bytes={max_bytes:,} while being read (refused)")
+    return data
 
 
 def _open_zip(path: Any, data: bytes) -> zipfile.ZipFile:
@@ -228,8 +263,61 @@ def _open_zip(path: Any, data: bytes) -> zipfile.ZipFile:
         raise _fail(path, f"truncated or corrupted zip archive ({type(exc).__name__}: {exc})") from exc
 
 
-# what zipfile may raise while reading a damaged member (bad CRC, bad header, bad compression ...)
-_READ_ERRORS: tuple[type[BaseException], ...] = (Exception,)
+def _inflate(path: Any, zf: zipfile.ZipFile, name: str, declared: int, sha256: str | None = None) -> bytes:
+    """The bytes of member ``name``, inflated in chunks: refused as soon as it yields more than
+    ``declared`` bytes, whatever its headers say (the zip-bomb defence), and, given ``sha256``,
+    checked against it before the chunks are joined (a corrupted member never costs twice its
+    size in memory)."""
+    chunks: list[bytes] = []
+    total = 0
+    digest = hashlib.sha256()
+    try:
+        with zf.open(name) as stream:
+            while True:
+                chunk = stream.read(_CHUNK)
+                if not chunk:
+                    break
+                total += len(chunk)
+                if total > declared:
+                    raise _fail(path, f"member {name!r} inflates beyond its declared {declared:,} bytes (refused)")
+                digest.update(chunk)
+                chunks.append(chunk)
+    except CheckpointError:
+        raise
+    except Exception as exc:  # bad CRC, bad header, bad compression, unsupported method ...
+        raise _fail(path, f"member {name!r} is corrupted ({type(exc).__name__}: {exc})") from exc
+    if total != declared:
+        raise _fail(path, f"member {name!r} has {total:,} bytes, its header says {declared:,} (corrupted)")
+    if sha256 is not None and digest.hexdigest() != sha256:
+        raise _fail(path, f"member {name!r} fails its sha256 checksum (corrupted)")
+    return b"".join(chunks)
+
+
+def json_depth(raw: bytes) -> int:
+    """The deepest nesting of ``[``/``{`` in JSON text ``raw``, brackets inside strings ignored
+    (vectorised: strings are blanked with one regular expression, then a cumulative sum)."""
+    text = _JSON_STRING.sub(b'""', raw)
+    codes = np.frombuffer(text, dtype=np.uint8)
+    steps = (np.isin(codes, _OPENERS)).astype(np.int64) - (np.isin(codes, _CLOSERS)).astype(np.int64)
+    return int(np.cumsum(steps).max()) if steps.size else 0
+
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_OPENERS = np.frombuffer(b"[{", dtype=np.uint8)
+_CLOSERS = np.frombuffer(b"]}", dtype=np.uint8)
+
+
+def _parse_json(path: Any, name: str, raw: bytes) -> Any:
+    """Strict JSON (no NaN/Infinity), within :data:`MAX_JSON_BYTES` and :data:`MAX_JSON_DEPTH`."""
+    if len(raw) > MAX_JSON_BYTES:
+        raise _fail(path, f"member {name!r} is {len(raw):,} bytes of JSON, more than {MAX_JSON_BYTES:,} (refused)")
+    depth = json_depth(raw)
+    if depth > MAX_JSON_DEPTH:
+        raise _fail(path, f"member {name!r} nests JSON {depth} levels deep, more than {MAX_JSON_DEPTH} (refused)")
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise _fail(path, f"member {name!r} is not valid JSON ({exc})") from exc
 
 
 def _read_manifest(path: Any, zf: zipfile.ZipFile) -> dict:
@@ -241,47 +329,42 @@ def _read_manifest(path: Any, zf: zipfile.ZipFile) -> dict:
         raise _fail(path, f"not a lifelong checkpoint: the zip has no {MANIFEST_NAME}{hint}")
     if len(names) != len(set(names)):
         raise _fail(path, "corrupted archive: duplicate member names")
-    if zf.getinfo(MANIFEST_NAME).file_size > _MAX_MANIFEST_BYTES:
+    declared = zf.getinfo(MANIFEST_NAME).file_size
+    if declared > _MAX_MANIFEST_BYTES:
         raise _fail(path, f"member {MANIFEST_NAME!r} is implausibly large (refused)")
-    try:
-        raw = zf.read(MANIFEST_NAME)
-    except _READ_ERRORS as exc:
-        raise _fail(path, f"member {MANIFEST_NAME!r} is corrupted ({exc})") from exc
-    try:
-        manifest = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise _fail(path, f"member {MANIFEST_NAME!r} is not valid JSON ({exc})") from exc
+    manifest = _parse_json(path, MANIFEST_NAME, _inflate(path, zf, MANIFEST_NAME, declared))
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         fmt = manifest.get("format") if isinstance(manifest, dict) else None
-        raise _fail(path, f"not a lifelong checkpoint: manifest format is {fmt!r}, expected {FORMAT_NAME!r}")
+        raise _fail(path, f"not a lifelong checkpoint: manifest format is {fmt!r:.80}, expected {FORMAT_NAME!r}")
     version = manifest.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise _fail(path, f"invalid format_version {version!r} in the manifest")
+        raise _fail(path, f"invalid format_version {version!r:.80} in the manifest")
     if version > FORMAT_VERSION:
-        raise _fail(
-            path,
+        raise CheckpointUnsupportedError(
+            f"{path}: "
             f"written by a newer checkpoint format (version {version}, written by lifelong "
-            f"{manifest.get('library_version', '?')}); this lifelong {_library_version()} reads versions up to "
-            f"{FORMAT_VERSION}: upgrade lifelong to load it",
+            f"{str(manifest.get('library_version', '?'))[:40]}); this lifelong {_library_version()} reads versions "
+            f"up to {FORMAT_VERSION}: upgrade lifelong to load it"
         )
     members = manifest.get("members")
     if not isinstance(members, dict) or not members:
         raise _fail(path, "manifest lists no members")
     for name, entry in members.items():
         if not isinstance(entry, dict):
-            raise _fail(path, f"manifest entry for {name!r} is not an object")
+            raise _fail(path, f"manifest entry for {name!r:.140} is not an object")
         try:
             kind = _kind_of(name)
         except ValueError:
-            raise _fail(path, f"member {name!r} has a name or kind that is not allowed") from None
+            raise _fail(path, f"member {name!r:.140} has a name or kind that is not allowed") from None
         if entry.get("kind") != kind or entry.get("kind") not in ALLOWED_KINDS:
-            raise _fail(path, f"member {name!r} has kind {entry.get('kind')!r}; allowed here: {kind!r}")
+            raise _fail(path, f"member {name!r} has kind {entry.get('kind')!r:.40}; allowed here: {kind!r}")
         size, sha = entry.get("size"), entry.get("sha256")
-        if not isinstance(size, int) or size < 0 or not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{64}", sha):
+        if (not isinstance(size, int) or isinstance(size, bool) or size < 0 or not isinstance(sha, str)
+                or not re.fullmatch(r"[0-9a-f]{64}", sha)):
             raise _fail(path, f"manifest entry for {name!r} has no valid size and sha256")
     for name in names:
         if name != MANIFEST_NAME and name not in members:
-            raise _fail(path, f"member {name!r} is not listed in the manifest (refused)")
+            raise _fail(path, f"member {name!r:.140} is not listed in the manifest (refused)")
     for name in members:
         if name not in names:
             raise _fail(path, f"missing member {name!r} (listed in the manifest, absent from the archive)")
@@ -298,87 +381,113 @@ def _check_digest(path: Any, data: bytes) -> None:
         raise _fail(path, "file digest mismatch: the archive's bytes were changed after writing (corrupted)")
 
 
-def _read_members(path: Any, data: bytes) -> tuple[dict, dict[str, bytes]]:
+def _read_members(path: Any, data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[dict, dict[str, bytes]]:
+    max_bytes = _check_max_bytes(max_bytes)
+    if len(data) > max_bytes + _ZIP_OVERHEAD:
+        raise _fail(path, f"{len(data):,} bytes, more than the reading cap max_bytes={max_bytes:,} (refused)")
     with _open_zip(path, data) as zf:
+        declared_total = sum(info.file_size for info in zf.infolist())
+        if declared_total > max_bytes:
+            raise _fail(
+                path,
+                f"its members declare {declared_total:,} bytes uncompressed, more than the reading cap "
+                f"max_bytes={max_bytes:,} (refused before inflating; pass a larger max_bytes if you trust it)",
+            )
         manifest = _read_manifest(path, zf)
         raw: dict[str, bytes] = {}
+        json_bytes = 0
         for name, entry in manifest["members"].items():
             info = zf.getinfo(name)
             if info.file_size != entry["size"]:
                 raise _fail(path, f"member {name!r} has {info.file_size} bytes, the manifest says {entry['size']}")
-            try:
-                blob = zf.read(name)
-            except _READ_ERRORS as exc:
-                raise _fail(path, f"member {name!r} is corrupted ({exc})") from exc
-            if hashlib.sha256(blob).hexdigest() != entry["sha256"]:
-                raise _fail(path, f"member {name!r} fails its sha256 checksum (corrupted)")
-            raw[name] = blob
+            if name.endswith(".json"):
+                json_bytes += info.file_size
+                if json_bytes > MAX_JSON_BYTES:
+                    raise _fail(path, f"member {name!r} brings the JSON members to {json_bytes:,} bytes, more than "
+                                      f"{MAX_JSON_BYTES:,} (refused before inflating)")
+            elif info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
+                raise _fail(path, f"member {name!r} is compressed (zip method {info.compress_type}); lifelong stores "
+                                  "tensor members uncompressed (refused: it could inflate far beyond the file)")
+            raw[name] = _inflate(path, zf, name, info.file_size, entry["sha256"])
     _check_digest(path, data)
     return manifest, raw
 
 
 def _decode_member(path: Any, name: str, blob: bytes) -> Any:
+    """Decode one verified member; whatever is wrong with it is one ``CheckpointError`` naming
+    ``path`` and ``name`` (whatever the decoder raised, ``MemoryError`` and ``RecursionError``
+    included)."""
     if KIND_BY_SUFFIX[pathlib.PurePosixPath(name).suffix] == "json":
-        try:
-            return json.loads(blob.decode("utf-8"), parse_constant=_reject_constant)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise _fail(path, f"member {name!r} is not valid JSON ({exc})") from exc
+        return _parse_json(path, name, blob)
     try:
         tree = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
     except Exception as exc:  # the safe unpickler raises UnpicklingError, RuntimeError, ...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise _fail(path, f"member {name!r} refused by the safe tensor loader ({type(exc).__name__}: {first})") from exc
     try:
-        _check_tree(tree)
-    except TypeError as exc:
-        raise _fail(path, f"member {name!r} holds data of a kind not allowed ({exc})") from exc
-    return decode_tensor_tree(tree)
+        _check_tree(tree, 0)
+        return decode_tensor_tree(tree)
+    except Exception as exc:  # TypeError, ValueError (a bad dtype tag), RecursionError ...
+        raise _fail(path, f"member {name!r} holds data of a kind not allowed ({type(exc).__name__}: {exc})") from exc
 
 
 def _reject_constant(token: str) -> Any:
     raise ValueError(f"non-standard JSON constant {token}")
 
 
-def _check_tree(value: Any) -> None:
+def _check_tree(value: Any, depth: int) -> None:
+    if depth > MAX_TREE_DEPTH:
+        raise TypeError(f"nesting deeper than {MAX_TREE_DEPTH} levels")
     if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
         return
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, (str, int)):
                 raise TypeError(f"dict key of type {type(key).__name__}")
-            _check_tree(item)
+            _check_tree(item, depth + 1)
+        if NDARRAY_TAG in value and not (isinstance(value[NDARRAY_TAG], torch.Tensor)
+                                         and isinstance(value.get("dtype"), str)):
+            raise TypeError(f"malformed {NDARRAY_TAG} entry")
         return
     if isinstance(value, (list, tuple)):
         for item in value:
-            _check_tree(item)
+            _check_tree(item, depth + 1)
         return
     raise TypeError(type(value).__qualname__)
 
 
-def unpack(data: bytes, path: Any = "<bytes>") -> dict[str, Any]:
+def _decode_all(path: Any, raw: dict[str, bytes]) -> dict[str, Any]:
+    try:
+        return {name: _decode_member(path, name, blob) for name, blob in raw.items()}
+    except MemoryError as exc:  # a member that decodes to more than this machine holds
+        raise _fail(path, "a member needs more memory to decode than is available (refused)") from exc
+
+
+def unpack(data: bytes, path: Any = "<bytes>", max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Any]:
     """Verify and decode checkpoint bytes into ``{member name: content}`` (the manifest excluded)."""
-    _, raw = _read_members(path, data)
-    return {name: _decode_member(path, name, blob) for name, blob in raw.items()}
+    _, raw = _read_members(path, data, max_bytes)
+    return _decode_all(path, raw)
 
 
-def read_archive(path: str | os.PathLike) -> dict[str, Any]:
+def read_archive(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Any]:
     """Verify and decode the checkpoint at ``path``; see :func:`unpack`."""
-    return unpack(_read_file(path), path)
+    return unpack(_read_file(path, _check_max_bytes(max_bytes)), path, max_bytes)
 
 
-def verify_and_decode(path: str | os.PathLike) -> tuple[dict, dict[str, Any]]:
+def verify_and_decode(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[dict, dict[str, Any]]:
     """:func:`verify`, also returning the decoded members."""
-    data = _read_file(path)
-    manifest, raw = _read_members(path, data)
-    return manifest, {name: _decode_member(path, name, blob) for name, blob in raw.items()}
+    data = _read_file(path, _check_max_bytes(max_bytes))
+    manifest, raw = _read_members(path, data, max_bytes)
+    return manifest, _decode_all(path, raw)
 
 
-def verify(path: str | os.PathLike) -> dict:
+def verify(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> dict:
     """Check the archive at ``path`` completely and return its manifest.
 
     Every member is checked against its checksum and decoded with the safe loaders, exactly as
-    loading does. Raises ``FileNotFoundError`` for a missing path and
-    :class:`lifelong.CheckpointError` (naming the path and the fault) for anything else.
+    loading does, within the reading bounds (``max_bytes`` uncompressed, 1 GiB by default).
+    Raises ``FileNotFoundError`` for a missing path and :class:`lifelong.CheckpointError`
+    (naming the path and the fault) for anything else.
     (:func:`lifelong.checkpoint.verify` additionally checks a model checkpoint's description.)
     """
-    return verify_and_decode(path)[0]
+    return verify_and_decode(path, max_bytes)[0]

@@ -82,6 +82,7 @@ def _capture(model: Any) -> dict[str, Any]:
         "ep_info_buffer": _episode_buffer(model.ep_info_buffer, "ep_info_buffer"),
         "ep_success_buffer": _episode_buffer(model.ep_success_buffer, "ep_success_buffer"),
         "has_vgs": model.vgs is not None,
+        "optimizer_class": class_name(type(model.policy.optimizer)),
         "vec_normalize": None if venv is None else _vec_normalize_meta(venv),
         "versions": {
             "lifelong": __version__,

@@ -138,7 +138,10 @@ def from_json(value: Any, custom_objects: dict[str, Any] | None = None, where: s
     if not isinstance(value, dict):
         return value
     if set(value) == {"__ndarray__", "dtype"}:
-        return np.asarray(from_json(value["__ndarray__"], custom_objects, where), dtype=np.dtype(value["dtype"]))
+        dtype = np.dtype(value["dtype"])
+        if dtype.kind not in "biuf" or dtype.itemsize > 16:
+            raise ValueError(f"{where}: numpy dtype {dtype.str!r} is not a numeric dtype a file may name")
+        return np.asarray(from_json(value["__ndarray__"], custom_objects, where), dtype=dtype)
     if len(value) == 1:
         (tag, inner), = value.items()
         if tag == "__tuple__":

@@ -10,7 +10,8 @@ from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.vec_env import VecNormalize, unwrap_vec_normalize
 
 from lifelong.checkpoint import archive
-from lifelong.checkpoint.members import VEC_NORMALIZE, _check_members
+from lifelong.checkpoint.members import META, VEC_NORMALIZE, _check_members, from_file
+from lifelong.errors import CheckpointError, CheckpointMismatchError
 
 __all__ = ["restore_vec_normalize"]
 
@@ -64,7 +65,8 @@ def _restore_vec_normalize(venv: VecNormalize, meta: dict, tree: dict, with_retu
     if saved_obs is not None and obs_rms is not None:
         saved_is_dict = bool(settings.get("obs_rms_is_dict"))
         if isinstance(obs_rms, dict) != saved_is_dict or (saved_is_dict and set(obs_rms) != set(saved_obs)):
-            raise ValueError(f"{source}: the VecNormalize observation statistics do not fit the env's VecNormalize")
+            raise CheckpointMismatchError(f"{source}: the VecNormalize observation statistics do not fit the env's "
+                                          "VecNormalize")
         if isinstance(obs_rms, dict):
             for key in obs_rms:
                 _check_shape(obs_rms[key].mean, saved_obs[key]["mean"], f"obs_rms[{key!r}]", source)
@@ -83,7 +85,7 @@ def _restore_vec_normalize(venv: VecNormalize, meta: dict, tree: dict, with_retu
 
 def _check_shape(live: np.ndarray, saved: np.ndarray, what: str, source: Any) -> None:
     if np.shape(live) != np.shape(saved):
-        raise ValueError(f"{source}: VecNormalize {what} has shape {np.shape(saved)}, the env's has {np.shape(live)}")
+        raise CheckpointMismatchError(f"{source}: VecNormalize {what} has shape {np.shape(saved)}, the env's has {np.shape(live)}")
 
 
 def _obs_from_tree(tree: Any) -> Any:
@@ -100,10 +102,13 @@ def restore_vec_normalize(path_or_state: str | os.PathLike | dict, venv: Any) ->
     meta = _check_members(state, source)
     if VEC_NORMALIZE not in state:
         raise ValueError(f"{source}: the checkpoint holds no VecNormalize statistics (its env was not a VecNormalize)")
-    settings = meta["vec_normalize"]
+    settings = meta.get("vec_normalize")
+    if not isinstance(settings, dict):
+        raise CheckpointError(f"{source}: member {META!r} is malformed: 'vec_normalize' settings are missing")
     vn = unwrap_vec_normalize(venv)
     if vn is None:
-        vn = VecNormalize(
+        with from_file(source, META, "the VecNormalize settings"):
+            vn = VecNormalize(
             venv,
             training=settings["training"],
             norm_obs=settings["norm_obs"],
@@ -112,7 +117,8 @@ def restore_vec_normalize(path_or_state: str | os.PathLike | dict, venv: Any) ->
             clip_reward=settings["clip_reward"],
             gamma=settings["gamma"],
             epsilon=settings["epsilon"],
-            norm_obs_keys=settings["norm_obs_keys"],
-        )
-    _restore_vec_normalize(vn, settings, state[VEC_NORMALIZE], with_returns=False, source=source)
+                norm_obs_keys=settings["norm_obs_keys"],
+            )
+    with from_file(source, VEC_NORMALIZE, "the VecNormalize statistics"):
+        _restore_vec_normalize(vn, settings, state[VEC_NORMALIZE], with_returns=False, source=source)
     return vn

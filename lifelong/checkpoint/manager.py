@@ -4,14 +4,14 @@ from __future__ import annotations
 import os
 import pathlib
 import re
-import time
 import warnings
 from typing import Any
 
+from lifelong.checkpoint.atomic import remove_stale_temporaries
 from lifelong.checkpoint.capture import save_model
 from lifelong.checkpoint.members import verify
 from lifelong.checkpoint.restore import load_model
-from lifelong.errors import CheckpointError
+from lifelong.errors import CheckpointError, CheckpointUnsupportedError
 
 
 class CheckpointManager:
@@ -22,8 +22,13 @@ class CheckpointManager:
     >>> model = manager.load_latest(DistributionalPPO, env=env)      # doctest: +SKIP
 
     Every save is atomic (see :func:`lifelong.checkpoint.save_model`). :meth:`latest` returns the
-    newest checkpoint that verifies; a corrupted newer one is skipped with a ``RuntimeWarning``
-    naming it and the fault (it is not deleted: it is evidence).
+    newest checkpoint that verifies; a corrupted, truncated or crafted newer one (any
+    :class:`lifelong.CheckpointError`) is skipped with a ``RuntimeWarning`` naming it and the
+    fault, and renamed ``<name>.corrupt`` so that it is no longer taken for the newest (it is not
+    deleted: it is evidence). :meth:`load_latest` does the same for a file that verifies but
+    fails while the model is rebuilt from it. A :class:`~lifelong.errors.CheckpointUnsupportedError`
+    (a newer format version, a class that is not registered) is skipped but not renamed: the file
+    need not be damaged.
     """
 
     def __init__(self, directory: str | os.PathLike, keep: int = 3, prefix: str = "ckpt") -> None:
@@ -73,32 +78,47 @@ class CheckpointManager:
             except FileNotFoundError:
                 pass
 
-    def _remove_stale_temporaries(self, older_than_s: float = 600.0) -> None:
-        """Remove temporary files left by saves killed mid-write (only ours, only old ones)."""
-        now = time.time()
-        for entry in self.directory.glob(f".{self.prefix}_*.zip.*.tmp"):
+    def _remove_stale_temporaries(self) -> None:
+        """Remove temporary files left by saves killed mid-write (only ours: see
+        :func:`lifelong.checkpoint.atomic.remove_stale_temporaries`)."""
+        remove_stale_temporaries(self.directory, f".{self.prefix}_*.zip.*.tmp")
+
+    def _set_aside(self, path: pathlib.Path, exc: CheckpointError) -> None:
+        """Warn about a bad checkpoint and rename it ``*.corrupt`` (unless it is merely newer)."""
+        unsupported = isinstance(exc, CheckpointUnsupportedError)
+        target = path.with_name(path.name + ".corrupt")
+        if not unsupported:
             try:
-                if now - entry.stat().st_mtime > older_than_s:
-                    entry.unlink()
-            except FileNotFoundError:
-                pass
+                os.replace(path, target)
+            except OSError:  # read-only directory, or already renamed by another process
+                target = path
+        where = "" if target == path or unsupported else f"; renamed to {target.name}"
+        warnings.warn(f"skipping corrupted checkpoint: {exc}{where}", RuntimeWarning, stacklevel=3)
 
     def latest(self) -> pathlib.Path | None:
-        """The newest checkpoint that verifies, or ``None`` when there is none."""
+        """The newest checkpoint that verifies, or ``None`` when there is none (bad newer ones
+        are skipped with a warning and renamed ``*.corrupt``)."""
         for path in reversed(self.paths()):
             try:
                 verify(path)
             except FileNotFoundError:
                 continue  # rotated away meanwhile
             except CheckpointError as exc:
-                warnings.warn(f"skipping corrupted checkpoint: {exc}", RuntimeWarning, stacklevel=2)
+                self._set_aside(path, exc)
                 continue
             return path
         return None
 
     def load_latest(self, cls: type, env: Any = None, **kwargs: Any) -> Any:
-        """``load_model(cls, self.latest(), env=env, **kwargs)``; ``FileNotFoundError`` when none is valid."""
-        path = self.latest()
-        if path is None:
-            raise FileNotFoundError(f"no valid checkpoint in {self.directory}")
-        return load_model(cls, path, env=env, **kwargs)
+        """``load_model(cls, path, env=env, **kwargs)`` for the newest checkpoint that loads;
+        ``FileNotFoundError`` when none does. A file that fails with ``CheckpointError`` while
+        loading is skipped and set aside as in :meth:`latest`; any other error (a checkpoint
+        that does not fit ``env``, a bad argument) is raised."""
+        for path in reversed(self.paths()):
+            try:
+                return load_model(cls, path, env=env, **kwargs)  # verifies as it reads
+            except FileNotFoundError:
+                continue  # rotated away meanwhile
+            except CheckpointError as exc:
+                self._set_aside(path, exc)
+        raise FileNotFoundError(f"no valid checkpoint in {self.directory}")

@@ -18,12 +18,18 @@ A checkpoint holds these members (see :mod:`lifelong.checkpoint.archive` for the
 """
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 from typing import Any
 
+import torch
+
 from lifelong.checkpoint import archive
+from lifelong.checkpoint.codec import from_json, resolve_class
 from lifelong.checkpoint.counters import COUNTERS
-from lifelong.errors import CheckpointError
+from lifelong.checkpoint.spaces import space_from_dict
+from lifelong.errors import CheckpointError, CheckpointMismatchError, CheckpointUnsupportedError
 
 __all__ = [
     "META",
@@ -46,12 +52,35 @@ ENV_STATE = "env_state.pt"
 VEC_NORMALIZE = "vec_normalize.pt"
 REQUIRED = (META, POLICY, OPTIMIZER, RNG, ENV_STATE)
 
+#: the most env copies a file may declare (what loading would allocate observations for)
+MAX_N_ENVS = 1 << 16
+#: the largest counter a file may declare (steps, updates, episodes)
+MAX_COUNTER = 1 << 62
+
 
 def _fault(source: Any, fault: str) -> CheckpointError:
     return CheckpointError(f"{source}: {fault}")
 
 
+@contextlib.contextmanager
+def from_file(source: Any, member: str, what: str):
+    """Turn whatever a step on the file's data raises into one ``CheckpointError`` naming
+    ``source``, ``member`` and the step (a crafted file may make any library code raise anything:
+    ``KeyError``, ``TypeError``, ``RecursionError``, ``MemoryError``, ``AssertionError`` ...).
+    A ``CheckpointMismatchError`` (the file is sound but does not fit the caller's model) passes."""
+    try:
+        yield
+    except (CheckpointError, CheckpointMismatchError):
+        raise
+    except Exception as exc:  # the restore boundary: one error kind for a bad file
+        detail = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise CheckpointError(f"{source}: member {member!r}: {what} cannot be restored "
+                              f"({type(exc).__name__}: {detail})") from exc
+
+
 def _check_members(state: Any, source: Any) -> dict:
+    """The model description of ``state`` after checking every member's structure (what loading
+    reads, of the types it reads); ``CheckpointError`` naming ``source`` and the member otherwise."""
     if not isinstance(state, dict):
         raise ValueError(f"state must be the dict returned by save_state, got {type(state).__name__}")
     for name in REQUIRED:
@@ -61,11 +90,23 @@ def _check_members(state: Any, source: Any) -> dict:
     problem = _meta_problem(meta)
     if problem:
         raise _fault(source, f"member {META!r} is malformed: {problem}")
+    if meta["has_vgs"] != (VGS in state):
+        raise _fault(source, f"member {META!r} says vgs={'on' if meta['has_vgs'] else 'off'} but the checkpoint "
+                             f"{'lacks' if meta['has_vgs'] else 'has'} the member {VGS!r} (malformed)")
+    for name, check in _TENSOR_MEMBER_CHECKS.items():
+        if name in state:
+            problem = check(state[name])
+            if problem:
+                raise _fault(source, f"member {name!r} is malformed: {problem}")
     return meta
 
 
+def _is_int(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
 def _meta_problem(meta: Any) -> str | None:
-    """What is wrong with a model.json (None when it has everything loading reads)."""
+    """What is wrong with a model.json (None when it has everything loading reads, within bounds)."""
     if not isinstance(meta, dict):
         return "not a JSON object"
     expected = {
@@ -75,21 +116,143 @@ def _meta_problem(meta: Any) -> str | None:
     for key, typ in expected.items():
         if not isinstance(meta.get(key), typ):
             return f"{key!r} is missing or of the wrong type"
+    if not _is_int(meta["n_envs"], 1, MAX_N_ENVS):
+        return f"n_envs={meta['n_envs']!r} is outside [1, {MAX_N_ENVS}]"
+    if meta.get("seed") is not None and not _is_int(meta["seed"], -(1 << 63), (1 << 64) - 1):
+        return f"seed={meta['seed']!r:.40} is not an integer"
     missing = [c for c in COUNTERS if c not in meta["counters"]]
     if missing:
         return f"counters {missing} are missing"
+    for name in COUNTERS:
+        value = meta["counters"][name]
+        if name == "_current_progress_remaining":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                return f"counter {name}={value!r:.40} is not a finite number"
+        elif not _is_int(value, 0, MAX_COUNTER):
+            return f"counter {name}={value!r:.40} is not an integer in [0, 2**62]"
+    if meta["counters"]["_num_timesteps_at_start"] > meta["counters"]["num_timesteps"]:
+        return "counter _num_timesteps_at_start exceeds num_timesteps"
     if not all(k in meta["rng"] for k in ("python", "numpy", "action_space", "observation_space")):
         return "random states are missing"
+    if not all(isinstance(meta["rng"][k], dict) for k in ("numpy", "action_space", "observation_space")):
+        return "random states are of the wrong type"
+    if "stats_window_size" in meta and not _is_int(meta["stats_window_size"], 1, 1 << 20):
+        return f"stats_window_size={meta['stats_window_size']!r:.40} is not an integer in [1, 2**20]"
+    for name in ("ep_info_buffer", "ep_success_buffer"):
+        if meta.get(name) is not None and not isinstance(meta[name], list):
+            return f"{name!r} is not a list"
     return None
 
 
-def verify(path: str | os.PathLike) -> dict:
+def _tensor_dict_problem(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return f"expected a dict of tensors, got {type(value).__name__}"
+    for key, item in value.items():
+        if not isinstance(key, str) or not isinstance(item, torch.Tensor):
+            return f"entry {key!r:.80} is not a named tensor"
+    return None
+
+
+def _optimizer_problem(value: Any) -> str | None:
+    if not isinstance(value, dict) or not isinstance(value.get("state"), dict):
+        return "expected an optimizer state_dict (a dict with 'state' and 'param_groups')"
+    groups = value.get("param_groups")
+    if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
+        return "'param_groups' is not a list of dicts"
+    for i, group in enumerate(groups):
+        params = group.get("params")
+        if not isinstance(params, list) or not all(_is_int(p, 0, 1 << 31) for p in params):
+            return f"param_groups[{i}]['params'] is not a list of parameter indices"
+    for key, entry in value["state"].items():
+        if not _is_int(key, 0, 1 << 31) or not isinstance(entry, dict):
+            return f"state entry {key!r:.40} is not a parameter index with a dict of values"
+    return None
+
+
+def _rng_problem(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return "expected a dict"
+    state = value.get("torch")
+    if not isinstance(state, torch.Tensor) or state.dtype != torch.uint8 or state.dim() != 1:
+        return "'torch' is not a generator state (a 1-d uint8 tensor)"
+    if not isinstance(value.get("cuda", []), list):
+        return "'cuda' is not a list"
+    return None
+
+
+def _env_state_problem(value: Any) -> str | None:
+    if not isinstance(value, dict) or not all(k in value for k in ("last_obs", "last_episode_starts",
+                                                                    "last_original_obs")):
+        return "expected a dict with last_obs, last_episode_starts and last_original_obs"
+    return None
+
+
+def _dict_problem(value: Any) -> str | None:
+    return None if isinstance(value, dict) else f"expected a dict, got {type(value).__name__}"
+
+
+def _vec_normalize_problem(value: Any) -> str | None:
+    if not isinstance(value, dict) or not isinstance(value.get("ret_rms"), dict):
+        return "expected a dict with 'ret_rms'"
+    return None
+
+
+_TENSOR_MEMBER_CHECKS = {
+    POLICY: _tensor_dict_problem,
+    OPTIMIZER: _optimizer_problem,
+    RNG: _rng_problem,
+    ENV_STATE: _env_state_problem,
+    VGS: _dict_problem,
+    VEC_NORMALIZE: _vec_normalize_problem,
+}
+
+
+def _class_references(value: Any, found: list[str], depth: int = 0) -> list[str]:
+    """Every ``{"__class__": name}`` value in a JSON tree (depth already bounded by reading)."""
+    if isinstance(value, dict):
+        if set(value) == {"__class__"}:
+            found.append(value["__class__"])
+        for item in value.values():
+            _class_references(item, found, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _class_references(item, found, depth + 1)
+    return found
+
+
+def check_description(meta: dict, source: Any, custom_objects: dict[str, Any] | None = None) -> None:
+    """Decode what ``model.json`` describes without building anything: its spaces, and every class
+    it names (each resolved through the registry or ``custom_objects``, never imported). A class
+    that is neither: :class:`~lifelong.errors.CheckpointUnsupportedError`; anything malformed:
+    ``CheckpointError`` naming ``source`` and the member."""
+    refs = _class_references([meta["policy"], meta["constructor_kwargs"]], [])
+    for name in refs:
+        try:
+            resolve_class(name, custom_objects, "class")
+        except ValueError as exc:
+            raise CheckpointUnsupportedError(f"{source}: member {META!r}: {exc}") from None
+    try:
+        for key in ("observation_space", "action_space"):
+            space_from_dict(meta[key])
+        from_json(meta["constructor_kwargs"], custom_objects, "constructor argument")
+        from_json(meta.get("hyperparameters") or {}, custom_objects, "hyperparameter")
+    except Exception as exc:  # whatever a crafted description makes the decoders raise
+        detail = " ".join(str(exc).split())[:300]
+        raise CheckpointError(f"{source}: member {META!r} is malformed ({type(exc).__name__}: {detail})") from exc
+
+
+def verify(path: str | os.PathLike, max_bytes: int = archive.DEFAULT_MAX_BYTES,
+           custom_objects: dict[str, Any] | None = None) -> dict:
     """Check the checkpoint at ``path`` completely, as loading does, and return its manifest.
 
     Every member is checked against its size and checksums and decoded with the safe loaders,
-    and the model description is checked for what loading reads. ``FileNotFoundError`` for a
+    within the reading bounds (``max_bytes``, 1 GiB by default: see
+    :mod:`lifelong.checkpoint.archive`), and the model description and every member's structure
+    are checked for what loading reads: the spaces are decoded and every class the file names
+    is resolved (through the registry or ``custom_objects``, never by importing: a class that is
+    neither is a :class:`~lifelong.errors.CheckpointUnsupportedError`). ``FileNotFoundError`` for a
     missing path, :class:`lifelong.CheckpointError` naming the path and the fault otherwise.
     """
-    manifest, decoded = archive.verify_and_decode(path)
-    _check_members(decoded, path)
+    manifest, decoded = archive.verify_and_decode(path, max_bytes)
+    check_description(_check_members(decoded, path), path, custom_objects)
     return manifest

@@ -13,7 +13,7 @@ import torch
 
 from lifelong.agent.hyperparameters import TUNABLE
 from lifelong.checkpoint import archive
-from lifelong.checkpoint.codec import from_json, resolve_class
+from lifelong.checkpoint.codec import class_name, from_json, resolve_class
 from lifelong.checkpoint.counters import (
     COUNTERS,
     _apply_hyperparameters,
@@ -21,30 +21,87 @@ from lifelong.checkpoint.counters import (
 from lifelong.checkpoint.env_state import _obs_from_tree, _restore_vec_normalize
 from lifelong.checkpoint.members import (
     ENV_STATE,
+    META,
     OPTIMIZER,
     POLICY,
     RNG,
     VEC_NORMALIZE,
     VGS,
     _check_members,
+    check_description,
+    from_file,
 )
 from lifelong.checkpoint.rng import _restore_rng, _set_space_rng
 from lifelong.checkpoint.spaces import space_from_dict, spaces_equal
+from lifelong.errors import CheckpointError, CheckpointMismatchError
 
 __all__ = ["load_state", "load_model"]
 
 
-def _check_compatible(model: Any, state: dict, meta: dict, env_state: bool, source: Any) -> None:
+def saved_optimizer_class(model: Any, meta: dict) -> str | None:
+    """The stored name (``module:Qualname``) of the optimizer class a checkpoint was written with
+    (older files: its ``optimizer`` constructor argument, resolved as ``model``'s class resolves
+    it), or None when it does not say."""
+    name = meta.get("optimizer_class")
+    if isinstance(name, str):
+        return name
+    saved = meta["constructor_kwargs"].get("optimizer")
+    if saved is None:
+        return None
+    return class_name(type(model)._resolve_optimizer(saved))
+
+
+def _check_optimizer(model: Any, state: dict, meta: dict, source: Any) -> None:
+    live = model.policy.optimizer
+    with from_file(source, META, "its optimizer class"):
+        saved = saved_optimizer_class(model, meta)
+    if saved is not None and saved != class_name(type(live)):
+        raise CheckpointMismatchError(
+            f"{source}: the checkpoint's optimizer is {saved.rpartition(':')[2]} ({saved}), the model's is "
+            f"{type(live).__name__} ({class_name(type(live))}): its state would not mean the same thing; "
+            "load with the same optimizer, or pass reset_optimizer=True for fresh optimizer state"
+        )
+    groups = state[OPTIMIZER]["param_groups"]
+    live_sizes = [len(g["params"]) for g in live.param_groups]
+    if [len(g["params"]) for g in groups] != live_sizes:
+        raise CheckpointMismatchError(
+            f"{source}: the checkpoint's optimizer state does not fit this model's optimizer "
+            f"({type(live).__name__} with param groups of sizes {live_sizes})"
+        )
+
+
+def _check_env_state(model: Any, tree: dict, source: Any) -> None:
+    """The saved last observations must be batches of ``n_envs`` observations of the space."""
+    n = int(model.n_envs)
+
+    def fits(obs: Any, space: Any) -> bool:
+        if obs is None:
+            return True
+        if isinstance(obs, dict):
+            return hasattr(space, "spaces") and set(obs) == set(space.spaces) and all(
+                fits(obs[k], space.spaces[k]) for k in obs)
+        return hasattr(obs, "shape") and tuple(obs.shape) == (n, *space.shape)
+
+    starts = tree["last_episode_starts"]
+    if not (fits(tree["last_obs"], model.observation_space) and fits(tree["last_original_obs"], model.observation_space)
+            and (starts is None or (hasattr(starts, "shape") and tuple(starts.shape) == (n,)))):
+        raise CheckpointError(f"{source}: member {ENV_STATE!r} is malformed: its observations are not batches of "
+                              f"{n} observations of {model.observation_space}")
+
+
+def _check_compatible(model: Any, state: dict, meta: dict, env_state: bool, source: Any,
+                      reset_optimizer: bool = False) -> None:
     """Every check that can fail, made before anything is changed (a refused state leaves the
     model as it was)."""
-    saved_obs, saved_act = space_from_dict(meta["observation_space"]), space_from_dict(meta["action_space"])
+    with from_file(source, META, "its observation or action space"):
+        saved_obs, saved_act = space_from_dict(meta["observation_space"]), space_from_dict(meta["action_space"])
     if not spaces_equal(saved_obs, model.observation_space) or not spaces_equal(saved_act, model.action_space):
-        raise ValueError(
+        raise CheckpointMismatchError(
             f"{source}: checkpoint spaces (observation {saved_obs}, action {saved_act}) do not match the "
             f"model's (observation {model.observation_space}, action {model.action_space})"
         )
-    if bool(meta["has_vgs"]) != (model.vgs is not None) or (model.vgs is not None and VGS not in state):
-        raise ValueError(
+    if bool(meta["has_vgs"]) != (model.vgs is not None):
+        raise CheckpointMismatchError(
             f"{source}: checkpoint has vgs={'on' if meta['has_vgs'] else 'off'}, the model has "
             f"vgs={'on' if model.vgs is not None else 'off'}"
         )
@@ -53,7 +110,7 @@ def _check_compatible(model: Any, state: dict, meta: dict, env_state: bool, sour
     if not isinstance(saved, dict) or set(saved) != set(live):
         missing = sorted(set(live) - set(saved or {}))[:5]
         extra = sorted(set(saved or {}) - set(live))[:5]
-        raise ValueError(
+        raise CheckpointMismatchError(
             f"{source}: the checkpoint's policy does not fit this model's policy (missing {missing}, unexpected "
             f"{extra}): it was built with other architecture arguments"
         )
@@ -61,39 +118,43 @@ def _check_compatible(model: Any, state: dict, meta: dict, env_state: bool, sour
         other = saved[key]
         if not isinstance(other, torch.Tensor) or other.shape != tensor.shape:
             shape = tuple(other.shape) if isinstance(other, torch.Tensor) else type(other).__name__
-            raise ValueError(
+            raise CheckpointMismatchError(
                 f"{source}: the checkpoint's policy does not fit this model's policy: {key} has shape "
                 f"{shape} in the checkpoint, {tuple(tensor.shape)} in the model"
             )
-    groups = state[OPTIMIZER].get("param_groups") if isinstance(state[OPTIMIZER], dict) else None
-    live_sizes = [len(g["params"]) for g in model.policy.optimizer.param_groups]
-    if not isinstance(groups, list) or [len(g.get("params", ())) for g in groups] != live_sizes:
-        raise ValueError(
-            f"{source}: the checkpoint's optimizer state does not fit this model's optimizer "
-            f"({type(model.policy.optimizer).__name__} with param groups of sizes {live_sizes})"
-        )
+    if not reset_optimizer:
+        _check_optimizer(model, state, meta, source)
     if env_state and model.env is not None and int(model.n_envs) != int(meta["n_envs"]):
-        raise ValueError(
+        raise CheckpointMismatchError(
             f"{source}: the saved last observation is for n_envs={meta['n_envs']}, the model's env has "
             f"{model.n_envs} copies"
         )
 
 
-def _restore(model: Any, state: dict, *, exact: bool, env_state: bool, source: Any) -> None:
+def _restore(model: Any, state: dict, *, exact: bool, env_state: bool, source: Any,
+             reset_optimizer: bool = False) -> None:
     meta = _check_members(state, source)
-    _check_compatible(model, state, meta, env_state, source)
-    model.policy.load_state_dict(state[POLICY])
-    model.policy.optimizer.load_state_dict(state[OPTIMIZER])
+    _check_compatible(model, state, meta, env_state, source, reset_optimizer)
+    if env_state:
+        _check_env_state(model, state[ENV_STATE], source)
+    with from_file(source, POLICY, "the policy's parameters"):
+        model.policy.load_state_dict(state[POLICY])
+    if not reset_optimizer:
+        with from_file(source, OPTIMIZER, "the optimizer state"):
+            model.policy.optimizer.load_state_dict(state[OPTIMIZER])
     if model.vgs is not None:
-        model.vgs.load_state_dict(state[VGS])
-    for name in COUNTERS:
-        setattr(model, name, from_json(meta["counters"][name]))
-    model.num_timesteps = int(model.num_timesteps)
-    model._n_updates = int(model._n_updates)
+        with from_file(source, VGS, "the gradient scaler's state"):
+            model.vgs.load_state_dict(state[VGS])
+    with from_file(source, META, "the counters"):
+        for name in COUNTERS:
+            setattr(model, name, from_json(meta["counters"][name]))
+        model.num_timesteps = int(model.num_timesteps)
+        model._n_updates = int(model._n_updates)
 
     venv = model.get_vec_normalize_env()
     if venv is not None and VEC_NORMALIZE in state:
-        _restore_vec_normalize(venv, meta.get("vec_normalize"), state[VEC_NORMALIZE], env_state, source)
+        with from_file(source, VEC_NORMALIZE, "the VecNormalize statistics"):
+            _restore_vec_normalize(venv, meta.get("vec_normalize"), state[VEC_NORMALIZE], env_state, source)
     elif VEC_NORMALIZE in state and exact and model.env is not None:
         warnings.warn(
             f"{source}: the checkpoint holds VecNormalize statistics but the env passed is not a VecNormalize; "
@@ -103,13 +164,15 @@ def _restore(model: Any, state: dict, *, exact: bool, env_state: bool, source: A
         )
 
     if exact:
-        window = int(meta.get("stats_window_size", model._stats_window_size))
-        for name in ("ep_info_buffer", "ep_success_buffer"):
-            saved = meta.get(name)
-            setattr(model, name, None if saved is None else collections.deque(from_json(saved), maxlen=window))
-        _restore_rng(meta, state[RNG])
-        _set_space_rng(model.action_space, meta["rng"]["action_space"])
-        _set_space_rng(model.observation_space, meta["rng"]["observation_space"])
+        with from_file(source, META, "the episode buffers and random states"):
+            window = int(meta.get("stats_window_size", model._stats_window_size))
+            for name in ("ep_info_buffer", "ep_success_buffer"):
+                saved = meta.get(name)
+                setattr(model, name, None if saved is None else collections.deque(from_json(saved), maxlen=window))
+            _set_space_rng(model.action_space, meta["rng"]["action_space"])
+            _set_space_rng(model.observation_space, meta["rng"]["observation_space"])
+        with from_file(source, RNG, "the random states"):
+            _restore_rng(meta, state[RNG])
     if env_state:
         env_tree = state[ENV_STATE]
         model._last_obs = _obs_from_tree(env_tree["last_obs"])
@@ -157,6 +220,9 @@ def load_model(
     device: torch.device | str = "auto",
     custom_objects: dict[str, Any] | None = None,
     force_reset: bool = True,
+    *,
+    reset_optimizer: bool = False,
+    max_bytes: int = archive.DEFAULT_MAX_BYTES,
     **kwargs: Any,
 ) -> Any:
     """Rebuild a model of class ``cls`` from the checkpoint at ``path`` (SB3's ``load`` semantics).
@@ -167,8 +233,16 @@ def load_model(
     ``custom_objects`` and ``kwargs`` replace constructor arguments (unknown names:
     ``ValueError``); ``custom_objects`` also supplies classes the file names but lifelong will not
     import (a custom policy class: ``custom_objects={"policy": MyPolicy}``). Nothing is re-seeded
-    (unless ``seed=`` is passed). Missing file: ``FileNotFoundError``; any other unreadable file:
-    :class:`lifelong.CheckpointError`.
+    (unless ``seed=`` is passed). ``tensorboard_log`` is never taken from the file (pass it).
+
+    Loading into another optimizer class than the checkpoint's (``optimizer="adam"`` on an
+    AdaptiveUPGD checkpoint) is a ``ValueError`` naming both; ``reset_optimizer=True`` instead
+    builds fresh optimizer state over the loaded parameters. ``max_bytes`` caps what reading may
+    inflate (see :mod:`lifelong.checkpoint.archive`).
+
+    Missing file: ``FileNotFoundError``; a file that does not fit the model or env:
+    :class:`lifelong.errors.CheckpointMismatchError` (a ``ValueError``); any other unreadable,
+    malformed or crafted file: :class:`lifelong.CheckpointError` naming the path and the member.
     """
     custom_objects = dict(custom_objects or {})
     if isinstance(path, (str, os.PathLike)):
@@ -177,6 +251,8 @@ def load_model(
             path = path.with_suffix(".zip")  # SB3: save("x") writes x.zip, load("x") reads it
     elif not hasattr(path, "read"):
         raise ValueError(f"path must be a file path or a binary file object, got {type(path).__name__}")
+    if not isinstance(reset_optimizer, bool):
+        raise ValueError(f"reset_optimizer must be True or False, got {reset_optimizer!r}")
     allowed = _constructor_parameters(cls) - {"self", "env", "device", "_init_setup_model"}
     setter_only = {k for k in kwargs if k in TUNABLE and k not in allowed}  # sigma, vgs_alpha
     unknown = sorted(set(custom_objects) - allowed - {"policy", "policy_class"}) + sorted(
@@ -193,50 +269,67 @@ def load_model(
     }
     kwargs = {k: v for k, v in kwargs.items() if k not in setter_only}
     if isinstance(path, pathlib.Path):
-        state = archive.read_archive(path)
+        state = archive.read_archive(path, max_bytes)
     else:
-        state = archive.unpack(path.read(), getattr(path, "name", "<file object>"))
+        state = archive.unpack(path.read(), getattr(path, "name", "<file object>"), max_bytes)
     meta = _check_members(state, path)
-    saved_algorithm = str(meta.get("algorithm", ""))
+    replaced = set(custom_objects) | set(kwargs)
+    check_description(  # classes the caller replaces need not resolve
+        dict(meta, policy="" if replaced & {"policy", "policy_class"} else meta["policy"],
+             constructor_kwargs={k: v for k, v in meta["constructor_kwargs"].items() if k not in replaced}),
+        path, custom_objects)
+    saved_algorithm = meta["algorithm"]
     if saved_algorithm.rpartition(":")[2] not in {k.__qualname__ for k in cls.__mro__}:
-        raise ValueError(f"{path} holds a {saved_algorithm} checkpoint, not one {cls.__name__} can load")
+        raise CheckpointMismatchError(f"{path} holds a {saved_algorithm[:200]} checkpoint, not one {cls.__name__} can load")
 
-    obs_space = space_from_dict(meta["observation_space"])
-    act_space = space_from_dict(meta["action_space"])
+    with from_file(path, META, "its observation or action space"):
+        obs_space = space_from_dict(meta["observation_space"])
+        act_space = space_from_dict(meta["action_space"])
     if env is not None:
         env = cls._wrap_env(env, int(kwargs.get("verbose", 0)))
         if not spaces_equal(obs_space, env.observation_space) or not spaces_equal(act_space, env.action_space):
-            raise ValueError(
+            raise CheckpointMismatchError(
                 f"{path} was saved for observation space {obs_space} and action space {act_space}; the env passed "
                 f"has observation space {env.observation_space} and action space {env.action_space}"
             )
         if not force_reset and env.num_envs != int(meta["n_envs"]):
-            raise ValueError(
+            raise CheckpointMismatchError(
                 f"{path} was saved with n_envs={meta['n_envs']}; force_reset=False needs an env with as many "
                 f"copies, the env passed has {env.num_envs} (or load with force_reset=True)"
             )
 
-    ctor = from_json(meta["constructor_kwargs"], custom_objects, "constructor argument")
-    policy_override = custom_objects.pop("policy", custom_objects.pop("policy_class", None))
+    with from_file(path, META, "its constructor arguments"):
+        ctor = from_json(meta["constructor_kwargs"], custom_objects, "constructor argument")
+        ctor.pop("tensorboard_log", None)  # where to write logs is the caller's decision, never a file's
+        policy_override = custom_objects.pop("policy", custom_objects.pop("policy_class", None))
+        policy = policy_override
+        if policy is None:
+            ref = meta["policy"]
+            policy = ref if isinstance(ref, str) else resolve_class(ref["__class__"], custom_objects, "policy")
     ctor.update(custom_objects)
     ctor.update(kwargs)
     user_seed = ctor.pop("seed", None) if "seed" in kwargs else None
     ctor.pop("seed", None)
-    policy = policy_override
-    if policy is None:
-        ref = meta["policy"]
-        policy = ref if isinstance(ref, str) else resolve_class(ref["__class__"], custom_objects, "policy")
 
-    model = cls(policy=policy, env=env, device=device, seed=None, _init_setup_model=False, **ctor)
-    if env is None:
-        model.observation_space = obs_space
-        model.action_space = act_space
-        model.n_envs = int(meta["n_envs"])
-    model._setup_model()
+    overrides = sorted(set(custom_objects) | set(kwargs))
+    what = "the model its constructor arguments describe" + (f" (with your {overrides})" if overrides else "")
+    with from_file(path, META, what):
+        model = cls(policy=policy, env=env, device=device, seed=None, _init_setup_model=False, **ctor)
+        if env is None:
+            model.observation_space = obs_space
+            model.action_space = act_space
+            model.n_envs = int(meta["n_envs"])
+        model._setup_model()  # refuses sizes that would not fit in memory before allocating them
     model.seed = meta.get("seed")
 
     restore_env_state = env is None or not force_reset
-    _restore(model, state, exact=True, env_state=restore_env_state, source=path)
+    try:
+        _restore(model, state, exact=True, env_state=restore_env_state, source=path, reset_optimizer=reset_optimizer)
+    except CheckpointMismatchError as exc:
+        if overrides or model.get_vec_normalize_env() is not None:
+            raise  # the caller's arguments or env decide: a mismatch
+        # built from the file alone, the model can only mismatch the file if the file contradicts itself
+        raise CheckpointError(f"{exc} (the checkpoint contradicts its own description: malformed)") from exc
     if env is not None and force_reset:
         model._last_obs = None
     if tunable_overrides:

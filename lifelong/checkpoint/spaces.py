@@ -76,32 +76,54 @@ def space_to_dict(space: spaces.Space) -> dict:
     )
 
 
+#: the most elements a space read from a file may declare (a 4096 x 4096 RGB image is 5e7)
+MAX_SPACE_ELEMENTS = 1 << 26
+
+
+def _bounded_shape(values: Any) -> tuple[int, ...]:
+    shape = tuple(int(v) for v in values)
+    if len(shape) > 32 or any(n < 0 for n in shape) or math.prod(shape) > MAX_SPACE_ELEMENTS:
+        raise ValueError(f"shape {shape} is not a plausible space shape (at most 32 non-negative dimensions, "
+                         f"{MAX_SPACE_ELEMENTS:,} elements)")
+    return shape
+
+
+def _numeric_dtype(text: Any) -> np.dtype:
+    dtype = np.dtype(text)
+    if dtype.kind not in "biuf" or dtype.itemsize > 16:
+        raise ValueError(f"dtype {dtype.str!r} is not a numeric dtype")
+    return dtype
+
+
 def space_from_dict(data: dict) -> spaces.Space:
-    """Inverse of :func:`space_to_dict`. Malformed data raises ``ValueError``."""
+    """Inverse of :func:`space_to_dict`. Malformed data, or a space of more than
+    :data:`MAX_SPACE_ELEMENTS` elements, raises ``ValueError``."""
     try:
         kind = data["type"]
         if kind == "Box":
-            shape = tuple(int(v) for v in data["shape"])
-            dtype = np.dtype(data["dtype"])
+            shape = _bounded_shape(data["shape"])
+            dtype = _numeric_dtype(data["dtype"])
             low = _array_from_json(data["low"], shape, dtype)
             high = _array_from_json(data["high"], shape, dtype)
             return spaces.Box(low=low, high=high, shape=shape, dtype=dtype)
         if kind == "Discrete":
-            return spaces.Discrete(int(data["n"]), start=int(data["start"]), dtype=np.dtype(data["dtype"]).type)
+            return spaces.Discrete(int(data["n"]), start=int(data["start"]), dtype=_numeric_dtype(data["dtype"]).type)
         if kind == "MultiDiscrete":
-            dtype = np.dtype(data["dtype"])
+            dtype = _numeric_dtype(data["dtype"])
+            _bounded_shape(np.shape(data["nvec"]))
             return spaces.MultiDiscrete(
                 np.asarray(data["nvec"], dtype=dtype), dtype=dtype.type, start=np.asarray(data["start"], dtype=dtype)
             )
         if kind == "MultiBinary":
             n = data["n"]
+            _bounded_shape([n] if isinstance(n, int) else n)
             return spaces.MultiBinary(int(n) if isinstance(n, int) else [int(v) for v in n])
         if kind == "Dict":
             return spaces.Dict({str(key): space_from_dict(sub) for key, sub in data["spaces"]})
         if kind == "Tuple":
             return spaces.Tuple([space_from_dict(sub) for sub in data["spaces"]])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"malformed space description {data!r}: {exc}") from exc
+    except (KeyError, TypeError, ValueError, OverflowError, IndexError, AttributeError, RecursionError) as exc:
+        raise ValueError(f"malformed space description {str(data)[:200]}: {type(exc).__name__}: {exc}") from exc
     raise ValueError(f"unknown space type {data.get('type')!r} in checkpoint")
 
 

@@ -62,13 +62,22 @@ class GifRecorder(gym.Wrapper):
 
 
 def _can_render_rgb(config: Mapping) -> bool:
+    """Whether the env renders rgb_array frames, found by rendering one. A renderer whose
+    package is missing (pygame for the classic-control envs) is a ConfigError saying what to install."""
     kwargs = dict(config.get("env_kwargs") or {})
     try:
         env = gym.make(config["env"], render_mode="rgb_array", **kwargs)
+    except gym.error.DependencyNotInstalled as exc:
+        raise ConfigError(f"--video: {config['env']} needs a package to render: {exc}") from None
     except Exception:  # noqa: BLE001 - a constructor that refuses render_mode: cannot render
         return False
     try:
-        return "rgb_array" in (env.metadata.get("render_modes") or [])
+        if "rgb_array" not in (env.metadata.get("render_modes") or []):
+            return False
+        env.reset(seed=0)
+        return env.render() is not None
+    except gym.error.DependencyNotInstalled as exc:
+        raise ConfigError(f"--video: {config['env']} needs a package to render: {exc}") from None
     finally:
         env.close()
 

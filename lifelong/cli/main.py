@@ -279,7 +279,7 @@ def main(argv=None) -> int:
             traceback.print_exc()
         if isinstance(exc, Interrupted):
             print(f"{prog}: {exc}", file=sys.stderr)
-            return EXIT_INTERRUPTED
+            return exc.exit_code
         one_line = " ".join(str(exc).split()) or type(exc).__name__
         if isinstance(exc, (ConfigError, CheckpointError)):
             print(f"{prog}: error: {one_line}", file=sys.stderr)

@@ -234,6 +234,18 @@ def load_agent(path: Path, env, device: str = "auto"):
         raise ConfigError(msg if str(path) in msg else f"{path}: {msg}") from None
 
 
+def load_latest_agent(manager: CheckpointManager, env, device: str = "auto"):
+    """The agent of the newest checkpoint in ``manager`` that loads (corrupt newer ones are
+    skipped with a warning and renamed ``*.corrupt``), or None when none does; a checkpoint that
+    does not fit ``env`` is a ConfigError, as in :func:`load_agent`."""
+    try:
+        return manager.load_latest(agent_class(), env=env, device=device)
+    except FileNotFoundError:
+        return None
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 # --------------------------------------------------------------------------------------------
 # Logger: SB3 Logger with metrics.csv (appending on resume) and TensorBoard under tb/.
 def make_logger(run: RunDir):
@@ -286,3 +298,33 @@ def read_evals(run: RunDir) -> list[dict]:
             except (TypeError, ValueError, KeyError):
                 continue
         return rows
+
+
+def truncate_logs(run: RunDir, step: int) -> None:
+    """Drop the rows of ``metrics.csv`` and ``evals.csv`` logged after ``step`` (and a torn last
+    row), atomically. A resume continues from the checkpoint at ``step``: rows after it describe
+    training that the checkpoint does not hold (the run was killed after logging them), and
+    keeping them would repeat steps and make the curves run backwards."""
+    for path, column in ((run.metrics, "time/total_timesteps"), (run.evals, "step")):
+        if not path.is_file():
+            continue
+        lines = path.read_text().splitlines(keepends=True)
+        if not lines:
+            continue
+        header = next(csv.reader([lines[0]]))
+        if column not in header:
+            continue
+        index = header.index(column)
+        kept = [lines[0]]
+        for line in lines[1:]:
+            try:
+                row = next(csv.reader([line]))
+                keep = len(row) == len(header) and line.endswith("\n") and float(row[index]) <= step
+            except (ValueError, IndexError, StopIteration, csv.Error):
+                keep = False
+            if keep:
+                kept.append(line)
+        if len(kept) != len(lines):
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text("".join(kept))
+            os.replace(tmp, path)

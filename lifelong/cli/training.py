@@ -12,17 +12,19 @@ from typing import Mapping
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
-from lifelong.checkpoint import save_model
+from lifelong.checkpoint import save_model, verify
 from lifelong.cli.config import ConfigError
 from lifelong.cli.run_dir import (
     RunDir,
     append_eval,
     build_agent,
-    load_agent,
+    load_latest_agent,
     make_env,
     make_logger,
     read_evals,
+    truncate_logs,
 )
+from lifelong.cli.stop_signals import StopSignals
 
 
 class Evaluator:
@@ -61,9 +63,10 @@ class RunCallback(BaseCallback):
     Also drives the progress bar (steps, steps/s, recent training return, last evaluation)."""
 
     def __init__(self, run: RunDir, config: Mapping, evaluator: Evaluator, manager,
-                 target: int, progress: bool = True):
+                 target: int, progress: bool = True, stop: StopSignals | None = None):
         super().__init__()
         self.run, self.config, self.evaluator, self.manager = run, config, evaluator, manager
+        self.stop = stop if stop is not None else StopSignals()
         self.target, self.progress = target, progress
         self.bar = None
         prev = read_evals(run)
@@ -101,14 +104,17 @@ class RunCallback(BaseCallback):
             n = self.model.num_timesteps
             self.bar.update(n - self._shown)
             self._shown = n
-        return not self.stopped
+        return not self.stopped and self.stop.received is None
 
     def _on_rollout_start(self) -> None:
         if self.model.num_timesteps > self.logged_at:
             self.after_update()
 
     def _on_training_end(self) -> None:
-        self.after_update(final=True)
+        if self.stop.received is not None:
+            self.save_on_signal()
+        else:
+            self.after_update(final=True)
         if self.bar is not None:
             if self.stopped:  # early stop: show the bar complete at the steps actually done
                 self.bar.total = self.model.num_timesteps
@@ -134,8 +140,18 @@ class RunCallback(BaseCallback):
             self.stopped = True
         return row
 
+    def save_on_signal(self) -> None:
+        """The checkpoint of a run stopped by a signal (no evaluation, no log row): written
+        atomically, then verified; signals meanwhile are deferred (see StopSignals)."""
+        n = self.model.num_timesteps
+        if self.last_checkpoint is None or self.manager.path_for(n) != self.last_checkpoint:
+            self.last_checkpoint = self.manager.save(self.model, n)
+        verify(self.last_checkpoint)
+
     def after_update(self, final: bool = False) -> None:
         n = self.model.num_timesteps
+        if self.stop.received is not None:  # stopping: the checkpoint is written at training end
+            return
         if (final or n >= self.next_eval) and self.evaluated_at != n and not self.stopped:
             self.evaluate()
             self.next_eval = self._next(n, self.config["eval_every"])
@@ -210,21 +226,28 @@ def _run(run: RunDir, config: Mapping, model, env, learn_steps: int, reset: bool
     evaluator = Evaluator(config, seed=(config.get("seed") or 0) + 10_000)
     manager = run.manager(keep=config["keep_checkpoints"])
     model.set_logger(make_logger(run))
-    cb = RunCallback(run, config, evaluator, manager, target=steps_before + learn_steps,
-                     progress=progress)
-    t0 = time.time()
-    try:
-        model.learn(total_timesteps=learn_steps, callback=cb, log_interval=None,
-                    reset_num_timesteps=reset)
-    except KeyboardInterrupt:
-        if cb.bar is not None:
-            cb.bar.close()
-        path = manager.save(model, model.num_timesteps)
-        model.logger.close()
-        raise Interrupted(f"interrupted at step {model.num_timesteps:,}; saved {path}; "
-                          f"continue with `lifelong resume {run.path}`") from None
-    finally:
-        evaluator.close()
+    with StopSignals(prog="lifelong train" if reset else "lifelong resume") as stop:
+        if reset:
+            print(f"run directory: {run.path}", flush=True)
+        cb = RunCallback(run, config, evaluator, manager, target=steps_before + learn_steps,
+                         progress=progress, stop=stop)
+        t0 = time.time()
+        try:
+            model.learn(total_timesteps=learn_steps, callback=cb, log_interval=None,
+                        reset_num_timesteps=reset)
+        finally:
+            evaluator.close()
+            if stop.received is not None:
+                if cb.bar is not None:
+                    cb.bar.close()
+                model.logger.close()
+                env.close()
+        if stop.received is not None:
+            if cb.last_checkpoint is None or not cb.last_checkpoint.is_file():
+                cb.save_on_signal()  # the signal came after training had ended
+            raise Interrupted(f"stopped by {stop.name} at step {model.num_timesteps:,}; saved and verified "
+                              f"{cb.last_checkpoint}; continue with `lifelong resume {run.path}`",
+                              exit_code=stop.exit_code)
     wall = time.time() - t0
     model.logger.close()
     summary = summarize(run, config, cb, steps_before, wall, model)
@@ -233,7 +256,11 @@ def _run(run: RunDir, config: Mapping, model, env, learn_steps: int, reset: bool
 
 
 class Interrupted(Exception):
-    pass
+    """Training stopped by a signal after saving its checkpoint; ``exit_code`` is 128 + signum."""
+
+    def __init__(self, message: str, exit_code: int = 130):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def train(config: Mapping, run: RunDir, *, progress: bool = True, overwrite: bool = False):
@@ -243,7 +270,6 @@ def train(config: Mapping, run: RunDir, *, progress: bool = True, overwrite: boo
     env = make_env(config, seed=config.get("seed"))
     model = build_agent(config, env)
     run.create(config, overwrite=overwrite)
-    print(f"run directory: {run.path}", flush=True)
     return _run(run, config, model, env, config["timesteps"], reset=True, progress=progress,
                 steps_before=0)
 
@@ -255,10 +281,13 @@ def resume(run: RunDir, *, timesteps: int | None = None, progress: bool = True):
     config = run.read_config()
     manager = run.manager(keep=config["keep_checkpoints"])
     import warnings
+    seed = config.get("seed")
+    env = make_env(config, seed=None)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        path = manager.latest()
-    if path is None:
+        model = load_latest_agent(manager, env)  # skips (and sets aside) checkpoints that fail to load
+    if model is None:
+        env.close()
         why = ""
         if caught:
             why = (f" ({len(caught)} corrupted; newest: "
@@ -266,10 +295,8 @@ def resume(run: RunDir, *, timesteps: int | None = None, progress: bool = True):
         raise ConfigError(f"{run.path}: no valid checkpoint in {run.checkpoints} to resume from{why}")
     for w in caught:  # a corrupted newer checkpoint was skipped: say so, once each
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    seed = config.get("seed")
-    env = make_env(config, seed=None)
-    model = load_agent(path, env)
     done = int(model.num_timesteps)
+    truncate_logs(run, done)  # rows logged after this checkpoint (a killed run) are not in it
     target = done + timesteps if timesteps is not None else config["timesteps"]
     if target <= done:
         raise ConfigError(f"{run.path}: already trained {done:,} of {config['timesteps']:,} steps; "

@@ -43,12 +43,18 @@ def _vgs_class(ctx):
     return VarianceGradientScaler
 
 
+#: upper bounds: beyond them a run cannot work on any one machine (the rollout buffer alone
+#: would be terabytes); the agent also refuses sizes beyond this machine's memory (lifelong.agent.memory).
+MAX_N_STEPS = 1 << 20
+MAX_BATCH_SIZE = 1 << 24
+MAX_OUTPUTS = 4096  # n_quantiles, n_atoms
+
 #: validators of the agent arguments we know about; others are typed from their default.
 AGENT_KNOWN: dict[str, V] = {
     "policy": Str(),
     "learning_rate": Schedule(),
-    "n_steps": Int(min=1),
-    "batch_size": Int(min=2),
+    "n_steps": Int(min=1, max=MAX_N_STEPS),
+    "batch_size": Int(min=2, max=MAX_BATCH_SIZE),
     "n_epochs": Int(min=1),
     "gamma": Float(0.0, 1.0),
     "gae_lambda": Float(0.0, 1.0),
@@ -66,9 +72,9 @@ AGENT_KNOWN: dict[str, V] = {
     "rollout_buffer_kwargs": Optional(FreeDict()),
     "device": Str(),
     "critic": Choice("quantile", "categorical"),
-    "n_quantiles": Int(min=1),
+    "n_quantiles": Int(min=1, max=MAX_OUTPUTS),
     "huber_kappa": Float(min=0.0, min_open=True),
-    "n_atoms": Int(min=2),
+    "n_atoms": Int(min=2, max=MAX_OUTPUTS),
     "v_min": Float(),
     "v_max": Float(),
     "twin_critics": Bool(),

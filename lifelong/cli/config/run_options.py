@@ -20,11 +20,11 @@ __all__ = ["RUN_KEYS", "SECTION_KEYS"]
 RUN_KEYS: dict[str, tuple[Any, V, str]] = {
     "env": (None, Optional(Str()), "Gymnasium environment id"),
     "env_kwargs": ({}, FreeDict(), "extra gymnasium.make arguments"),
-    "n_envs": (1, Int(min=1), "number of vectorised environments"),
+    "n_envs": (1, Int(min=1, max=4096), "number of vectorised environments"),
     "vec_env": ("dummy", Choice("dummy", "subproc"), "DummyVecEnv or SubprocVecEnv"),
     "normalize_obs": (False, Bool(), "normalise observations with VecNormalize"),
     "seed": (0, Optional(Int(min=0)), "random seed"),
-    "timesteps": (100_000, Int(min=1), "total environment steps"),
+    "timesteps": (100_000, Int(min=1, max=10**12), "total environment steps"),
     "eval_every": (10_000, Int(min=0), "evaluate every N steps (0: only at the end)"),
     "eval_episodes": (10, Int(min=1), "episodes per evaluation"),
     "eval_deterministic": (True, Bool(), "greedy actions during evaluation"),

@@ -38,14 +38,12 @@ class Bool(V):
 class Int(V):
     def __init__(self, min=None, max=None):
         self.min, self.max = min, max
-        if min == 1 and max is None:
+        if min == 1:
             self.describe = "a positive integer"
-        elif min == 0 and max is None:
+        elif min == 0:
             self.describe = "a non-negative integer"
-        elif min is not None and max is None:
-            self.describe = f"an integer >= {min}"
         elif min is not None:
-            self.describe = f"an integer in [{min}, {max}]"
+            self.describe = f"an integer >= {min}"
         else:
             self.describe = "an integer"
 
@@ -54,8 +52,10 @@ class Int(V):
             value = int(value)  # 1e5 -> 100000
         if isinstance(value, bool) or not isinstance(value, int):
             _fail(path, self.describe, value)
-        if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
+        if self.min is not None and value < self.min:
             _fail(path, self.describe, value)
+        if self.max is not None and value > self.max:  # an upper bound: say it
+            _fail(path, f"{self.describe}, at most {self.max:,}", value)
         return value
 
 
@@ -173,11 +173,20 @@ class Schedule(V):
         return self.num(path, value)
 
 
+#: the widest layer and the deepest network a config may ask for
+MAX_LAYER_SIZE = 1 << 16
+MAX_LAYERS = 64
+
+
 class NetArch(V):
     describe = "a list of positive layer sizes or {pi: [...], vf: [...]}"
 
     def __call__(self, path, value):
-        lay = Int(min=1)
+        lay = Int(min=1, max=MAX_LAYER_SIZE)
+        if isinstance(value, (list, tuple, Mapping)) and any(
+                isinstance(v, (list, tuple)) and len(v) > MAX_LAYERS
+                for v in ([value] if not isinstance(value, Mapping) else value.values())):
+            raise ConfigError(f"{path}: more than {MAX_LAYERS} layers; expected {self.describe}")
         if isinstance(value, (list, tuple)):
             return [lay(f"{path}[{i}]", v) for i, v in enumerate(value)]
         if isinstance(value, Mapping):

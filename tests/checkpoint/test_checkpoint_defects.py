@@ -1,0 +1,141 @@
+"""One test per checkpoint defect of the hardening issue: optimizer class on load, stale
+temporaries, tensorboard_log from a file, negative counters, the vgs.pt message, memory bounds."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+
+import pytest
+import torch
+from stable_baselines3.common.env_util import make_vec_env
+
+from lifelong import CheckpointError
+from lifelong.agent.ppo import DistributionalPPO
+from lifelong.checkpoint import archive, atomic
+from lifelong.errors import CheckpointMismatchError
+from lifelong.optim import AdaptiveUPGD
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    env = make_vec_env("CartPole-v1", n_envs=2, seed=0)
+    model = DistributionalPPO("MlpPolicy", env, n_steps=16, batch_size=16, n_epochs=1, seed=0, device="cpu",
+                              policy_kwargs={"net_arch": [8]}, diagnostics_every=0, optimizer="adaptive_upgd")
+    model.learn(32)
+    return env, model, model.save(tmp_path_factory.mktemp("defects") / "m.zip")
+
+
+def _with_meta(path, out, change):
+    with zipfile.ZipFile(path) as zf:
+        members = {n: zf.read(n) for n in zf.namelist() if n != archive.MANIFEST_NAME}
+    meta = json.loads(members["model.json"])
+    change(meta)
+    members["model.json"] = json.dumps(meta).encode()
+    out.write_bytes(archive.pack_bytes(members))
+    return out
+
+
+def test_other_optimizer_class_is_refused_naming_both(saved):
+    env, _, path = saved
+    with pytest.raises(ValueError, match="AdaptiveUPGD.*Adam.*reset_optimizer=True") as info:
+        DistributionalPPO.load(path, env=env, device="cpu", optimizer="adam")
+    assert isinstance(info.value, CheckpointMismatchError)
+
+
+def test_reset_optimizer_builds_fresh_state_over_loaded_parameters(saved):
+    env, model, path = saved
+    loaded = DistributionalPPO.load(path, env=env, device="cpu", optimizer="adam", reset_optimizer=True)
+    opt = loaded.policy.optimizer
+    assert type(opt) is torch.optim.Adam and opt.state_dict()["state"] == {}
+    assert all(p in {id(q) for q in loaded.policy.parameters()} for p in map(id, opt.param_groups[0]["params"]))
+    for a, b in zip(loaded.policy.state_dict().values(), model.policy.state_dict().values()):
+        assert torch.equal(a, b)
+    loaded.learn(32, reset_num_timesteps=False)  # trains with the fresh Adam
+    assert set(opt.state_dict()["state"][0]) == {"step", "exp_avg", "exp_avg_sq"}
+    same = DistributionalPPO.load(path, env=env, device="cpu")  # the same class: state restored
+    assert type(same.policy.optimizer) is AdaptiveUPGD and same.policy.optimizer.state_dict()["state"]
+
+
+def test_tensorboard_log_is_never_taken_from_a_file(saved, tmp_path):
+    _, _, path = saved
+    target = tmp_path / "written-by-the-file"
+    crafted = _with_meta(path, tmp_path / "tb.zip",
+                         lambda m: m["constructor_kwargs"].update(tensorboard_log=str(target)))
+    loaded = DistributionalPPO.load(crafted, device="cpu")
+    assert loaded.tensorboard_log is None
+    mine = tmp_path / "mine"
+    assert DistributionalPPO.load(crafted, device="cpu", tensorboard_log=str(mine)).tensorboard_log == str(mine)
+    assert not target.exists()
+
+
+@pytest.mark.parametrize("counter, value", [("num_timesteps", -1), ("_n_updates", -3), ("_episode_num", -1),
+                                            ("_total_timesteps", -100), ("_n_train_calls", True)])
+def test_negative_counters_are_refused(saved, tmp_path, counter, value):
+    _, _, path = saved
+    crafted = _with_meta(path, tmp_path / "neg.zip", lambda m: m["counters"].update({counter: value}))
+    with pytest.raises(CheckpointError, match=f"'model.json' is malformed: counter {counter}="):
+        DistributionalPPO.load(crafted, device="cpu")
+
+
+def test_missing_vgs_member_message(saved, tmp_path):
+    _, _, path = saved
+    with zipfile.ZipFile(path) as zf:
+        members = {n: zf.read(n) for n in zf.namelist() if n not in (archive.MANIFEST_NAME, "vgs.pt")}
+    crafted = tmp_path / "novgs.zip"
+    crafted.write_bytes(archive.pack_bytes(members))
+    with pytest.raises(CheckpointError, match="says vgs=on but the checkpoint lacks the member 'vgs.pt'") as info:
+        DistributionalPPO.load(crafted, device="cpu")
+    assert "vgs=on, the model has vgs=on" not in str(info.value)
+
+
+def test_model_that_would_not_fit_in_memory_is_refused_before_allocating(saved, tmp_path):
+    env, _, path = saved
+    with pytest.raises(ValueError, match=r"n_steps=10,000,000,000 .* GiB .* available"):
+        DistributionalPPO("MlpPolicy", env, n_steps=10**10, batch_size=16, device="cpu")
+    with pytest.raises(ValueError, match="net_arch"):
+        DistributionalPPO("MlpPolicy", env, n_steps=16, batch_size=16, device="cpu",
+                          policy_kwargs={"net_arch": [10**6, 10**6]})
+    crafted = _with_meta(path, tmp_path / "big.zip", lambda m: m["constructor_kwargs"].update(n_steps=10**10))
+    with pytest.raises(CheckpointError, match="model.json.*GiB"):
+        DistributionalPPO.load(crafted, device="cpu")
+
+
+def test_save_removes_temporaries_of_killed_saves(saved, tmp_path):
+    """A save killed (SIGKILL) mid-write leaves its temporary; the next save of that path removes
+    it, and leaves alone the temporary of a write that is still in progress."""
+    _, model, _ = saved
+    target = tmp_path / "model.zip"
+    atomic_py = atomic.__file__
+    code = ("import importlib.util, os, sys, time\n"
+            f"spec = importlib.util.spec_from_file_location('atomic', {atomic_py!r})\n"
+            "atomic = importlib.util.module_from_spec(spec); spec.loader.exec_module(atomic)\n"
+            "os.fsync = lambda fd: time.sleep(120)  # hold the write open until killed\n"
+            f"atomic.write_atomic({str(target)!r}, b'x' * 100000)\n")
+    writers = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(2)]
+    deadline = time.time() + 60
+    while len(list(tmp_path.glob(".model.zip.*.tmp"))) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    assert len(list(tmp_path.glob(".model.zip.*.tmp"))) == 2
+    writers[0].send_signal(signal.SIGKILL)
+    writers[0].wait()
+    try:
+        model.save(target)
+        left = [p.name for p in tmp_path.glob(".model.zip.*.tmp")]
+        assert left == [p.name for p in tmp_path.glob(f".model.zip.*.{writers[1].pid}.*.tmp")] and len(left) == 1
+    finally:
+        writers[1].send_signal(signal.SIGKILL)
+        writers[1].wait()
+    old = tmp_path / ".model.zip.abc123.tmp"  # an older naming: removed only once old
+    old.write_bytes(b"x")
+    model.save(target)
+    assert old.exists()
+    os.utime(old, (time.time() - 2 * atomic.STALE_AFTER_S,) * 2)
+    model.save(target)
+    assert not old.exists() and not list(tmp_path.glob(".model.zip.*.tmp"))
+    assert DistributionalPPO.load(target, device="cpu").num_timesteps == 32
+

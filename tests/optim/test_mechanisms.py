@@ -1,0 +1,235 @@
+"""Mechanisms beyond the paper (gate normalisation, gate temperature, unit utility, L2-Init):
+each against a float64 reference written from its formula (docs/optimizers.md), the off values
+against the paper's rule, state round trips with w0, and validation."""
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+
+from lifelong import UPGD, UPGDW, AdaptiveUPGD
+
+CLASSES = [UPGD, AdaptiveUPGD, UPGDW]
+ADAPTIVE = (AdaptiveUPGD, UPGDW)
+
+
+def formula_step(params, grads, state, hp, adaptive):
+    """One step of
+        x   = -g * w                         (utility="weight")
+            = -sum over the unit's row of g * w   (utility="unit")
+        u   = b u + (1 - b) x;   û = u / (1 - b^t)
+        eta = max(max û over all tensors, tiny)   (gate="global")
+            = max(max û over this tensor, tiny)   (gate="layer")
+        s   = sigmoid(û / (eta T))          (a unit's s on every weight of its row)
+        w  <- w (1 - lr wd) - lr l2 (w - w0) - 2 lr d (1 - s)
+    in float64 on ``params`` (in place); ``state`` per index. sigma = 0."""
+    b, lr, wd, l2, T = (hp["beta_utility"], hp["lr"], hp["weight_decay"], hp["l2_init"],
+                        hp["gate_temperature"])
+    u_hat = []
+    for i, (w, g) in enumerate(zip(params, grads)):
+        rows = w.shape[0] if w.dim() else 1
+        st = state.setdefault(i, {"t": 0, "m": torch.zeros_like(w), "v": torch.zeros_like(w),
+                                  "w0": w.clone(),
+                                  "u": torch.zeros(w.shape if hp["utility"] == "weight" else rows,
+                                                   dtype=w.dtype)})
+        st["t"] += 1
+        x = -g * w if hp["utility"] == "weight" else -(g * w).reshape(rows, -1).sum(1)
+        st["u"] = b * st["u"] + (1 - b) * x
+        u_hat.append(st["u"] / (1 - b ** st["t"]))
+        if adaptive:
+            b1, b2 = hp["betas"]
+            st["m"] = b1 * st["m"] + (1 - b1) * g
+            st["v"] = b2 * st["v"] + (1 - b2) * g * g
+    tiny = torch.finfo(torch.float64).tiny
+    global_eta = max(max(u.max().item() for u in u_hat), tiny)
+    for i, (w, g) in enumerate(zip(params, grads)):
+        st = state[i]
+        eta = global_eta if hp["gate"] == "global" else max(u_hat[i].max().item(), tiny)
+        s = torch.sigmoid(u_hat[i] / (eta * T))
+        if hp["utility"] == "unit":
+            rows = w.shape[0] if w.dim() else 1
+            s = s.reshape(rows, 1).expand(rows, w.numel() // rows).reshape(w.shape)
+        d = g
+        if adaptive:
+            b1, b2 = hp["betas"]
+            d = (st["m"] / (1 - b1 ** st["t"])) / ((st["v"] / (1 - b2 ** st["t"])).sqrt() + hp["eps"])
+        w.copy_(w * (1 - lr * wd) - lr * l2 * (w - st["w0"]) - 2 * lr * d * (1 - s))
+
+
+def model(seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    shapes = [(6, 5), (6,), (3, 6), (3,), (2, 3, 2, 2)]
+    return [torch.randn(s, generator=gen, dtype=torch.float64).requires_grad_() for s in shapes]
+
+
+def grads_for(params, step):
+    gen = torch.Generator().manual_seed(50 + step)
+    return [torch.randn(p.shape, generator=gen, dtype=torch.float64) for p in params]
+
+
+CONFIGS = [
+    {"gate": "layer"},
+    {"gate_temperature": 0.2},
+    {"gate": "layer", "gate_temperature": 3.0},
+    {"utility": "unit"},
+    {"utility": "unit", "gate": "layer"},
+    {"l2_init": 0.7},
+    {"l2_init": 0.3, "utility": "unit", "gate_temperature": 0.5},
+]
+
+
+@pytest.mark.parametrize("foreach", [None, False])
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
+@pytest.mark.parametrize("cls", CLASSES)
+def test_mechanism_matches_its_formula(cls, config, foreach):
+    params = model()
+    ref = [p.detach().clone() for p in params]
+    opt = cls(params, lr=0.05, weight_decay=0.1, sigma=0.0, beta_utility=0.8, foreach=foreach,
+              **config)
+    hp = {k: v for k, v in opt.param_groups[0].items() if k != "params"}
+    state: dict = {}
+    for step in range(6):
+        grads = grads_for(params, step)
+        for p, g in zip(params, grads):
+            p.grad = g.clone()
+        opt.step()
+        formula_step(ref, grads, state, hp, cls in ADAPTIVE)
+        for p, r in zip(params, ref):
+            assert torch.allclose(p.detach(), r, rtol=1e-11, atol=1e-13), (step, (p - r).abs().max())
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_off_values_are_the_paper_and_the_defaults(cls):
+    """Explicit off values == defaults == the paper's rule (the formula with gate="global",
+    T=1, utility="weight", l2_init=0)."""
+    off = {"gate": "global", "gate_temperature": 1.0, "utility": "weight", "l2_init": 0.0}
+    defaults = cls(model()).defaults
+    assert {k: defaults[k] for k in off} == off
+    a, b, ref = model(), model(), [p.detach().clone() for p in model()]
+    oa = cls(a, lr=0.05, sigma=0.0, beta_utility=0.8)
+    ob = cls(b, lr=0.05, sigma=0.0, beta_utility=0.8, **off)
+    hp = {k: v for k, v in oa.param_groups[0].items() if k != "params"}
+    state: dict = {}
+    for step in range(4):
+        grads = grads_for(a, step)
+        for p, q, g in zip(a, b, grads):
+            p.grad, q.grad = g.clone(), g.clone()
+        oa.step()
+        ob.step()
+        formula_step(ref, grads, state, hp, cls in ADAPTIVE)
+    for p, q, r in zip(a, b, ref):
+        assert torch.equal(p, q)
+        assert torch.allclose(p.detach(), r, rtol=1e-11, atol=1e-13)
+    assert "initial" not in oa.state[a[0]]  # no memory for w0 unless l2_init is on
+
+
+def test_lower_temperature_spreads_the_gate():
+    spreads = []
+    for temperature in (1.0, 0.1):
+        params = model()
+        opt = UPGD(params, lr=0.01, sigma=0.0, gate_temperature=temperature)
+        for step in range(3):
+            for p, g in zip(params, grads_for(params, step)):
+                p.grad = g
+            opt.step()
+        gates = []
+        for p in params:
+            u = opt.state[p]["utility"] / (1 - 0.999 ** 3)
+            gates.append(u.flatten())
+        u = torch.cat(gates)
+        spreads.append(torch.sigmoid(-u / (u.max() * temperature)).std().item())
+    assert spreads[1] > 3 * spreads[0]
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_l2_init_pulls_toward_the_first_weights_and_w0_travels_in_state_dict(cls):
+    params = model()
+    w0 = [p.detach().clone() for p in params]
+    opt = cls(params, lr=0.1, sigma=0.0, l2_init=0.5)
+    for step in range(3):
+        for p, g in zip(params, grads_for(params, step)):
+            p.grad = g
+        opt.step()
+    for p, w in zip(params, w0):
+        assert torch.equal(opt.state[p]["initial"], w)
+    buffer = io.BytesIO()
+    torch.save(opt.state_dict(), buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=True)
+    assert torch.equal(saved["state"][0]["initial"], w0[0])
+    # a fresh optimizer over other weights (a PBT exploit copies the donor's state): w0 moves
+    others = [torch.zeros_like(p).requires_grad_() for p in params]
+    receiver = cls(others, lr=0.1, sigma=0.0, l2_init=0.5)
+    receiver.load_state_dict(saved)
+    for p in others:
+        p.grad = torch.zeros_like(p)
+    receiver.step()
+    for p, w in zip(others, w0):
+        assert torch.equal(receiver.state[p]["initial"], w)
+        if cls is UPGD:  # zero gradient: only the pulls act, w = 0 (1 - lr wd) - lr l2 (0 - w0)
+            assert torch.allclose(p.detach(), 0.1 * 0.5 * w, rtol=1e-12, atol=1e-15)
+
+
+def test_old_state_dict_without_mechanism_keys_loads_with_off_values():
+    params = model()
+    opt = AdaptiveUPGD(params)
+    for p in params:
+        p.grad = torch.ones_like(p)
+    opt.step()
+    sd = opt.state_dict()
+    for group in sd["param_groups"]:
+        for key in ("gate", "gate_temperature", "utility", "l2_init"):
+            del group[key]
+    fresh = AdaptiveUPGD(model())
+    fresh.load_state_dict(sd)
+    group = fresh.param_groups[0]
+    assert (group["gate"], group["gate_temperature"], group["utility"], group["l2_init"]) == (
+        "global", 1.0, "weight", 0.0)
+
+
+@pytest.mark.parametrize("foreach", [None, False])
+def test_utility_mode_cannot_change_after_the_first_step(foreach):
+    params = model()
+    opt = UPGD(params, foreach=foreach)
+    for p in params:
+        p.grad = torch.ones_like(p)
+    opt.step()
+    opt.param_groups[0]["utility"] = "unit"
+    with pytest.raises(ValueError, match="utility"):
+        opt.step()
+
+
+BAD = [("gate", "max"), ("gate", None), ("utility", "neuron"), ("utility", 1),
+       ("gate_temperature", 0.0), ("gate_temperature", -1.0), ("gate_temperature", float("nan")),
+       ("gate_temperature", float("inf")), ("l2_init", -0.1), ("l2_init", float("nan")),
+       ("l2_init", "0.1")]
+
+
+@pytest.mark.parametrize("name,value", BAD)
+@pytest.mark.parametrize("cls", CLASSES)
+def test_invalid_mechanism_values(cls, name, value):
+    p = [torch.zeros(2, requires_grad=True)]
+    with pytest.raises(ValueError, match=name) as info:
+        cls(p, **{name: value})
+    assert repr(value) in str(info.value) or str(value) in str(info.value)
+    opt = cls(p)
+    with pytest.raises(ValueError, match=name):
+        opt.add_param_group({"params": [torch.zeros(1, requires_grad=True)], name: value})
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_class_and_defaults_rebuild_the_same_optimizer(cls):
+    """The agent's contract: type(optimizer)(params, **optimizer.defaults) is the same optimizer
+    for another network, mechanisms included."""
+    config = {"gate": "layer", "gate_temperature": 0.5, "utility": "unit", "l2_init": 0.2}
+    a, b = model(), model()
+    original = cls(a, lr=0.05, sigma=0.0, **config)
+    rebuilt = type(original)(b, **original.defaults)
+    assert rebuilt.defaults == original.defaults
+    for step in range(3):
+        for p, q, g in zip(a, b, grads_for(a, step)):
+            p.grad, q.grad = g.clone(), g.clone()
+        original.step()
+        rebuilt.step()
+    assert all(torch.equal(p, q) for p, q in zip(a, b))
