@@ -1,71 +1,102 @@
-"""Continual RL: DistributionalPPO with Adam vs AdaptiveUPGD on a non-stationary CartPole.
+"""Continual RL: does PPO keep learning on a stream of tasks, and which optimizer keeps it?
 
-The environment (default ``lifelong/PermutedCartPole-v0``: the 4 observation entries are
-permuted anew every phase; phase 0 is the original task) changes every ``--every-steps`` steps
-of each environment copy. Both agents use exactly the same DistributionalPPO settings and seeds;
-only ``optimizer`` differs (``"adam"`` vs ``"adaptive_upgd"``, each at the same learning rate).
-For each seed the task sequence is the same for both optimizers (schedule seed = run seed).
+A stream of tasks built with the :mod:`lifelong.envs` wrappers (default
+``lifelong/PermutedCartPole-v0``: the 4 observation entries are permuted anew every phase; phase 0
+is the original task). Every agent is DistributionalPPO with the same settings and seeds; only
+the optimizer configuration differs (``--agents``). For each seed the task sequence is the same
+for every agent (schedule seed = run seed).
 
-Measured per phase: the mean return of the episodes that end in that phase (per seed; the table
-shows the median over seeds and [min, max]), and at the end of each phase the plasticity
-diagnostics of :mod:`lifelong.diagnostics` (dormant-unit fraction, effective rank of the last
-hidden layers, weight norm) and UPGD's mean gate.
+**What counts as loss of plasticity.** Phase 0 is a freshly initialised agent learning its first
+task for one phase. The network's initialisation is invariant in distribution under a permutation
+of its inputs (orthogonal init, Haar-distributed), so every permuted task is exactly as hard for
+a fresh agent as phase 0 is: phase 0's return is the fresh-agent baseline of every phase. An
+agent *loses plasticity* when its return on the late phases falls below that baseline with
+non-overlapping 95% confidence intervals (IQM over seeds and phases, stratified bootstrap with
+``rliable``).
+
+Settings (``Settings``): in the direction of Dohare et al. (Nature 2024) and Lyle et al. (2023,
+2024): ReLU networks, a constant learning rate, many epochs per rollout (rl-zoo's CartPole PPO:
+8 envs x 32 steps, batch 256, 20 epochs, gamma 0.98, lambda 0.8), no gradient scaler, so that
+each agent is its optimizer and nothing else.
+
+Results: one JSON line per (agent, seed) in ``--out/continual_rl.jsonl``, appended as each run
+finishes; a rerun with the same settings skips what is there (an interrupted run resumes).
+Per phase: the mean return of the episodes that end in it, and at the end of each phase the
+plasticity diagnostics of :mod:`lifelong.diagnostics` (dormant-unit fraction, effective rank,
+weight norm) and, for UPGD-family optimizers, the histogram of the gate ``1 - s``.
 
 Usage::
 
-    python benchmarks/continual_rl.py            # full settings (about 10 minutes on 2 cores)
-    python benchmarks/continual_rl.py --quick    # seconds, for tests
-    python benchmarks/continual_rl.py --env lifelong/PermutedActionsCartPole-v0 --phases 12
+    python benchmarks/continual_rl.py --workers 2                 # Adam vs the default agent
+    python benchmarks/continual_rl.py --agents adam,adam_equal_betas,upgd --workers 2
+    python benchmarks/continual_rl.py --agent 'l2init={"optimizer": "adaptive_upgd",
+                                       "optimizer_kwargs": {"l2_init": 0.01}}' --agents adam,l2init
+    python benchmarks/continual_rl.py --quick                       # seconds, for tests
 
-Writes ``continual_rl.png`` and ``continual_rl.json`` to ``--out`` (default ``runs/benchmarks``).
+Writes ``continual_rl.jsonl``, ``continual_rl.json`` (summary) and ``continual_rl.png`` to
+``--out`` (default ``runs/benchmarks/continual_rl``).
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
-import math
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-OPTIMIZERS = ("adam", "adaptive_upgd")
-LABELS = {"adam": "Adam", "adaptive_upgd": "AdaptiveUPGD"}
+#: agent name -> DistributionalPPO arguments that differ between agents (all else is Settings.ppo)
+AGENTS: dict[str, dict] = {
+    "adam": {"optimizer": "adam"},
+    # Dohare et al. (2024): Adam with beta1 = beta2 avoids the large steps that follow a change
+    # in the gradient's statistics
+    "adam_equal_betas": {"optimizer": "adam", "optimizer_kwargs": {"betas": [0.99, 0.99]}},
+    "adaptive_upgd": {"optimizer": "adaptive_upgd"},
+    "upgd": {"optimizer": "upgd"},
+    "default": {},  # whatever DistributionalPPO builds when given no optimizer arguments
+}
+DEFAULT_AGENTS = ("adam", "default")
 
 
 @dataclass
 class Settings:
     env: str = "lifelong/PermutedCartPole-v0"
-    phases: int = 10
-    every_steps: int = 2_000          # per environment copy
-    n_envs: int = 4
-    seeds: tuple[int, ...] = (1, 2, 3, 4, 5)
-    optimizers: tuple[str, ...] = OPTIMIZERS
+    phases: int = 12
+    every_steps: int = 2_500          # per environment copy
+    n_envs: int = 8
+    activation: str = "ReLU"
+    net_arch: tuple[int, ...] = (64, 64)
+    late: int = 4                     # the late phases: the last `late` ones
     ppo: dict = field(default_factory=lambda: {
-        "learning_rate": 1e-3, "n_steps": 128, "batch_size": 256, "n_epochs": 4,
+        "learning_rate": 3e-3, "n_steps": 32, "batch_size": 256, "n_epochs": 20,
         "gamma": 0.98, "gae_lambda": 0.8, "ent_coef": 0.0, "clip_range": 0.2,
-        "vgs": True, "diagnostics_every": 0,
-        "policy_kwargs": {"net_arch": [64, 64]},
+        "vgs": False,
     })
 
     @property
     def total_steps(self) -> int:
         return self.phases * self.every_steps * self.n_envs
 
+    def key(self, agent: dict) -> str:
+        """Identifies a run's settings (for resuming): everything but the seed."""
+        blob = json.dumps({"settings": asdict(self), "agent": agent}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
-def run_one(optimizer: str, seed: int, s: Settings) -> dict:
-    """Train one agent; returns per-phase returns and end-of-phase diagnostics."""
+
+def run_one(name: str, agent: dict, seed: int, s: Settings) -> dict:
+    """Train one agent on the stream; per-phase returns and end-of-phase diagnostics."""
     import torch
     torch.set_num_threads(1)
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
 
     import lifelong  # noqa: F401  (registers the environments)
-    from lifelong.diagnostics import upgd_gate_stats
+    from lifelong import diagnostics as D
     from lifelong.agent.ppo import DistributionalPPO
 
     env = make_vec_env(s.env, n_envs=s.n_envs, seed=seed,
@@ -87,7 +118,11 @@ def run_one(optimizer: str, seed: int, s: Settings) -> dict:
 
         def _measure(self, phase: int) -> None:
             d = dict(self.model.plasticity_diagnostics())
-            d.update({f"upgd_{k}": v for k, v in upgd_gate_stats(self.model.policy.optimizer).items()})
+            optimizer = self.model.policy.optimizer
+            d.update({f"upgd/{k}": v for k, v in D.upgd_gate_stats(optimizer).items()})
+            hist = D.upgd_gate_histogram(optimizer)
+            if hist:
+                d["upgd/gate_histogram"] = hist
             self.diag[phase] = d
 
         def _on_rollout_end(self) -> None:
@@ -101,181 +136,282 @@ def run_one(optimizer: str, seed: int, s: Settings) -> dict:
                 self._measure(self.last_phase)
 
     t0 = time.perf_counter()
-    model = DistributionalPPO("MlpPolicy", env, optimizer=optimizer, seed=seed, device="cpu",
-                              verbose=0, **s.ppo)
+    kwargs = {**s.ppo, **agent}
+    kwargs["policy_kwargs"] = {"net_arch": list(s.net_arch),
+                               "activation_fn": getattr(torch.nn, s.activation)}
+    model = DistributionalPPO("MlpPolicy", env, seed=seed, device="cpu", verbose=0,
+                              diagnostics_every=0, **kwargs)
+    optimizer = model.policy.optimizer
     tracker = Tracker()
     model.learn(s.total_steps, callback=tracker)
     env.close()
     rets = [float(np.mean(r)) if r else float("nan") for r in tracker.returns]
-    return {"optimizer": optimizer, "seed": seed, "phase_returns": rets,
-            "episodes": [len(r) for r in tracker.returns], "diagnostics": tracker.diag,
-            "seconds": time.perf_counter() - t0}
+    return {"key": s.key(agent), "agent": name, "config": agent, "seed": seed,
+            "optimizer": f"{type(optimizer).__name__}({json.dumps(optimizer.defaults, default=str)})",
+            "phase_returns": rets, "episodes": [len(r) for r in tracker.returns],
+            "diagnostics": tracker.diag, "seconds": time.perf_counter() - t0}
 
 
 def _run_star(args):
     return run_one(*args)
 
 
-def _mr(vals) -> str:
-    v = np.asarray(vals, dtype=float)
-    v = v[np.isfinite(v)]
-    if not len(v):
-        return "n/a"
-    return f"{np.median(v):6.1f} [{v.min():5.1f},{v.max():5.1f}]"
+# ------------------------------------------------------------------------------- statistics
+def iqm_ci(scores: np.ndarray, reps: int = 5_000, seed: int = 0) -> tuple[float, float, float]:
+    """IQM and its 95% stratified-bootstrap CI (rliable) of a ``[runs, tasks]`` score matrix."""
+    from rliable import library as rly
+    from rliable import metrics
+    scores = np.asarray(scores, dtype=float)
+    if scores.ndim == 1:
+        scores = scores[:, None]
+    point, interval = rly.get_interval_estimates(
+        {"x": scores}, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=reps,
+        random_state=np.random.RandomState(seed))
+    return float(point["x"][0]), float(interval["x"][0, 0]), float(interval["x"][1, 0])
 
 
-def summarise(runs: list[dict], s: Settings) -> dict:
-    out = {}
-    k = max(1, math.ceil(s.phases / 4))
-    for opt in s.optimizers:
-        rs = [r for r in runs if r["optimizer"] == opt]
-        R = np.array([r["phase_returns"] for r in rs])                   # [seeds, phases]
-        diag_keys = sorted({key for r in rs for d in r["diagnostics"] for key in d})
-        diag = {key: np.array([[d.get(key, np.nan) for d in r["diagnostics"]] for r in rs])
-                for key in diag_keys}
-        out[opt] = {
-            "returns": R.tolist(),
-            "first_phase": R[:, 0].tolist(),
-            "last_phases": np.nanmean(R[:, -k:], axis=1).tolist(),
-            "all_phases": np.nanmean(R, axis=1).tolist(),
-            "diagnostics": {key: v.tolist() for key, v in diag.items()},
-        }
-    out["last_k"] = k
+def summarise(runs: list[dict], s: Settings, agents: list[str], reps: int = 5_000) -> dict:
+    """Per agent: the fresh-agent baseline (phase 0), the late phases, the last phase, each as
+    IQM [95% CI]; ``loses_plasticity`` when the late CI lies entirely below the fresh one
+    (``None`` with fewer than two seeds)."""
+    out: dict = {"late": s.late, "agents": {}}
+    for name in agents:
+        rs = sorted((r for r in runs if r["agent"] == name), key=lambda r: r["seed"])
+        if not rs:
+            continue
+        R = np.array([r["phase_returns"] for r in rs], dtype=float)      # [seeds, phases]
+        R = np.nan_to_num(R, nan=0.0)   # a phase without a finished episode: no return earned
+        fresh, late, last = R[:, :1], R[:, -s.late:], R[:, -1:]
+        entry = {"seeds": [r["seed"] for r in rs], "returns": R.tolist(),
+                 "fresh": iqm_ci(fresh, reps), "late": iqm_ci(late, reps),
+                 "last": iqm_ci(last, reps), "all": iqm_ci(R, reps)}
+        # a bootstrap over one seed has no spread: no verdict from it
+        entry["loses_plasticity"] = (bool(entry["late"][2] < entry["fresh"][1])
+                                     if len(rs) >= 2 else None)
+        entry["last_over_fresh"] = entry["last"][0] / entry["fresh"][0] if entry["fresh"][0] else None
+        keys = sorted({k for r in rs for d in r["diagnostics"] for k, v in d.items()
+                       if isinstance(v, (int, float))})
+        entry["diagnostics"] = {
+            k: [[d.get(k, float("nan")) for d in r["diagnostics"]] for r in rs] for k in keys}
+        hists = [[d.get("upgd/gate_histogram") for d in r["diagnostics"]] for r in rs]
+        if any(h for row in hists for h in row):
+            entry["gate_histograms"] = hists
+        out["agents"][name] = entry
     return out
 
 
-def print_tables(summary: dict, s: Settings) -> None:
-    opts = list(s.optimizers)
-    print(f"Mean episode return per phase: median over {len(s.seeds)} seeds [min, max]")
-    head = f"{'phase':>5} " + " ".join(f"{LABELS[o]:>24}" for o in opts)
-    print(head)
-    print("-" * len(head))
-    for ph in range(s.phases):
-        print(f"{ph:>5} " + " ".join(
-            f"{_mr(np.array(summary[o]['returns'])[:, ph]):>24}" for o in opts))
-    k = summary["last_k"]
-    print("-" * len(head))
-    for name, key in ((f"last {k}", "last_phases"), ("all", "all_phases")):
-        print(f"{name:>5} " + " ".join(f"{_mr(summary[o][key]):>24}" for o in opts))
-    print()
-    print("Diagnostics at the end of the first and last phase (median over seeds): dormant = "
-          "tau-dormant unit fraction (tau=0.025), eff. rank = effective rank of the last hidden "
-          "layers (mean of actor and critics), |w| = L2 norm of all weights, gate = UPGD mean (1-s)")
-    print(f"{'optimizer':<14} {'dormant':>15} {'eff. rank':>15} {'|w|':>15} {'gate':>15}")
-    for o in opts:
-        d = summary[o]["diagnostics"]
+def _ci(t) -> str:
+    return f"{t[0]:6.1f} [{t[1]:6.1f}, {t[2]:6.1f}]"
 
-        def pair(key):
+
+def print_tables(summary: dict, s: Settings) -> None:
+    agents = list(summary["agents"])
+    print("Mean episode return per phase: median over seeds [min, max]")
+    print(f"{'phase':>5} " + " ".join(f"{a:>24}" for a in agents))
+    for ph in range(s.phases):
+        cells = []
+        for a in agents:
+            v = np.array(summary["agents"][a]["returns"])[:, ph]
+            cells.append(f"{np.median(v):6.1f} [{v.min():6.1f},{v.max():6.1f}]")
+        print(f"{ph:>5} " + " ".join(f"{c:>24}" for c in cells))
+    print()
+    print(f"IQM [95% stratified-bootstrap CI] over seeds (x phases); fresh = phase 0 (a freshly "
+          f"initialised agent on its first task), late = last {s.late} phases")
+    print(f"{'agent':<22} {'seeds':>5} {'fresh':>24} {'late':>24} {'last':>24} {'last/fresh':>10}  "
+          "loses plasticity")
+    for a in agents:
+        e = summary["agents"][a]
+        ratio = "n/a" if e["last_over_fresh"] is None else f"{e['last_over_fresh']:.2f}"
+        print(f"{a:<22} {len(e['seeds']):>5} {_ci(e['fresh']):>24} {_ci(e['late']):>24} "
+              f"{_ci(e['last']):>24} {ratio:>10}  "
+              + {True: "YES", False: "no", None: "n/a (one seed)"}[e["loses_plasticity"]])
+    print()
+    print("Diagnostics at the end of the first -> last phase (median over seeds)")
+    keys = [("plasticity/dormant_fraction", "dormant"), ("plasticity/effective_rank", "eff. rank"),
+            ("plasticity/weight_norm", "|w|"), ("upgd/gate_mean", "gate mean")]
+    print(f"{'agent':<22} " + " ".join(f"{label:>17}" for _, label in keys))
+    for a in agents:
+        d = summary["agents"][a]["diagnostics"]
+        cells = []
+        for key, _ in keys:
             if key not in d:
-                return "-"
+                cells.append("-")
+                continue
             v = np.array(d[key], dtype=float)
-            return f"{np.nanmedian(v[:, 0]):.3g} -> {np.nanmedian(v[:, -1]):.3g}"
-        print(f"{LABELS[o]:<14} {pair('plasticity/dormant_fraction'):>15} "
-              f"{pair('plasticity/effective_rank'):>15} {pair('plasticity/weight_norm'):>15} "
-              f"{pair('upgd_gate_mean'):>15}")
+            cells.append(f"{np.nanmedian(v[:, 0]):.3g} -> {np.nanmedian(v[:, -1]):.3g}")
+        print(f"{a:<22} " + " ".join(f"{c:>17}" for c in cells))
+    for a in agents:
+        h = summary["agents"][a].get("gate_histograms")
+        if h:
+            last = np.array([row[-1] for row in h if row[-1]], dtype=float).mean(0)
+            print(f"{a}: gate histogram at the end (10 bins over [0, 1], mean over seeds): "
+                  + " ".join(f"{x:.3f}" for x in last))
 
 
 def plot(summary: dict, s: Settings, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), gridspec_kw={"width_ratios": [2, 1, 1]})
+    fig, axes = plt.subplots(1, 4, figsize=(19, 4.2), gridspec_kw={"width_ratios": [2, 1, 1, 1]})
     phases = np.arange(s.phases)
-    for o in s.optimizers:
-        R = np.array(summary[o]["returns"], dtype=float)
-        axes[0].plot(phases, np.nanmedian(R, 0), marker="o", label=LABELS[o])
-        axes[0].fill_between(phases, np.nanmin(R, 0), np.nanmax(R, 0), alpha=0.15)
+    for i, (a, e) in enumerate(summary["agents"].items()):
+        R = np.array(e["returns"], dtype=float)
+        color = f"C{i}"
+        axes[0].plot(phases, np.median(R, 0), marker="o", color=color, label=a)
+        axes[0].fill_between(phases, R.min(0), R.max(0), color=color, alpha=0.12)
+        axes[0].axhspan(e["fresh"][1], e["fresh"][2], color=color, alpha=0.08)
         for ax, key in ((axes[1], "plasticity/dormant_fraction"),
-                        (axes[2], "plasticity/effective_rank")):
-            if key in summary[o]["diagnostics"]:
-                v = np.array(summary[o]["diagnostics"][key], dtype=float)
-                ax.plot(phases, np.nanmedian(v, 0), marker="o", ms=3, label=LABELS[o])
-    axes[0].set_title(f"{s.env}: phase = {s.every_steps} steps x {s.n_envs} envs")
+                        (axes[2], "plasticity/effective_rank"),
+                        (axes[3], "plasticity/weight_norm")):
+            if key in e["diagnostics"]:
+                v = np.array(e["diagnostics"][key], dtype=float)
+                ax.plot(phases, np.nanmedian(v, 0), marker="o", ms=3, color=color, label=a)
+    axes[0].set_title(f"{s.env}: phase = {s.every_steps} steps x {s.n_envs} envs\n"
+                      "(median, range over seeds; band = fresh-agent IQM 95% CI)", fontsize=9)
     axes[0].set_xlabel("phase")
-    axes[0].set_ylabel(f"mean episode return (median, range of {len(s.seeds)} seeds)")
-    axes[1].set_title("dormant fraction (end of phase)")
-    axes[2].set_title("effective rank (end of phase)")
+    axes[0].set_ylabel("mean episode return")
+    for ax, t in zip(axes[1:], ("dormant fraction", "effective rank", "weight norm")):
+        ax.set_title(f"{t} (end of phase)", fontsize=9)
+        ax.set_xlabel("phase")
     for ax in axes:
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    axes[1].set_xlabel("phase")
-    axes[2].set_xlabel("phase")
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------- main
+def read_results(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    runs = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            runs.append(json.loads(line))
+    return runs
+
+
+def parse_agent(text: str) -> tuple[str, dict]:
+    name, sep, blob = text.partition("=")
+    if not sep or not name:
+        raise ValueError(f"--agent must be NAME=JSON, got {text!r}")
+    try:
+        cfg = json.loads(blob)
+    except ValueError as e:
+        raise ValueError(f"--agent {name}: the JSON does not parse ({e})") from None
+    if not isinstance(cfg, dict):
+        raise ValueError(f"--agent {name}: expected a JSON object of DistributionalPPO "
+                         f"arguments, got {blob!r}")
+    return name, cfg
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="tiny settings (seconds), for tests")
-    ap.add_argument("--env", help="a registered lifelong/... id (or any id taking every_steps "
-                                  "and seed keyword arguments)")
+    ap.add_argument("--agents", default=",".join(DEFAULT_AGENTS),
+                    help=f"comma-separated agent names (built in: {', '.join(AGENTS)})")
+    ap.add_argument("--agent", action="append", default=[], metavar="NAME=JSON",
+                    help="define an agent: DistributionalPPO arguments as JSON (repeatable)")
+    ap.add_argument("--env", help="a registered lifelong/... id (taking every_steps and seed)")
     ap.add_argument("--phases", type=int)
     ap.add_argument("--every-steps", type=int, help="phase length per environment copy")
-    ap.add_argument("--seeds", type=int, help="number of seeds (1..N)")
-    ap.add_argument("--lr", type=float, help="learning rate of both optimizers")
-    ap.add_argument("--no-vgs", action="store_true", help="turn the variance gradient scaler off")
+    ap.add_argument("--late", type=int, help="number of late phases compared with phase 0")
+    ap.add_argument("--seeds", type=int, default=5, help="number of seeds (1..N)")
+    ap.add_argument("--lr", type=float, help="learning rate of every agent")
+    ap.add_argument("--activation", help="torch.nn activation of the hidden layers (ReLU, Tanh)")
     ap.add_argument("--workers", type=int, default=None,
                     help="parallel processes (default: min(CPU count, runs))")
-    ap.add_argument("--out", default="runs/benchmarks")
+    ap.add_argument("--out", default="runs/benchmarks/continual_rl")
     ap.add_argument("--no-plot", action="store_true")
     args = ap.parse_args(argv)
 
+    agents = dict(AGENTS)
+    try:
+        for text in args.agent:
+            name, cfg = parse_agent(text)
+            agents[name] = cfg
+    except ValueError as e:
+        ap.error(str(e))
+    chosen = [a for a in args.agents.split(",") if a]
+    unknown = [a for a in chosen if a not in agents]
+    if unknown or not chosen:
+        ap.error(f"--agents: unknown {unknown or chosen}; known: {sorted(agents)}")
+
     s = Settings()
     if args.quick:
-        s.phases, s.every_steps, s.n_envs, s.seeds = 2, 64, 2, (1, 2)
-        s.ppo.update(n_steps=32, batch_size=64, n_epochs=1)
+        s = replace(s, phases=2, every_steps=64, n_envs=2, late=1,
+                    ppo={**s.ppo, "n_steps": 32, "batch_size": 64, "n_epochs": 1})
     if args.env:
         s.env = args.env
-    for name in ("phases", "every_steps"):
+    for name in ("phases", "every_steps", "late"):
         v = getattr(args, name)
         if v is not None:
             if v < 1:
-                ap.error(f"--{name.replace('_', '-')} must be >= 1")
+                ap.error(f"--{name.replace('_', '-')} must be >= 1, got {v}")
             setattr(s, name, v)
-    if args.seeds is not None:
-        if args.seeds < 1:
-            ap.error("--seeds must be >= 1")
-        s.seeds = tuple(range(1, args.seeds + 1))
+    if s.late > s.phases - 1 and s.phases > 1:
+        ap.error(f"--late must be < --phases ({s.phases}), got {s.late}")
+    if args.seeds < 1:
+        ap.error(f"--seeds must be >= 1, got {args.seeds}")
+    seeds = list(range(1, (2 if args.quick else args.seeds) + 1))
     if args.lr is not None:
+        if not args.lr > 0:
+            ap.error(f"--lr must be > 0, got {args.lr}")
         s.ppo["learning_rate"] = args.lr
-    if args.no_vgs:
-        s.ppo["vgs"] = False
+    if args.activation:
+        import torch
+        if not isinstance(getattr(torch.nn, args.activation, None), type):
+            ap.error(f"--activation: torch.nn has no activation {args.activation!r}")
+        s.activation = args.activation
 
-    jobs = [(o, sd, s) for sd in s.seeds for o in s.optimizers]
-    workers = args.workers or (1 if args.quick else min(os.cpu_count() or 1, len(jobs)))
-    print(f"{s.env}: {s.phases} phases x {s.every_steps} steps x {s.n_envs} envs "
-          f"= {s.total_steps} steps per run; {len(jobs)} runs ({', '.join(s.optimizers)} x seeds "
-          f"{list(s.seeds)}) on {workers} process(es); PPO {s.ppo}", flush=True)
-    t0 = time.perf_counter()
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = out_dir / "continual_rl.jsonl"
+    done = {(r["key"], r["agent"], r["seed"]): r for r in read_results(results)}
     runs = []
+    jobs = []
+    for sd in seeds:
+        for a in chosen:
+            found = done.get((s.key(agents[a]), a, sd))
+            if found is not None:
+                runs.append(found)
+            else:
+                jobs.append((a, agents[a], sd, s))
+    workers = args.workers or (1 if args.quick else min(os.cpu_count() or 1, max(1, len(jobs))))
+    print(f"{s.env}: {s.phases} phases x {s.every_steps} steps x {s.n_envs} envs = "
+          f"{s.total_steps} steps per run; agents {chosen}, seeds {seeds}; {len(runs)} runs "
+          f"found in {results}, {len(jobs)} to run on {workers} process(es); "
+          f"{s.activation} {list(s.net_arch)}, PPO {s.ppo}", flush=True)
+    t0 = time.perf_counter()
 
-    def report(r: dict) -> None:
+    def record(r: dict) -> None:
         runs.append(r)
-        rets = " ".join(f"{v:5.1f}" for v in r["phase_returns"])
-        print(f"  {LABELS[r['optimizer']]:<13} seed {r['seed']}: {r['seconds']:4.0f} s, "
-              f"return per phase: {rets}", flush=True)
+        with open(results, "a") as f:
+            f.write(json.dumps(r, default=float) + "\n")
+        rets = " ".join(f"{v:5.0f}" for v in r["phase_returns"])
+        print(f"  {r['agent']:<20} seed {r['seed']}: {r['seconds']:5.0f} s, return per phase: "
+              f"{rets}", flush=True)
 
     if workers == 1:
         for j in jobs:
-            report(run_one(*j))
-    else:
+            record(run_one(*j))
+    elif jobs:
         import multiprocessing as mp
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as ex:
-            for r in ex.map(_run_star, jobs):
-                report(r)
+            futures = [ex.submit(_run_star, j) for j in jobs]
+            for fut in as_completed(futures):
+                record(fut.result())
     print()
-    summary = summarise(runs, s)
+    summary = summarise(runs, s, chosen, reps=200 if args.quick else 5_000)
     print_tables(summary, s)
-    payload = {"settings": asdict(s), "summary": summary, "runs": runs,
-               "seconds": time.perf_counter() - t0}
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    payload = {"settings": asdict(s), "agents": {a: agents[a] for a in chosen},
+               "summary": summary, "seconds": time.perf_counter() - t0}
     (out_dir / "continual_rl.json").write_text(json.dumps(payload, indent=1, default=float))
     if not args.no_plot:
         plot(summary, s, out_dir / "continual_rl.png")
-        print(f"wrote {out_dir / 'continual_rl.png'} and {out_dir / 'continual_rl.json'}")
+        print(f"wrote {out_dir / 'continual_rl.png'}, {out_dir / 'continual_rl.json'}")
     print(f"total {time.perf_counter() - t0:.0f} s")
     return payload
 

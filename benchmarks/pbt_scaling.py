@@ -1,20 +1,33 @@
-"""PBT population throughput with 1 and 2 local workers, and the cost of one exploit.
+"""PBT throughput, synchronous vs asynchronous, with 1 and 2 local workers; and final scores.
 
-    .venv/bin/python benchmarks/pbt_scaling.py            # ~2-4 minutes on an idle 2-core machine
-    .venv/bin/python benchmarks/pbt_scaling.py --quick    # smaller population and intervals
+    .venv/bin/python benchmarks/pbt_scaling.py --out runs/pbt_scaling.jsonl            # idle machine
+    .venv/bin/python benchmarks/pbt_scaling.py --quick --out runs/pbt_scaling.jsonl    # smaller
+    .venv/bin/python benchmarks/pbt_scaling.py --learning --seeds 5 --out runs/pbt_learning.jsonl
 
-For each worker count, a CartPole population is trained with the local backend and timed:
+Every finished run is appended to ``--out`` as one JSON line; a rerun skips the runs already
+there (so an interrupted benchmark resumes) and prints the summary of all of them.
 
-- end-to-end: total env steps / wall time of ``PBT.run()`` (includes starting the workers; the
-  fork server, which imports torch and Stable-Baselines3 once, is started before timing);
-- steady state: env steps / wall time from the first interval boundary to the end (the figure
-  that matters for long runs, where the spawn is amortised).
+Scaling (``--rounds`` interleaved rounds; ratios are medians over rounds):
 
-An exploit is measured in two parts: the coordinator's copy of the donor's checkpoint into the
-recipient's folder (from ``lineage.jsonl``), and the recipient's extra work, which is loading a
-checkpoint and applying its config (``prepare_model``; every interval does this anyway, so an
-exploit adds only the copy). Goal: 2 workers >= 1.8x one. Numbers depend on the machine's load:
-the script prints the load average next to them.
+- *uniform*: 4 CartPole members (``n_envs=1``); sync and async, 1 and 2 workers. Figure:
+  end-to-end env steps / wall time of ``PBT.run()`` (the fork server is started before timing).
+  Goal: async with 2 workers >= 1.8x async with 1.
+- *uneven*: 2 members with ``n_envs=[1, 16]`` on 2 workers, set up so that collecting the rollout
+  dominates an interval (``n_steps=64``, ``n_epochs=1``, ``batch_size=64``, 1 eval episode):
+  the ``n_envs=1`` member runs 16 times as many policy forward passes per interval as the other.
+  With one worker per member, the barrier makes the fast one wait at every boundary. Figures: throughput while every member trains (env steps of all members until the
+  first one finishes / that time: what a time-budgeted run gets) and end to end (to a fixed
+  ``total_steps`` per member, bounded by the slowest member in both modes). Goal: async >= 1.5x
+  sync.
+- For every run, the CPU time per env step (summed over intervals in the workers) and the
+  workers' idle fraction: ``1 - sum(interval wall times) / (workers * wall)``. On a shared
+  machine the wall-clock ratios measure the load as much as the code; CPU time per step and the
+  idle fraction show the barrier's cost independently of it.
+
+Learning (``--learning``): the best member's final score (``eval_mean_reward`` at the last
+boundary, ``--eval-episodes`` episodes) of sync and async PBT, same population and budget, over
+``--seeds`` seeds; mean and 95% stratified-bootstrap CI (rliable) of each mode and of the
+paired difference async - sync.
 """
 from __future__ import annotations
 
@@ -28,70 +41,138 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 torch.set_num_threads(1)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lifelong.pbt import PBT, LogUniform, Uniform  # noqa: E402
-from lifelong.pbt.member import AgentSpec, make_env, prepare_model  # noqa: E402
+from lifelong.pbt import PBT, IntUniform, LogUniform, Uniform  # noqa: E402
+
+SPACE = {"learning_rate": LogUniform(1e-4, 3e-3), "ent_coef": Uniform(0.0, 0.02)}
 
 
-def run_population(workers: int, args, root: Path) -> dict:
-    workdir = root / f"workers_{workers}"
+def agent(args, n_envs) -> dict:
+    if isinstance(n_envs, list):  # the uneven population: rollouts dominate
+        return {"env": "CartPole-v1", "n_envs": n_envs, "n_steps": 64, "batch_size": 64, "n_epochs": 1,
+                "device": "cpu"}
+    return {"env": "CartPole-v1", "n_envs": n_envs, "n_steps": args.n_steps, "batch_size": 64,
+            "n_epochs": 4, "device": "cpu"}
+
+
+def run_population(key: dict, args, root: Path) -> dict:
+    """Train one population and time it; ``key``: kind, mode, workers, seed, round."""
+    workdir = root / "_".join(f"{k}{v}" for k, v in key.items())
     shutil.rmtree(workdir, ignore_errors=True)
-    agent = {"env": "CartPole-v1", "n_steps": args.n_steps, "batch_size": 64, "n_epochs": 4, "device": "cpu"}
+    uneven = key["kind"] == "uneven"
+    n_envs = [1, 16] if uneven else 1
+    space = dict(SPACE)
+    if key["kind"] == "learning":
+        space["n_epochs"] = IntUniform(2, 8)
     pbt = PBT(
-        agent=agent,
-        space={"learning_rate": LogUniform(1e-4, 3e-3), "ent_coef": Uniform(0.0, 0.02)},
-        population_size=args.population,
+        agent=agent(args, n_envs),
+        space=space,
+        population_size=2 if uneven else args.population,
         interval_steps=args.interval,
         total_steps=args.interval * args.intervals,
-        eval_episodes=args.eval_episodes,
+        truncation=0.5 if uneven else 0.25,
+        eval_episodes=1 if uneven else args.eval_episodes,
         workdir=workdir,
-        workers=workers,
-        seed=0,
+        workers=key["workers"],
+        seed=key["seed"],
+        synchronous=key["mode"] == "sync",
+        keep_checkpoints=1,
     )
-    marks: dict[int, float] = {}
-    steps = {"total": 0}
+    t0 = time.perf_counter()
+    done: list[tuple[float, int]] = []  # (time, env steps of all members) after each interval
+    finished_first = {}
+    total = {"steps": 0}
 
     def on_event(event):
         if event["event"] == "interval":
-            steps["total"] += int(event["env_steps"])
-        if event["event"] == "boundary":
-            marks[event["step"]] = time.perf_counter()
-            steps[event["step"]] = steps["total"]
+            total["steps"] += int(event["env_steps"])
+            now = time.perf_counter() - t0
+            done.append((now, total["steps"]))
+            if event["step"] >= pbt.total_steps and not finished_first:
+                finished_first.update(t=now, steps=total["steps"])
 
-    t0 = time.perf_counter()
     result = pbt.run(callback=on_event)
-    t1 = time.perf_counter()
-    first = min(marks)
+    wall = time.perf_counter() - t0
+    rows = [json.loads(x) for x in (workdir / "intervals.jsonl").read_text().splitlines()]
+    busy = sum(r["seconds"]["total"] for r in rows)
+    cpu = sum(r["seconds"]["cpu"] for r in rows)
     out = {
-        "workers": workers,
-        "env_steps": steps["total"],
-        "wall_s": t1 - t0,
-        "steps_per_s": steps["total"] / (t1 - t0),
-        "steady_steps_per_s": (steps["total"] - steps[first]) / (t1 - marks[first]),
+        **key,
+        "env_steps": total["steps"],
+        "wall_s": wall,
+        "steps_per_s": total["steps"] / wall,
+        "all_training_steps_per_s": finished_first["steps"] / finished_first["t"],
+        "cpu_ms_per_step": 1e3 * cpu / total["steps"],
+        "idle_fraction": 1.0 - busy / (key["workers"] * wall),
         "exploits": len(result.exploits),
-        "copy_s": [e["seconds"] for e in result.exploits],
-        "workdir": str(workdir),
-        "checkpoint": str(result.best_checkpoint),
-        "checkpoint_bytes": result.best_checkpoint.stat().st_size,
+        "best_score": result.best_score,
+        "loadavg": os.getloadavg()[0],
     }
+    shutil.rmtree(workdir, ignore_errors=True)
     return out
 
 
-def time_exploit_load(checkpoint: str, repeats: int = 5) -> float:
-    spec = AgentSpec.from_agent({"env": "CartPole-v1", "device": "cpu"})
-    env = make_env(spec, seed=0)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        prepare_model(spec, {"learning_rate": 1e-3, "ent_coef": 0.01}, checkpoint=checkpoint, env=env, seed=0)
-        times.append(time.perf_counter() - t)
-    env.close()
-    return statistics.median(times)
+def _done(path: Path | None) -> list[dict]:
+    if path is None or not path.exists():
+        return []
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+def _key(row: dict) -> tuple:
+    return tuple(row[k] for k in ("kind", "mode", "workers", "seed", "round"))
+
+
+def _median_ratio(rows, num: dict, den: dict, field: str) -> tuple[float, list[float]]:
+    ratios = []
+    for r in sorted({x["round"] for x in rows}):
+        a = [x[field] for x in rows if x["round"] == r and all(x[k] == v for k, v in num.items())]
+        b = [x[field] for x in rows if x["round"] == r and all(x[k] == v for k, v in den.items())]
+        if a and b:
+            ratios.append(a[0] / b[0])
+    return (statistics.median(ratios) if ratios else float("nan")), ratios
+
+
+def summarize_scaling(rows: list[dict]) -> None:
+    print(f"{'kind':>8} {'mode':>6} {'workers':>7} {'round':>5} {'wall s':>7} {'steps/s':>8} "
+          f"{'all-train steps/s':>17} {'cpu ms/step':>11} {'idle':>6} {'load':>5}")
+    for x in sorted(rows, key=lambda x: (x["kind"], x["round"], x["mode"], x["workers"])):
+        print(f"{x['kind']:>8} {x['mode']:>6} {x['workers']:>7} {x['round']:>5} {x['wall_s']:>7.1f} "
+              f"{x['steps_per_s']:>8.0f} {x['all_training_steps_per_s']:>17.0f} {x['cpu_ms_per_step']:>11.2f} "
+              f"{x['idle_fraction']:>6.2f} {x['loadavg']:>5.1f}")
+    uni = [x for x in rows if x["kind"] == "uniform"]
+    for mode in ("async", "sync"):
+        med, all_ = _median_ratio(uni, {"mode": mode, "workers": 2}, {"mode": mode, "workers": 1}, "steps_per_s")
+        print(f"uniform, {mode}: 2 workers / 1 worker end to end: median {med:.2f}x over rounds {[round(r, 2) for r in all_]}"
+              + (" (goal >= 1.8x)" if mode == "async" else ""))
+    une = [x for x in rows if x["kind"] == "uneven"]
+    for field, what in (("all_training_steps_per_s", "while every member trains"), ("steps_per_s", "end to end")):
+        med, all_ = _median_ratio(une, {"mode": "async"}, {"mode": "sync"}, field)
+        print(f"uneven (n_envs=[1, 16], 2 workers): async / sync throughput {what}: median {med:.2f}x "
+              f"over rounds {[round(r, 2) for r in all_]}" + (" (goal >= 1.5x)" if field != "steps_per_s" else ""))
+
+
+def summarize_learning(rows: list[dict]) -> None:
+    from rliable import library as rly
+
+    by = {m: {x["seed"]: x["best_score"] for x in rows if x["kind"] == "learning" and x["mode"] == m}
+          for m in ("sync", "async")}
+    seeds = sorted(set(by["sync"]) & set(by["async"]))
+    if not seeds:
+        return
+    mean = lambda s: np.array([np.mean(s)])  # noqa: E731
+    scores = {m: np.array([[by[m][s]] for s in seeds]) for m in ("sync", "async")}
+    scores["async - sync"] = scores["async"] - scores["sync"]
+    point, ci = rly.get_interval_estimates(scores, mean, reps=5000)
+    print(f"learning: best member's final eval_mean_reward over seeds {seeds}:")
+    for m in ("sync", "async", "async - sync"):
+        print(f"  {m:>12}: mean {point[m][0]:7.1f}, 95% CI [{ci[m][0][0]:7.1f}, {ci[m][1][0]:7.1f}]"
+              + (f"  per seed {[round(by[m][s], 1) for s in seeds]}" if m in by else ""))
 
 
 def main() -> None:
@@ -101,17 +182,30 @@ def main() -> None:
     p.add_argument("--intervals", type=int, default=4)
     p.add_argument("--n-steps", type=int, default=256)
     p.add_argument("--eval-episodes", type=int, default=2)
-    p.add_argument("--quick", action="store_true", help="population 4, 3 intervals of 512 steps")
-    p.add_argument("--workdir", type=Path, default=None)
-    p.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--quick", action="store_true", help="3 intervals of 1024 steps, 2 rounds")
+    p.add_argument("--learning", action="store_true", help="final scores, sync vs async, over --seeds")
+    p.add_argument("--only", choices=["uniform", "uneven"], default=None, help="scaling: one population kind")
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--out", type=Path, default=None, help="JSONL of finished runs (resumed if it exists)")
     args = p.parse_args()
     if args.quick:
-        args.interval, args.intervals, args.n_steps = 512, 3, 128
-    root = args.workdir or Path(tempfile.mkdtemp(prefix="pbt_scaling_"))
-    print(f"# pbt_scaling: population={args.population} interval_steps={args.interval} "
-          f"intervals={args.intervals} n_steps={args.n_steps} cpus={os.cpu_count()} "
-          f"torch threads={torch.get_num_threads()}")
-    print(f"# load average before: {os.getloadavg()}")
+        args.interval, args.intervals, args.rounds = 1024, 3, 2
+    if args.learning:
+        args.eval_episodes = max(args.eval_episodes, 5)
+        plan = [{"kind": "learning", "mode": m, "workers": 2, "seed": s, "round": 0}
+                for s in range(args.seeds) for m in ("sync", "async")]
+    else:
+        plan = []
+        for r in range(args.rounds):  # interleaved: every configuration once per round
+            if args.only != "uneven":
+                plan += [{"kind": "uniform", "mode": m, "workers": w, "seed": 0, "round": r}
+                         for m in ("async", "sync") for w in (1, 2)]
+            if args.only != "uniform":
+                plan += [{"kind": "uneven", "mode": m, "workers": 2, "seed": 0, "round": r}
+                         for m in ("async", "sync")]
+    print(f"# pbt_scaling: interval_steps={args.interval} intervals={args.intervals} n_steps={args.n_steps} "
+          f"cpus={os.cpu_count()} torch threads={torch.get_num_threads()} load average {os.getloadavg()}")
     from lifelong.pbt.local import WorkerPool, default_start_method
 
     method = default_start_method()
@@ -119,29 +213,25 @@ def main() -> None:
         with WorkerPool(abs, 1, start_method=method) as warm:
             warm.submit(0, -1)
             list(warm.outcomes())
-    print(f"# worker start method: {method}")
-    rows = [run_population(w, args, root) for w in (1, 2)]
-    load_after = os.getloadavg()
-    one, two = rows
-    load_s = time_exploit_load(two["checkpoint"])
-    copy_s = statistics.median(one["copy_s"] + two["copy_s"]) if (one["copy_s"] + two["copy_s"]) else float("nan")
-    print(f"{'workers':>8} {'env steps':>10} {'wall s':>8} {'steps/s':>9} {'steady steps/s':>15} {'exploits':>9}")
-    for r in rows:
-        print(f"{r['workers']:>8} {r['env_steps']:>10} {r['wall_s']:>8.1f} {r['steps_per_s']:>9.0f} "
-              f"{r['steady_steps_per_s']:>15.0f} {r['exploits']:>9}")
-    speed = two["steps_per_s"] / one["steps_per_s"]
-    steady = two["steady_steps_per_s"] / one["steady_steps_per_s"]
-    print(f"speed-up 2 vs 1 worker: end-to-end {speed:.2f}x, steady state {steady:.2f}x (goal >= 1.8x)")
-    print(f"one exploit: checkpoint copy {copy_s * 1e3:.1f} ms (median), "
-          f"recipient load + apply config {load_s * 1e3:.1f} ms (median; every interval pays this anyway), "
-          f"checkpoint size {two['checkpoint_bytes'] / 1024:.0f} KiB")
-    print(f"# load average after: {load_after}")
-    if args.json:
-        args.json.write_text(json.dumps({"rows": rows, "speedup": speed, "steady_speedup": steady,
-                                         "exploit_copy_s": copy_s, "exploit_load_s": load_s,
-                                         "loadavg_after": load_after}, indent=2))
-    if args.workdir is None:
+    rows = _done(args.out)
+    seen = {_key(r) for r in rows}
+    root = Path(tempfile.mkdtemp(prefix="pbt_scaling_"))
+    try:
+        for key in plan:
+            if tuple(key.values()) in seen:
+                continue
+            row = run_population(key, args, root)
+            rows.append(row)
+            if args.out:
+                with args.out.open("a") as f:
+                    f.write(json.dumps(row) + "\n")
+            print(json.dumps(row), flush=True)
+    finally:
         shutil.rmtree(root, ignore_errors=True)
+    if args.learning:
+        summarize_learning(rows)
+    else:
+        summarize_scaling([r for r in rows if r["kind"] != "learning"])
 
 
 if __name__ == "__main__":

@@ -73,7 +73,8 @@ class Settings:
     tasks: int = 100            # number of label permutations
     task_samples: int = 600     # T: samples per task
     batch: int = 4              # samples per update
-    hidden: int = 64            # width of the two hidden ReLU layers
+    hidden: int = 64            # width of the two hidden ReLU layers (batched engine)
+    hidden_sizes: tuple[int, ...] = (64, 32)   # hidden widths of the real-optimizer engine
     tune_seed: int = 0
     eval_seeds: tuple[int, ...] = (1, 2, 3, 4, 5)
     diag_points: int = 10       # diagnostics measured at this many points of the stream
@@ -163,6 +164,14 @@ def forward(params: list[torch.Tensor], x: torch.Tensor, return_hidden: bool = F
 
 
 # ------------------------------------------------------------------------ batched optimizers
+def _shared(configs: list[dict], key: str, default: str, allowed: tuple[str, ...]) -> str:
+    values = {c.get(key, default) for c in configs}
+    if len(values) != 1 or not values <= set(allowed):
+        raise ValueError(f"{key}: the runs of one batched optimizer share one value in {allowed}, "
+                         f"got {sorted(values)}")
+    return values.pop()
+
+
 class BatchedOptimizer:
     """The five update rules, for parameters with a leading run dimension; hyperparameters are
     per run. Same arithmetic as torch.optim.SGD/Adam and lifelong.UPGD/AdaptiveUPGD."""
@@ -180,6 +189,13 @@ class BatchedOptimizer:
             return torch.tensor([float(c.get(name, default)) for c in configs]).reshape(R, 1, 1)
 
         self.lr, self.sigma, self.wd = hp("lr"), hp("sigma"), hp("weight_decay")
+        # mechanisms of lifelong.optim (off values give the paper's rule): decay toward the
+        # initial weights, gate temperature per run; gate and utility modes shared by all runs
+        self.l2, self.temperature = hp("l2_init"), hp("gate_temperature", 1.0)
+        self.gate = _shared(configs, "gate", "global", ("global", "layer"))
+        self.utility = _shared(configs, "utility", "weight", ("weight", "unit"))
+        self.any_l2 = bool((self.l2 > 0).any())
+        self.initial = [p.detach().clone() for p in params] if self.any_l2 else []
         self.any_noise = bool((self.sigma > 0).any())
         self.gen = torch.Generator().manual_seed(noise_seed)
         zeros = [torch.zeros_like(p) for p in params]
@@ -215,25 +231,35 @@ class BatchedOptimizer:
                 denom = (v.sqrt() / math.sqrt(c2)).add_(EPS)
                 p.sub_((self.lr / c1) * m / denom)
             return
-        # UPGD / AdaptiveUPGD (lifelong.optim.upgd arithmetic, eta per run)
+        # UPGD / AdaptiveUPGD (lifelong.optim.upgd arithmetic, eta per run). Weights are
+        # [R, fan_in, fan_out]: a unit is an output column; a bias element is its own unit.
         bu = BETA_UTILITY
         corr = 1.0 - bu ** t
-        run_max = None
+        unit = self.utility == "unit"
+        tiny, big = torch.finfo(torch.float32).tiny, torch.finfo(torch.float32).max
+        run_max, layer_max = None, []
         for p, g, u in zip(self.params, grads, self.u):
-            u.mul_(bu).addcmul_(g, p, value=-(1.0 - bu))
+            x = torch.mul(g, p)
+            if unit and p.shape[1] > 1:
+                x = x.sum(dim=1, keepdim=True)
+            u.mul_(bu).add_(x, alpha=-(1.0 - bu))
             mx = u.amax(dim=(1, 2))
+            layer_max.append(mx)
             run_max = mx if run_max is None else torch.maximum(run_max, mx)
-        eta = (run_max / corr).clamp_min(torch.finfo(torch.float32).tiny).reshape(-1, 1, 1)
-        scale = (torch.div(-1.0 / corr, eta)).clamp_min(-torch.finfo(torch.float32).max)
         adaptive = kind == "adaptive_upgd"
         sqrt_c2 = math.sqrt(c2)
         step_scale = sqrt_c2 / c1 if adaptive else 1.0
-        for p, g, u, m, v in zip(self.params, grads, self.u, self.m, self.v):
-            gate = torch.sigmoid(u * scale)                                # 1 - s
+        for i, (p, g, u, m, v) in enumerate(zip(self.params, grads, self.u, self.m, self.v)):
+            mx = layer_max[i] if self.gate == "layer" else run_max
+            eta = (mx / corr).clamp(tiny, big).reshape(-1, 1, 1)
+            scale = torch.div(-1.0 / corr, eta * self.temperature).clamp_min(-big)
+            gate = torch.sigmoid(u * scale)                                # 1 - s (per unit)
             d = m / (v.sqrt() + EPS * sqrt_c2) if adaptive else g          # d / step_scale
             if self.any_noise:
                 d = d + self._noise(p) * (self.sigma / step_scale)
-            p.mul_(1.0 - self.lr * self.wd)
+            p.mul_(1.0 - self.lr * self.wd - self.lr * self.l2)
+            if self.any_l2:
+                p.add_(self.lr * self.l2 * self.initial[i])
             p.sub_((2.0 * self.lr * step_scale) * d * gate)            # factor-2 step convention
 
 
@@ -252,11 +278,25 @@ def verify_engine(steps: int = 25, hidden: int = 32, batch: int = 8) -> float:
                           {"lr": 1e-3, "sigma": 0.0, "weight_decay": 1e-3}),
         "shrink_perturb": (lambda ps: torch.optim.SGD(ps, lr=0.05), {"lr": 0.05}),
     }
+    mechanisms = {"l2_init": 0.5, "gate": "layer", "gate_temperature": 0.3, "utility": "unit"}
+    try:
+        AdaptiveUPGD([torch.zeros(1, requires_grad=True)], **mechanisms)
+    except TypeError:                          # a lifelong.optim without these keywords
+        mechanisms = {}
+    if mechanisms:
+        for name, kind, cls, lr in (("upgd+mech", "upgd", UPGD, 0.05),
+                                    ("adaptive_upgd+mech", "adaptive_upgd", AdaptiveUPGD, 1e-3)):
+            for gate, utility in (("layer", "unit"), ("global", "weight")):
+                mech = {**mechanisms, "gate": gate, "utility": utility}
+                cfg = {"lr": lr, "sigma": 0.0, "weight_decay": 1e-3, **mech}
+                refs[f"{name}/{gate}/{utility}"] = (
+                    lambda ps, cls=cls, cfg=cfg: cls(ps, **cfg), cfg, kind)
     g = torch.Generator().manual_seed(7)
     xs = torch.rand(steps, batch, 64, generator=g)
     ys = torch.randint(0, 10, (steps, batch), generator=g)
     worst = 0.0
-    for kind, (make_ref, cfg) in refs.items():
+    for name, (make_ref, cfg, *kind) in refs.items():
+        kind = kind[0] if kind else name
         params = init_params([3], [64, hidden, hidden, 10])
         net = nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
                             nn.Linear(hidden, 10))
@@ -286,7 +326,8 @@ def verify_engine(steps: int = 25, hidden: int = 32, batch: int = 8) -> float:
 
 # ----------------------------------------------------------------------------- experiment
 def run_optimizer(kind: str, configs: list[dict[str, float]], seeds: list[int], s: Settings,
-                  x: torch.Tensor, y: torch.Tensor) -> dict[str, np.ndarray]:
+                  x: torch.Tensor, y: torch.Tensor,
+                  hidden_sizes: tuple[int, ...] | None = None) -> dict[str, np.ndarray]:
     """Train one network per (config, seed) pair (R = len(configs) * len(seeds) at once).
 
     Returns ``acc [n_configs, n_seeds, tasks]`` and diagnostics ``[n_configs, n_seeds, points]``.
@@ -295,7 +336,8 @@ def run_optimizer(kind: str, configs: list[dict[str, float]], seeds: list[int], 
     run_cfg = [c for c in configs for _ in seeds]
     run_seed = [sd for _ in configs for sd in seeds]
     R = len(run_cfg)
-    params = init_params(run_seed, [x.shape[1], s.hidden, s.hidden, 10])
+    hidden_sizes = hidden_sizes or (s.hidden, s.hidden)
+    params = init_params(run_seed, [x.shape[1], *hidden_sizes, 10])
     opt = BatchedOptimizer(kind, params, run_cfg, noise_seed=12345)
     stream = Stream(run_seed, len(x), s.steps_per_task, s.batch)
     acc = np.zeros((R, s.tasks))
@@ -370,6 +412,271 @@ def _bench_star(args):
     return benchmark_optimizer(*args)
 
 
+# ------------------------------------------------------- real optimizers, fixed configurations
+#: name -> {"optimizer": "sgd" | "adam" | "upgd" | "adaptive_upgd" | "upgdw" | "agent", "kwargs"}
+#: at the issue's settings (Adam-equivalent lr 1e-3, SGD-equivalent lr 0.005). "agent" is the
+#: optimizer DistributionalPPO builds by default, rebuilt from its class and ``defaults`` with
+#: only ``lr`` replaced: what a user gets from ``type(opt)(params, **opt.defaults)``.
+REAL_CONFIGS: dict[str, dict] = {
+    "adam": {"optimizer": "adam", "kwargs": {"lr": 1e-3}},
+    "upgd": {"optimizer": "upgd", "kwargs": {"lr": 0.005, "sigma": 0.01, "weight_decay": 1e-3}},
+    "adaptive_upgd": {"optimizer": "adaptive_upgd", "kwargs": {"lr": 1e-3}},
+    "agent": {"optimizer": "agent", "kwargs": {"lr": 1e-3}},
+}
+
+
+def agent_default_optimizer() -> tuple[type, dict]:
+    """The class and ``defaults`` of the optimizer DistributionalPPO builds with no optimizer
+    arguments (read from a real model, so it is whatever the agent's defaults are today)."""
+    import gymnasium as gym
+
+    from lifelong.agent.ppo import DistributionalPPO
+    model = DistributionalPPO("MlpPolicy", gym.make("CartPole-v1"), n_steps=8, batch_size=8,
+                              device="cpu")
+    opt = model.policy.optimizer
+    return type(opt), dict(opt.defaults)
+
+
+def build_real_optimizer(spec: dict, params) -> torch.optim.Optimizer:
+    from lifelong.optim import UPGD, UPGDW, AdaptiveUPGD
+    classes = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "upgd": UPGD,
+               "adaptive_upgd": AdaptiveUPGD, "upgdw": UPGDW}
+    name, kwargs = spec.get("optimizer"), dict(spec.get("kwargs", {}))
+    if name == "agent":
+        cls, defaults = agent_default_optimizer()
+        return cls(params, **{**defaults, **kwargs})
+    if name not in classes:
+        raise ValueError(f"optimizer {name!r}: expected one of {sorted(classes) + ['agent']}")
+    return classes[name](params, **kwargs)
+
+
+def run_real(name: str, spec: dict, seed: int, s: Settings) -> dict:
+    """One network trained online with a real optimizer; per-task accuracy and diagnostics."""
+    torch.set_num_threads(1)
+    from torch import nn
+
+    from lifelong import diagnostics as D
+    x, y = load_data()
+    sizes = [x.shape[1], *s.hidden_sizes, 10]
+    params = init_params([seed], sizes)
+    layers: list[nn.Module] = []
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        lin = nn.Linear(fan_in, fan_out)
+        with torch.no_grad():
+            lin.weight.copy_(params[2 * i][0].t())
+            lin.bias.copy_(params[2 * i + 1][0, 0])
+        layers += [lin, nn.ReLU()]
+    net = nn.Sequential(*layers[:-1])
+    torch.manual_seed(10_000 + seed)                   # the optimizers' noise
+    opt = build_real_optimizer(spec, net.parameters())
+    stream = Stream([seed], len(x), s.steps_per_task, s.batch)
+    probe = x[torch.linspace(0, len(x) - 1, 512).long()]
+    points = sorted(set(np.linspace(0, s.tasks, s.diag_points + 1).round().astype(int)[1:]))
+    acc, diag = np.zeros(s.tasks), []
+    t0 = time.perf_counter()
+    for task in range(s.tasks):
+        idx, perm = stream.next_task()
+        labels = perm[0][y[idx[0]]]                                   # [steps, batch]
+        correct = 0
+        for step in range(s.steps_per_task):
+            logits = net(x[idx[0, step]])
+            correct += int((logits.detach().argmax(-1) == labels[step]).sum())
+            loss = F.cross_entropy(logits, labels[step])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        acc[task] = correct / (s.steps_per_task * s.batch)
+        if task + 1 in points:
+            with torch.no_grad(), D.capture_activations(net) as acts:
+                net(probe)
+            hidden = list(dict(acts).values())
+            dead = sum(int(D.dormant_units(h, tau=0.0).sum()) for h in hidden)
+            diag.append({"task": task + 1,
+                         "dormant": dead / sum(h.shape[-1] for h in hidden),
+                         "erank": float(D.effective_rank(hidden[-1])),
+                         "wnorm": D.weight_norms(net)["all"],
+                         "gate_histogram": D.upgd_gate_histogram(opt)})
+    return {"name": name, "spec": spec, "seed": seed, "settings": asdict(s),
+            "optimizer": f"{type(opt).__name__}({json.dumps(opt.defaults, default=str)})",
+            "acc": acc.tolist(), "stats": window_stats(acc), "diagnostics": diag,
+            "seconds": time.perf_counter() - t0}
+
+
+def _real_star(args):
+    return run_real(*args)
+
+
+#: keyword arguments the batched rules implement (others must equal the engine's constants)
+_BATCHED_KEYS = {"lr", "sigma", "weight_decay", "l2_init", "gate", "gate_temperature", "utility"}
+
+
+def batched_config(spec: dict) -> tuple[str, dict]:
+    """(batched rule, its hyperparameters) equivalent to a fixed configuration; ``ValueError``
+    when the configuration uses something the batched rules do not implement."""
+    name, kwargs = spec.get("optimizer"), dict(spec.get("kwargs", {}))
+    if name == "agent":
+        cls, defaults = agent_default_optimizer()
+        kwargs = {**defaults, **kwargs}
+        name = {"UPGD": "upgd", "AdaptiveUPGD": "adaptive_upgd", "UPGDW": "adaptive_upgd",
+                "Adam": "adam", "SGD": "sgd"}.get(cls.__name__, cls.__name__)
+    if name == "upgdw":
+        from lifelong.optim import UPGDW
+        import inspect
+        defaults = {k: v.default for k, v in inspect.signature(UPGDW).parameters.items()
+                    if v.default is not inspect.Parameter.empty}
+        kwargs, name = {**defaults, **kwargs}, "adaptive_upgd"
+    if name not in ("sgd", "adam", "upgd", "adaptive_upgd"):
+        raise ValueError(f"optimizer {name!r} has no batched rule")
+    fixed = {"betas": BETAS, "eps": EPS, "beta_utility": BETA_UTILITY, "foreach": None,
+             "generator": None, "maximize": False, "amsgrad": False, "momentum": 0,
+             "dampening": 0, "nesterov": False, "capturable": False, "differentiable": False,
+             "fused": None, "decoupled_weight_decay": False}
+    hp = {}
+    for key, value in kwargs.items():
+        if key in _BATCHED_KEYS:
+            hp[key] = value
+        elif key in fixed and (tuple(value) if isinstance(value, list) else value) == fixed[key]:
+            continue
+        elif key == "weight_decay" or (key in ("foreach",)):
+            continue
+        else:
+            raise ValueError(f"{key}={value!r} is not implemented by the batched rules "
+                             f"(use --engine real)")
+    if name in ("sgd", "adam") and any(hp.get(k) for k in ("weight_decay", "sigma", "l2_init")):
+        raise ValueError(f"{name}: the batched rule has no weight decay, noise or l2_init")
+    return name, hp
+
+
+def run_fixed_group(kind: str, names: list[str], specs: list[dict], hps: list[dict],
+                    seeds: list[int], s: Settings) -> list[dict]:
+    """All (configuration, seed) runs of one batched rule at once; records as :func:`run_real`."""
+    torch.set_num_threads(1)
+    x, y = load_data()
+    t0 = time.perf_counter()
+    out = run_optimizer(kind, hps, seeds, s, x, y, hidden_sizes=s.hidden_sizes)
+    seconds = (time.perf_counter() - t0) / (len(names) * len(seeds))
+    records = []
+    for c, (name, spec, hp) in enumerate(zip(names, specs, hps)):
+        for k, seed in enumerate(seeds):
+            acc = out["acc"][c, k]
+            diag = [{"task": int(task), "dormant": float(out["dormant"][c, k, i]),
+                     "erank": float(out["erank"][c, k, i]), "wnorm": float(out["wnorm"][c, k, i]),
+                     "gate_histogram": []} for i, task in enumerate(out["points"])]
+            records.append({"name": name, "spec": spec, "seed": seed, "settings": asdict(s),
+                            "engine": "batched", "optimizer": f"batched {kind}({json.dumps(hp)})",
+                            "acc": acc.tolist(), "stats": window_stats(acc), "diagnostics": diag,
+                            "seconds": seconds})
+    return records
+
+
+def _fixed_star(args):
+    return run_fixed_group(*args)
+
+
+def real_key(name: str, spec: dict, seed: int, s: Settings) -> str:
+    return json.dumps([name, spec, seed, asdict(s)], sort_keys=True, default=str)
+
+
+def main_real(args, s: Settings) -> dict:
+    """``--engine real``: fixed configurations (no tuning) with the real optimizers, results
+    appended to ``--out/plasticity_digits_real.jsonl`` as they finish (a rerun resumes)."""
+    configs = dict(REAL_CONFIGS)
+    for text in args.config:
+        name, sep, blob = text.partition("=")
+        try:
+            spec = json.loads(blob) if sep and name else None
+        except ValueError:
+            spec = None
+        if not isinstance(spec, dict) or "optimizer" not in spec:
+            raise SystemExit(f"--config must be NAME={{\"optimizer\": ..., \"kwargs\": {{...}}}}, "
+                             f"got {text!r}")
+        configs[name] = spec
+    names = [n for n in args.configs.split(",") if n]
+    unknown = [n for n in names if n not in configs]
+    if unknown:
+        raise SystemExit(f"--configs: unknown {unknown}; known: {sorted(configs)}")
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"plasticity_digits_{args.engine}.jsonl"
+    done = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                done[real_key(r["name"], r["spec"], r["seed"], Settings(**{
+                    **r["settings"], "eval_seeds": tuple(r["settings"]["eval_seeds"]),
+                    "hidden_sizes": tuple(r["settings"]["hidden_sizes"])}))] = r
+    runs, jobs = [], []
+    for sd in s.eval_seeds:
+        for n in names:
+            found = done.get(real_key(n, configs[n], sd, s))
+            (runs.append(found) if found else jobs.append((n, configs[n], sd, s)))
+    if args.engine == "fixed":     # one batched job per rule (gate and utility modes)
+        groups: dict[tuple, list] = {}
+        for n, spec, sd, _ in jobs:
+            try:
+                kind, hp = batched_config(spec)
+            except ValueError as e:
+                raise SystemExit(f"--config {n}: {e}") from None
+            key = (kind, hp.get("gate", "global"), hp.get("utility", "weight"))
+            g = groups.setdefault(key, {"names": [], "specs": [], "hps": [], "seeds": set()})
+            if n not in g["names"]:
+                g["names"].append(n)
+                g["specs"].append(spec)
+                g["hps"].append(hp)
+            g["seeds"].add(sd)
+        jobs = [(k[0], g["names"], g["specs"], g["hps"], sorted(g["seeds"]), s)
+                for k, g in groups.items()]
+    workers = args.workers or 1
+    print(f"label-permuted digits, {args.engine} engine: {s.tasks} tasks x T={s.task_samples} "
+          f"(batch {s.batch}), MLP {'-'.join(map(str, [64, *s.hidden_sizes, 10]))} ReLU; "
+          f"seeds {list(s.eval_seeds)}; {len(runs)} runs found in {path}, {len(jobs)} to run on "
+          f"{workers} process(es)", flush=True)
+
+    def record(r: dict) -> None:
+        runs.append(r)
+        with open(path, "a") as f:
+            f.write(json.dumps(r) + "\n")
+        st = r["stats"]
+        print(f"  {r['name']:<24} seed {r['seed']}: first {st['first']:.3f} peak {st['peak']:.3f} "
+              f"last {st['last']:.3f} ({r['seconds']:.0f} s)", flush=True)
+
+    fixed = args.engine == "fixed"
+    if workers == 1:
+        for j in jobs:
+            for r in (run_fixed_group(*j) if fixed else [run_real(*j)]):
+                record(r)
+    elif jobs:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as ex:
+            for fut in as_completed([ex.submit(_fixed_star if fixed else _real_star, j)
+                                     for j in jobs]):
+                for r in (fut.result() if fixed else [fut.result()]):
+                    record(r)
+    summary = {}
+    print("\nlast 10% / first 10% / peak: mean over seeds [min, max]; dormant, eff. rank, |w| "
+          "at the end (means); gate histogram at the end (10 bins over [0, 1], mean)")
+    for n in names:
+        rs = [r for r in runs if r["name"] == n]
+        st = {k: [r["stats"][k] for r in rs] for k in ("first", "peak", "last")}
+        end = [r["diagnostics"][-1] for r in rs]
+        hist = [e["gate_histogram"] for e in end if e["gate_histogram"]]
+        summary[n] = {"spec": configs[n], "seeds": [r["seed"] for r in rs], **st,
+                      "dormant": float(np.mean([e["dormant"] for e in end])),
+                      "erank": float(np.mean([e["erank"] for e in end])),
+                      "wnorm": float(np.mean([e["wnorm"] for e in end])),
+                      "gate_histogram": np.mean(hist, 0).tolist() if hist else [],
+                      "optimizer": rs[0]["optimizer"]}
+        e = summary[n]
+        print(f"{n:<24} last {_mr(st['last'])}  first {_mr(st['first'])}  peak {_mr(st['peak'])}  "
+              f"dormant {e['dormant']:.2f} rank {e['erank']:.1f} |w| {e['wnorm']:.1f}"
+              + ("  gate " + " ".join(f"{v:.2f}" for v in e["gate_histogram"])
+                 if e["gate_histogram"] else ""))
+    (out_dir / f"plasticity_digits_{args.engine}.json").write_text(json.dumps(summary, indent=1))
+    return {"settings": asdict(s), "summary": summary}
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -384,6 +691,17 @@ def main(argv: list[str] | None = None) -> dict:
                     help="parallel processes, one optimizer each (default: min(CPUs, optimizers))")
     ap.add_argument("--out", default="runs/benchmarks", help="directory for the PNG and JSON")
     ap.add_argument("--no-plot", action="store_true")
+    ap.add_argument("--engine", choices=("batched", "fixed", "real"), default="batched",
+                    help="batched: tuned grids of the batched rules (default); fixed: fixed "
+                         "configurations (--configs), all seeds of a rule at once in the batched "
+                         "rules; real: fixed configurations with the real optimizers, one run "
+                         "at a time")
+    ap.add_argument("--configs", default=",".join(REAL_CONFIGS),
+                    help=f"--engine real: configuration names (built in: {', '.join(REAL_CONFIGS)})")
+    ap.add_argument("--config", action="append", default=[], metavar="NAME=JSON",
+                    help='--engine real: define a configuration, e.g. '
+                         'l2=\'{"optimizer": "adaptive_upgd", "kwargs": {"lr": 1e-3}}\'')
+    ap.add_argument("--hidden-sizes", help="--engine real: hidden widths, e.g. 64,32")
     args = ap.parse_args(argv)
 
     s = Settings()
@@ -399,6 +717,17 @@ def main(argv: list[str] | None = None) -> dict:
         ap.error("--seeds must be >= 1")
     if not args.quick:
         s.eval_seeds = tuple(range(1, args.seeds + 1))
+    if args.hidden_sizes:
+        try:
+            s.hidden_sizes = tuple(int(v) for v in args.hidden_sizes.split(","))
+        except ValueError:
+            ap.error(f"--hidden-sizes must be comma-separated ints, got {args.hidden_sizes!r}")
+        if not s.hidden_sizes or min(s.hidden_sizes) < 1:
+            ap.error(f"--hidden-sizes must be positive ints, got {args.hidden_sizes!r}")
+    if args.engine in ("fixed", "real"):
+        if args.quick:
+            s.hidden_sizes = (16, 8)
+        return main_real(args, s)
     kinds = [k.strip() for k in args.optimizers.split(",") if k.strip()]
     bad = [k for k in kinds if k not in OPTIMIZERS]
     if bad:

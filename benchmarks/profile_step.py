@@ -36,6 +36,7 @@ torch.set_num_threads(1)
 import stable_baselines3.common.on_policy_algorithm as sb3_onpolicy  # noqa: E402
 
 import lifelong.agent.metrics as lifelong_metrics  # noqa: E402
+import lifelong.agent.ppo as lifelong_ppo  # noqa: E402
 import lifelong.agent.rollout as lifelong_rollout  # noqa: E402
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
 from speed import CONFIGS, VARIANTS, make_model  # noqa: E402
@@ -103,10 +104,11 @@ def instrument(model: Any, timers: Timers) -> Callable[[], None]:
     patches = [
         (sb3_onpolicy, "obs_as_tensor"), (lifelong_rollout, "obs_as_tensor"), (lifelong_rollout, "write_step"),
         (lifelong_rollout, "lambda_returns"), (lifelong_metrics, "log_train"), (torch.nn.utils, "clip_grad_norm_"),
-        (torch.Tensor, "backward"),
+        (torch.Tensor, "backward"), (lifelong_ppo, "clip_grad_norm"), (lifelong_ppo, "zero_grad"),
     ]
     names = {"obs_as_tensor": "obs conversion", "write_step": "buffer writes", "lambda_returns": "GAE",
-             "log_train": "logging", "clip_grad_norm_": "grad clipping", "backward": "backward"}
+             "log_train": "logging", "clip_grad_norm_": "grad clipping", "backward": "backward",
+             "clip_grad_norm": "grad clipping", "zero_grad": "zero_grad"}
     originals = [(obj, name, getattr(obj, name)) for obj, name in patches]
     for obj, name, fn in originals:
         setattr(obj, name, w(names[name], fn))

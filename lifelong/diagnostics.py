@@ -51,6 +51,10 @@ __all__ = [
     "effective_rank",
     "weight_norms",
     "upgd_gate_stats",
+    "GATE_BINS",
+    "gate_histogram",
+    "upgd_gates",
+    "upgd_gate_histogram",
     "model_diagnostics",
     "policy_diagnostics",
     "observations_from_buffer",
@@ -239,6 +243,83 @@ def upgd_gate_stats(optimizer: Any) -> dict[str, float]:
         return {}
     stats = fn() or {}
     return {str(k): float(v) for k, v in stats.items()}
+
+
+#: default number of equal-width bins of the gate histogram over [0, 1]
+GATE_BINS = 10
+
+
+def gate_histogram(gates: torch.Tensor | Sequence[torch.Tensor], bins: int = GATE_BINS) -> list[float]:
+    """Fractions of gate values in ``bins`` equal-width bins over ``[0, 1]`` (they sum to 1).
+
+    Bin ``k`` holds ``k / bins <= g < (k + 1) / bins``; a gate of exactly 1 goes to the last bin.
+    Non-finite values are not counted. ``[]`` when there is no finite value. The mean alone hides
+    what the gate does: a gate at 0.5 everywhere (no protection at all) and half the weights
+    frozen at 0 with half free at 1 have the same mean.
+    """
+    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
+        raise ValueError(f"bins must be a positive int, got {bins!r}")
+    parts = [gates] if isinstance(gates, torch.Tensor) else list(gates)
+    if not parts:
+        return []
+    flat = torch.cat([g.detach().reshape(-1).double().cpu() for g in parts])
+    flat = flat[torch.isfinite(flat)]
+    if flat.numel() == 0:
+        return []
+    if bool(((flat < 0) | (flat > 1)).any()):
+        raise ValueError(f"gate values must lie in [0, 1], got [{float(flat.min())}, {float(flat.max())}]")
+    idx = (flat * bins).floor().clamp_(max=bins - 1).long()
+    counts = torch.bincount(idx, minlength=bins).double()
+    return (counts / counts.sum()).tolist()
+
+
+def upgd_gates(optimizer: Any) -> list[torch.Tensor]:
+    """The gate ``1 - s`` of every weight of a UPGD-family optimizer, one tensor shaped like its
+    parameter per parameter with state (in the optimizer's order); ``[]`` for another optimizer
+    or before the first step.
+
+    Recomputed from the optimizer state with each group's gate, as the optimizer's
+    ``gating_stats`` does: ``1 - s = sigmoid(-û / (eta * gate_temperature))``,
+    ``û = u / (1 - beta_utility ** t)``; ``eta`` the maximum of the finite ``û`` over every
+    group with ``gate="global"`` (per parameter tensor with ``gate="layer"``), floored at the
+    smallest positive float64; with ``utility="unit"`` every weight of a unit's row takes its
+    unit's gate.
+    """
+    if not callable(getattr(optimizer, "gating_stats", None)):
+        return []
+    entries = []
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            state = optimizer.state.get(p)
+            if not state or "utility" not in state or state["utility"].numel() == 0:
+                continue
+            correction = 1.0 - group["beta_utility"] ** float(state["step"])
+            entries.append((p, state["utility"].detach().double() / correction, group))
+    if not entries:
+        return []
+    tiny = torch.finfo(torch.float64).tiny
+
+    def finite_max(u: torch.Tensor) -> float:
+        f = u[torch.isfinite(u)]
+        return float(f.max()) if f.numel() else -math.inf
+
+    eta_global = max([finite_max(u) for _, u, g in entries if g.get("gate", "global") == "global"],
+                     default=tiny)
+    gates = []
+    for p, u, group in entries:
+        eta = eta_global if group.get("gate", "global") == "global" else finite_max(u)
+        eta = max(eta, tiny)
+        gate = torch.sigmoid(u / -(eta * group.get("gate_temperature", 1.0)))
+        if gate.shape != p.shape:              # one utility per unit (row)
+            gate = gate.repeat_interleave(p.numel() // max(gate.numel(), 1)).view(p.shape)
+        gates.append(gate)
+    return gates
+
+
+def upgd_gate_histogram(optimizer: Any, bins: int = GATE_BINS) -> list[float]:
+    """:func:`gate_histogram` of :func:`upgd_gates` (``[]`` without gates)."""
+    gates = upgd_gates(optimizer)
+    return gate_histogram(gates, bins) if gates else []
 
 
 # -------------------------------------------------------------------------------- aggregation

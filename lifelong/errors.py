@@ -18,3 +18,10 @@ class CheckpointUnsupportedError(CheckpointError):
     format version, or a class the file names that is neither registered nor passed in
     ``custom_objects``. (:class:`~lifelong.checkpoint.CheckpointManager` skips such a file but
     does not set it aside as corrupt.)"""
+
+
+class CheckpointAgentError(CheckpointMismatchError, CheckpointError):
+    """A sound checkpoint of another agent (a DistributionalRecurrentPPO file loaded by
+    DistributionalPPO, or the other way round): both a mismatch (a ``ValueError``) and a
+    :class:`CheckpointError`, whose message names both classes. A checkpoint manager does not set
+    such a file aside as corrupt."""

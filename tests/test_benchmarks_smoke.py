@@ -40,20 +40,55 @@ def test_batched_update_rules_match_reference_optimizers():
     assert mod.verify_engine(steps=10, hidden=8, batch=4) < 1e-5
 
 
-def test_continual_rl_quick(tmp_path, capsys):
+def test_continual_rl_quick_resumes_and_reports_fresh_vs_late(tmp_path, capsys):
     mod = load("continual_rl")
-    payload = mod.main(["--quick", "--out", str(tmp_path)])
+    argv = ["--quick", "--out", str(tmp_path), "--agents", "adam,adaptive_upgd,l2",
+            "--agent", 'l2={"optimizer": "adaptive_upgd", "optimizer_kwargs": {"l2_init": 0.1}}']
+    payload = mod.main(argv)
     out = capsys.readouterr().out
-    assert "Adam" in out and "AdaptiveUPGD" in out and "dormant" in out
+    assert "fresh" in out and "late" in out and "loses plasticity" in out and "dormant" in out
     assert (tmp_path / "continual_rl.png").stat().st_size > 0
-    summary = payload["summary"]
-    for opt in ("adam", "adaptive_upgd"):
-        returns = np.array(summary[opt]["returns"])
-        assert returns.shape == (2, 2)
-        assert np.isfinite(returns).all() and (returns > 0).all()
-        diag = summary[opt]["diagnostics"]
-        assert "plasticity/dormant_fraction" in diag and "plasticity/effective_rank" in diag
-    assert "upgd_gate_mean" in summary["adaptive_upgd"]["diagnostics"]
+    lines = (tmp_path / "continual_rl.jsonl").read_text().splitlines()
+    assert len(lines) == 6                                   # 3 agents x 2 seeds, one line each
+    summary = payload["summary"]["agents"]
+    for name in ("adam", "adaptive_upgd", "l2"):
+        e = summary[name]
+        returns = np.array(e["returns"])
+        assert returns.shape == (2, 2) and np.isfinite(returns).all() and (returns > 0).all()
+        for key in ("fresh", "late", "last"):
+            point, lo, hi = e[key]
+            assert lo <= point <= hi
+        assert "plasticity/dormant_fraction" in e["diagnostics"]
+    assert "gate_histograms" in summary["l2"] and "gate_histograms" not in summary["adam"]
+    hist = summary["l2"]["gate_histograms"][0][-1]
+    assert len(hist) == 10 and sum(hist) == pytest.approx(1.0)
+    # a rerun with the same settings trains nothing and gives the same summary
+    again = mod.main(argv)
+    assert "6 runs found" in capsys.readouterr().out
+    assert (tmp_path / "continual_rl.jsonl").read_text().splitlines() == lines
+    assert json.loads(json.dumps(again["summary"])) == json.loads(json.dumps(payload["summary"]))
+
+
+def test_continual_rl_rejects_bad_agents(tmp_path):
+    mod = load("continual_rl")
+    with pytest.raises(SystemExit):
+        mod.main(["--quick", "--out", str(tmp_path), "--agents", "nope"])
+    with pytest.raises(SystemExit):
+        mod.main(["--quick", "--out", str(tmp_path), "--agent", "x=[1]", "--agents", "x"])
+
+
+def test_digits_fixed_and_real_engines_agree(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    mod = load("plasticity_digits")
+    cfg = 'l2={"optimizer": "adaptive_upgd", "kwargs": {"lr": 0.01, "l2_init": 0.5, "gate": "layer"}}'
+    results = {}
+    for engine in ("fixed", "real"):
+        results[engine] = mod.main(["--quick", "--engine", engine, "--out", str(tmp_path),
+                                    "--configs", "adam,upgd,l2", "--config", cfg])["summary"]
+    for name in ("adam", "upgd", "l2"):
+        for key in ("first", "peak", "last"):
+            assert results["fixed"][name][key] == pytest.approx(results["real"][name][key], abs=0.05)
+    assert len(results["real"]["l2"]["gate_histogram"]) == 10
 
 
 def test_suite_runs_resumes_and_summarises(tmp_path, capsys):

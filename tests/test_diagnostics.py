@@ -157,3 +157,82 @@ def test_policy_diagnostics_on_distributional_ppo_matches_the_agent():
         assert d[key] == pytest.approx(value, rel=1e-6)
     assert "plasticity/dormant_fraction/critics.member1.hidden1" in d
     assert "plasticity/upgd_gate_mean" in d           # AdaptiveUPGD is the default optimizer
+
+
+# ------------------------------------------------------------------------ gate histogram
+def test_gate_histogram_bins_known_values():
+    gates = torch.tensor([0.0, 0.05, 0.1, 0.55, 0.5, 0.999, 1.0, float("nan")])
+    hist = D.gate_histogram(gates, bins=10)
+    expected = np.zeros(10)
+    for g in (0.0, 0.05, 0.1, 0.55, 0.5, 0.999, 1.0):
+        expected[min(int(g * 10), 9)] += 1
+    assert hist == pytest.approx((expected / expected.sum()).tolist())
+    assert sum(hist) == pytest.approx(1.0)
+    # a list of tensors is pooled; no finite value gives []
+    assert D.gate_histogram([gates[:3], gates[3:]], bins=10) == pytest.approx(hist)
+    assert D.gate_histogram(torch.tensor([float("nan")])) == []
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.0, True])
+def test_gate_histogram_rejects_bad_bins(bad):
+    with pytest.raises(ValueError, match="bins"):
+        D.gate_histogram(torch.tensor([0.5]), bins=bad)
+
+
+def test_gate_histogram_rejects_values_outside_unit_interval():
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        D.gate_histogram(torch.tensor([0.5, 1.5]))
+
+
+def test_upgd_gates_follow_the_paper_and_agree_with_gating_stats():
+    from lifelong.optim import UPGD, AdaptiveUPGD
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    assert D.upgd_gates(torch.optim.Adam(net.parameters())) == []
+    assert D.upgd_gate_histogram(torch.optim.Adam(net.parameters())) == []
+    for cls in (UPGD, AdaptiveUPGD):
+        opt = cls(net.parameters(), lr=1e-2, sigma=0.0, beta_utility=0.9)
+        assert D.upgd_gates(opt) == []
+        for _ in range(5):
+            opt.zero_grad()
+            net(torch.randn(16, 4)).pow(2).mean().backward()
+            opt.step()
+        gates = D.upgd_gates(opt)
+        assert [g.shape for g in gates] == [p.shape for p in net.parameters()]
+        # the formula, written out: 1 - s = 1 - sigmoid(u_hat / eta)
+        u_hat = [opt.state[p]["utility"].double() / (1 - 0.9 ** 5) for p in net.parameters()]
+        eta = max(float(u.max()) for u in u_hat)
+        for g, u in zip(gates, u_hat):
+            assert torch.allclose(g, 1 - torch.sigmoid(u / eta), atol=1e-12)
+        flat = torch.cat([g.flatten() for g in gates])
+        assert float(flat.mean()) == pytest.approx(opt.gating_stats()["gate_mean"], abs=1e-9)
+        hist = D.upgd_gate_histogram(opt, bins=4)
+        assert len(hist) == 4 and sum(hist) == pytest.approx(1.0)
+        assert hist == pytest.approx(D.gate_histogram(flat, bins=4))
+
+
+@pytest.mark.parametrize("mech", [dict(gate="layer", gate_temperature=0.3),
+                                  dict(gate="global", utility="unit"),
+                                  dict(gate="layer", utility="unit", gate_temperature=2.0)])
+def test_upgd_gates_follow_each_groups_gate_normalisation(mech):
+    from lifelong.optim import AdaptiveUPGD
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    opt = AdaptiveUPGD(net.parameters(), lr=1e-2, sigma=0.0, beta_utility=0.9, **mech)
+    for _ in range(4):
+        opt.zero_grad()
+        net(torch.randn(16, 4)).pow(2).mean().backward()
+        opt.step()
+    gates = D.upgd_gates(opt)
+    params = list(net.parameters())
+    u_hat = [opt.state[p]["utility"].double() / (1 - 0.9 ** 4) for p in params]
+    eta_all = max(float(u.max()) for u in u_hat)
+    for p, g, u in zip(params, gates, u_hat):
+        eta = max(float(u.max()) if mech["gate"] == "layer" else eta_all, np.finfo(np.float64).tiny)
+        expected = torch.sigmoid(-u / (eta * mech.get("gate_temperature", 1.0)))
+        if mech.get("utility") == "unit":              # one gate per output unit (row)
+            assert u.shape == (p.shape[0],)
+            expected = expected.reshape(-1, *([1] * (p.dim() - 1))).expand(p.shape)
+        assert g.shape == p.shape and torch.allclose(g, expected, atol=1e-12)
+    flat = torch.cat([g.flatten() for g in gates])
+    assert float(flat.mean()) == pytest.approx(opt.gating_stats()["gate_mean"], abs=1e-9)

@@ -5,6 +5,7 @@ argument and keyword arguments that rebuild a model from a checkpoint).
 """
 from __future__ import annotations
 
+import inspect
 import math
 from numbers import Real
 from typing import Any
@@ -86,22 +87,27 @@ def check_spaces(policy: Any, observation_space: spaces.Space, action_space: spa
     """The env's spaces are supported (and match ``policy``: ``MultiInputPolicy`` iff ``Dict``)."""
     if not isinstance(action_space, SUPPORTED_ACTION_SPACES):
         raise ValueError(
-            f"env has action space {action_space}, which DistributionalPPO does not support: accepted action spaces "
+            f"env has action space {action_space}, which the distributional agents do not support: accepted action spaces "
             f"are {[s.__name__ for s in SUPPORTED_ACTION_SPACES]}"
         )
     if isinstance(action_space, spaces.Box) and not np.all(np.isfinite(np.array([action_space.low, action_space.high]))):
         raise ValueError(f"env has action space {action_space} with infinite bounds: a Box action space must be bounded")
     if not isinstance(observation_space, SUPPORTED_OBS_SPACES):
         raise ValueError(
-            f"env has observation space {observation_space}, which DistributionalPPO does not support: accepted "
+            f"env has observation space {observation_space}, which the distributional agents do not support: accepted "
             f"observation spaces are {[s.__name__ for s in SUPPORTED_OBS_SPACES]}"
         )
+    if not isinstance(policy, str):
+        return
     is_dict = isinstance(observation_space, spaces.Dict)
-    if policy in ("MlpPolicy", "CnnPolicy") and is_dict:
-        raise ValueError(f"policy={policy!r} does not accept a Dict observation space: use policy='MultiInputPolicy'")
-    if policy == "MultiInputPolicy" and not is_dict:
+    multi_input = policy.startswith("MultiInput")  # MultiInputPolicy, MultiInputLstmPolicy
+    if is_dict and not multi_input:
         raise ValueError(
-            f"policy='MultiInputPolicy' needs a Dict observation space, got {observation_space}: use policy='MlpPolicy'"
+            f"policy={policy!r} does not accept a Dict observation space: use policy={'MultiInput' + policy[3:]!r}"
+        )
+    if multi_input and not is_dict:
+        raise ValueError(
+            f"policy={policy!r} needs a Dict observation space, got {observation_space}: use policy={'Mlp' + policy[10:]!r}"
         )
 
 
@@ -135,7 +141,7 @@ def constructor_kwargs(model: Any) -> dict[str, Any]:
     optimizer: Any = next((n for n, cls in OPTIMIZERS.items() if cls is model.optimizer_class), None)
     if optimizer is None:
         optimizer = to_json(model.optimizer_class, "optimizer")
-    kwargs: dict[str, Any] = {
+    all_kwargs: dict[str, Any] = {
         "learning_rate": schedule_to_json(model.lr_schedule, "learning_rate"),
         "n_steps": int(model.n_steps),
         "batch_size": int(model.batch_size),
@@ -177,4 +183,7 @@ def constructor_kwargs(model: Any) -> dict[str, Any]:
         "cvar_alpha": model.cvar_alpha,
         "diagnostics_every": model.diagnostics_every,
     }
-    return kwargs
+    # only the arguments this algorithm's constructor takes (the recurrent agent, as sb3-contrib's
+    # RecurrentPPO, has no rollout_buffer_class / rollout_buffer_kwargs)
+    accepted = inspect.signature(type(model).__init__).parameters
+    return {name: value for name, value in all_kwargs.items() if name in accepted}

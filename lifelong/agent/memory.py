@@ -33,7 +33,10 @@ def _layer_params(sizes: list[int]) -> int:
 
 
 def _arch(net_arch: Any) -> tuple[list[int], list[int]]:
-    """(actor hidden sizes, critic hidden sizes) of an SB3 ``net_arch`` (list or dict)."""
+    """(actor hidden sizes, critic hidden sizes) of an SB3 ``net_arch`` (list or dict, or the
+    pre-1.8 ``[dict(pi=..., vf=...)]``, which means its dict as in the policy)."""
+    if isinstance(net_arch, list) and net_arch and isinstance(net_arch[0], dict):
+        net_arch = net_arch[0]
     if net_arch is None:
         return [64, 64], [64, 64]
     if isinstance(net_arch, dict):

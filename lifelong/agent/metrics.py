@@ -1,7 +1,15 @@
 """Per-update statistics of :class:`~lifelong.agent.ppo.DistributionalPPO`: ``log_train`` records
-what ``train()`` measured in the logger at the end of each update, and
-``plasticity_diagnostics`` (which the model's method of that name delegates to) measures
-plasticity on the last rollout.
+what ``train()`` measured in the logger at the end of each update, ``plasticity_diagnostics``
+(which the model's method of that name delegates to) measures plasticity on the last rollout,
+and :class:`PhaseTracker` follows the phase of a non-stationary environment (``info["phase"]``,
+see :mod:`lifelong.envs`) and the returns of the episodes that end in it.
+
+Logged for a non-stationary environment, every update: ``rollout/phase`` (the latest phase seen
+in the rollout), ``rollout/phase_episodes`` and ``rollout/phase_ep_rew_mean`` (the episodes that
+ended during the rollout *in that phase*, and their mean return; an update without such an
+episode logs no mean). With a UPGD-family optimizer, every ``diagnostics_every`` updates beside
+the plasticity diagnostics: the gate's histogram ``plasticity/gate_hist/<k>`` (fraction of
+weights with ``k/10 <= 1 - s < (k+1)/10``, :func:`lifelong.diagnostics.upgd_gate_histogram`).
 """
 from __future__ import annotations
 
@@ -14,7 +22,44 @@ from stable_baselines3.common.utils import explained_variance
 from lifelong import diagnostics as D
 from lifelong.optim import UPGD, AdaptiveUPGD
 
-__all__ = ["log_train", "plasticity_diagnostics"]
+__all__ = ["log_train", "plasticity_diagnostics", "PhaseTracker", "GATE_HIST_PREFIX"]
+
+#: logger keys of the gate histogram: f"{GATE_HIST_PREFIX}{k}" for bin k of D.GATE_BINS
+GATE_HIST_PREFIX = "plasticity/gate_hist/"
+
+
+class PhaseTracker:
+    """The phase of a non-stationary environment and the returns of the episodes that ended in
+    it since the last :meth:`log` (logging only: not training state, not in checkpoints).
+
+    Fed by ``DistributionalPPO._update_info_buffer`` with each step's ``infos`` and ``dones``;
+    an environment without ``info["phase"]`` leaves it empty and nothing is logged.
+    """
+
+    def __init__(self) -> None:
+        self.phase: int | None = None
+        self.returns: dict[int, list[float]] = {}
+
+    def update(self, infos: list[dict[str, Any]], dones: Any = None) -> None:
+        for i, info in enumerate(infos):
+            if "phase" not in info:
+                continue
+            phase = int(info["phase"])
+            self.phase = phase if self.phase is None else max(self.phase, phase)
+            done = True if dones is None else bool(dones[i])
+            if done and "episode" in info:
+                self.returns.setdefault(phase, []).append(float(info["episode"]["r"]))
+
+    def log(self, record: Any) -> None:
+        """Record ``rollout/phase`` (+ the episodes of that phase) and start a new window."""
+        if self.phase is None:
+            return
+        record("rollout/phase", self.phase)
+        returns = self.returns.get(self.phase, [])
+        record("rollout/phase_episodes", len(returns))
+        if returns:
+            record("rollout/phase_ep_rew_mean", float(np.mean(returns)))
+        self.returns = {}
 
 
 def log_train(
@@ -67,25 +112,27 @@ def log_train(
         for key, value in model.policy.optimizer.gating_stats().items():
             if key in ("gate_mean", "utility_mean", "utility_max", "utility_min"):
                 record(f"train/upgd_{key}", value)
+    model.phase_tracker.log(record)
     if model.diagnostics_every and model._n_train_calls % model.diagnostics_every == 0:
         for key, value in model.plasticity_diagnostics().items():
             record(key, value)
+        for k, value in enumerate(D.upgd_gate_histogram(model.policy.optimizer)):
+            record(f"{GATE_HIST_PREFIX}{k}", value)
 
 
 @th.no_grad()
 def plasticity_diagnostics(model: Any, n_obs: int = 256) -> dict[str, float]:
     """See :meth:`lifelong.agent.ppo.DistributionalPPO.plasticity_diagnostics`."""
     policy = model.policy
-    obs_np = D.observations_from_buffer(model.rollout_buffer, n_obs)
-    obs, _ = policy.obs_to_tensor(obs_np)
+    actor_pass, critic_input = model._diagnostic_inputs(n_obs)
     actor_layers = [
         name for name, m in policy.named_modules()
         if isinstance(m, D.ACTIVATION_TYPES) and not name.startswith("critics")
     ]
     with D.capture_activations(policy, actor_layers, repeat="first") as acts:
-        policy.get_distribution(obs)
+        actor_pass()
     actor_acts = list(dict(acts).values())
-    _, hidden = policy.critics.forward_hidden(policy._vf_features(obs))
+    _, hidden = policy.critics.forward_hidden(critic_input)
     dead = total = 0
     for act in actor_acts:
         mask = D.dormant_units(act)

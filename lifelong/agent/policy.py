@@ -58,6 +58,11 @@ __all__ = ["DistributionalActorCriticPolicy", "DistributionalMultiInputPolicy", 
 
 
 def _split_net_arch(net_arch: Any, features_extractor_class: type) -> tuple[list[int], list[int]]:
+    """(actor hidden layers, critic hidden layers) of a ``net_arch``. The pre-1.8 format
+    ``[dict(pi=..., vf=...)]`` means its first dict, as in Stable-Baselines3 2.x (whose
+    ``ActorCriticPolicy`` warns about it when this policy's constructor passes it on)."""
+    if isinstance(net_arch, list) and net_arch and isinstance(net_arch[0], dict):
+        net_arch = net_arch[0]
     if net_arch is None:
         return ([], []) if features_extractor_class == NatureCNN else ([64, 64], [64, 64])
     if isinstance(net_arch, dict):
@@ -151,6 +156,11 @@ class DistributionalActorCriticPolicy(ActorCriticPolicy):
     def n_outputs(self) -> int:
         return self.n_quantiles if self.critic == "quantile" else self.n_atoms
 
+    @property
+    def critic_input_dim(self) -> int:
+        """Width of what the critics' trunks read: the features (a recurrent policy: its LSTM's output)."""
+        return self.features_dim
+
     def _build_mlp_extractor(self) -> None:
         # Actor trunk only; the critics' trunks live in the CriticEnsemble.
         self.mlp_extractor = MlpExtractor(
@@ -174,7 +184,7 @@ class DistributionalActorCriticPolicy(ActorCriticPolicy):
             raise NotImplementedError(f"Unsupported distribution '{self.action_dist}'.")
 
         self.critics = CriticEnsemble(
-            self.features_dim,
+            self.critic_input_dim,
             self._vf_arch,
             self.n_critics,
             self.n_outputs,

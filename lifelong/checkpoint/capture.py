@@ -29,6 +29,7 @@ from lifelong.checkpoint.members import (
     RNG,
     VEC_NORMALIZE,
     VGS,
+    policy_state_dict,
 )
 from lifelong.checkpoint.rng import _numpy_rng, _python_rng, _space_rng
 from lifelong.checkpoint.spaces import space_to_dict
@@ -93,7 +94,7 @@ def _capture(model: Any) -> dict[str, Any]:
     }
     members: dict[str, Any] = {
         META: meta,
-        POLICY: model.policy.state_dict(),
+        POLICY: policy_state_dict(model.policy),
         OPTIMIZER: model.policy.optimizer.state_dict(),
         RNG: {
             "torch": torch.get_rng_state(),
@@ -103,6 +104,7 @@ def _capture(model: Any) -> dict[str, Any]:
             "last_obs": _obs_tree(model._last_obs),
             "last_episode_starts": _obs_tree(model._last_episode_starts),
             "last_original_obs": _obs_tree(model._last_original_obs),
+            **model.rollout_state(),  # a recurrent agent's LSTM states
         },
     }
     if model.vgs is not None:

@@ -11,7 +11,7 @@ from lifelong.checkpoint.atomic import remove_stale_temporaries
 from lifelong.checkpoint.capture import save_model
 from lifelong.checkpoint.members import verify
 from lifelong.checkpoint.restore import load_model
-from lifelong.errors import CheckpointError, CheckpointUnsupportedError
+from lifelong.errors import CheckpointError, CheckpointMismatchError, CheckpointUnsupportedError
 
 
 class CheckpointManager:
@@ -103,6 +103,8 @@ class CheckpointManager:
                 verify(path)
             except FileNotFoundError:
                 continue  # rotated away meanwhile
+            except CheckpointMismatchError:
+                raise  # sound, but not for this model (another agent's): not corrupt
             except CheckpointError as exc:
                 self._set_aside(path, exc)
                 continue
@@ -119,6 +121,8 @@ class CheckpointManager:
                 return load_model(cls, path, env=env, **kwargs)  # verifies as it reads
             except FileNotFoundError:
                 continue  # rotated away meanwhile
+            except CheckpointMismatchError:
+                raise  # sound, but not for this model (another agent's): not corrupt
             except CheckpointError as exc:
                 self._set_aside(path, exc)
         raise FileNotFoundError(f"no valid checkpoint in {self.directory}")

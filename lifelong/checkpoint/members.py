@@ -13,7 +13,8 @@ A checkpoint holds these members (see :mod:`lifelong.checkpoint.archive` for the
                      generator's state, param groups)
 ``vgs.pt``           ``model.vgs.state_dict()`` (only when the scaler is on)
 ``rng.pt``           torch's global CPU random state (and CUDA's when available)
-``env_state.pt``     ``_last_obs``, ``_last_episode_starts``, ``_last_original_obs``
+``env_state.pt``     ``_last_obs``, ``_last_episode_starts``, ``_last_original_obs``, and what
+                     ``model.rollout_state()`` returns (a recurrent agent's ``lstm_states``)
 ``vec_normalize.pt`` ``obs_rms``, ``ret_rms``, ``returns`` (only when the env is a ``VecNormalize``)
 """
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import sys
 from typing import Any
 
 import torch
@@ -41,6 +43,9 @@ __all__ = [
     "VEC_NORMALIZE",
     "REQUIRED",
     "verify",
+    "uncompiled",
+    "policy_state_dict",
+    "without_compile_prefix",
 ]
 
 META = "model.json"
@@ -56,6 +61,36 @@ REQUIRED = (META, POLICY, OPTIMIZER, RNG, ENV_STATE)
 MAX_N_ENVS = 1 << 16
 #: the largest counter a file may declare (steps, updates, episodes)
 MAX_COUNTER = 1 << 62
+
+
+#: the prefix ``torch.compile`` gives every parameter name of the module it wraps
+COMPILE_PREFIX = "_orig_mod."
+
+
+def uncompiled(module: torch.nn.Module) -> torch.nn.Module:
+    """The module itself, or the module that ``torch.compile`` wrapped (``model.policy =
+    torch.compile(model.policy)`` is how Stable-Baselines3 users compile a policy)."""
+    eval_frame = sys.modules.get("torch._dynamo.eval_frame")  # loaded once torch.compile was used
+    if eval_frame is not None and isinstance(module, eval_frame.OptimizedModule):
+        return module._orig_mod
+    return module
+
+
+def policy_state_dict(policy: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The policy's ``state_dict`` under its own names, also for a compiled policy: the compiled
+    wrapper's names carry ``_orig_mod.``, which would make the checkpoint unloadable into an
+    uncompiled policy (Stable-Baselines3 GH#2137)."""
+    return uncompiled(policy).state_dict()
+
+
+def without_compile_prefix(state_dict: Any) -> Any:
+    """A saved policy ``state_dict`` with ``_orig_mod.`` stripped from its names (a checkpoint
+    written by an older version from a compiled policy); anything else is returned unchanged."""
+    if not isinstance(state_dict, dict) or not any(
+        isinstance(k, str) and k.startswith(COMPILE_PREFIX) for k in state_dict
+    ):
+        return state_dict
+    return {k.removeprefix(COMPILE_PREFIX) if isinstance(k, str) else k: v for k, v in state_dict.items()}
 
 
 def _fault(source: Any, fault: str) -> CheckpointError:

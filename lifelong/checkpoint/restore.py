@@ -30,10 +30,13 @@ from lifelong.checkpoint.members import (
     _check_members,
     check_description,
     from_file,
+    policy_state_dict,
+    uncompiled,
+    without_compile_prefix,
 )
 from lifelong.checkpoint.rng import _restore_rng, _set_space_rng
 from lifelong.checkpoint.spaces import space_from_dict, spaces_equal
-from lifelong.errors import CheckpointError, CheckpointMismatchError
+from lifelong.errors import CheckpointAgentError, CheckpointError, CheckpointMismatchError
 
 __all__ = ["load_state", "load_model"]
 
@@ -90,7 +93,7 @@ def _check_env_state(model: Any, tree: dict, source: Any) -> None:
 
 
 def _check_compatible(model: Any, state: dict, meta: dict, env_state: bool, source: Any,
-                      reset_optimizer: bool = False) -> None:
+                      reset_optimizer: bool = False, rollout_state: bool = True) -> None:
     """Every check that can fail, made before anything is changed (a refused state leaves the
     model as it was)."""
     with from_file(source, META, "its observation or action space"):
@@ -105,7 +108,7 @@ def _check_compatible(model: Any, state: dict, meta: dict, env_state: bool, sour
             f"{source}: checkpoint has vgs={'on' if meta['has_vgs'] else 'off'}, the model has "
             f"vgs={'on' if model.vgs is not None else 'off'}"
         )
-    live = model.policy.state_dict()
+    live = policy_state_dict(model.policy)
     saved = state[POLICY]
     if not isinstance(saved, dict) or set(saved) != set(live):
         missing = sorted(set(live) - set(saved or {}))[:5]
@@ -124,6 +127,11 @@ def _check_compatible(model: Any, state: dict, meta: dict, env_state: bool, sour
             )
     if not reset_optimizer:
         _check_optimizer(model, state, meta, source)
+    if rollout_state:
+        try:
+            model.set_rollout_state(state[ENV_STATE], check_only=True)
+        except ValueError as exc:
+            raise CheckpointError(f"{source}: {exc}") from None
     if env_state and model.env is not None and int(model.n_envs) != int(meta["n_envs"]):
         raise CheckpointMismatchError(
             f"{source}: the saved last observation is for n_envs={meta['n_envs']}, the model's env has "
@@ -131,14 +139,27 @@ def _check_compatible(model: Any, state: dict, meta: dict, env_state: bool, sour
         )
 
 
+def _check_algorithm(cls: type, meta: dict, source: Any) -> None:
+    """The checkpoint was written by ``cls`` or a class it derives from; otherwise a
+    :class:`~lifelong.errors.CheckpointAgentError` naming both (DistributionalPPO and
+    DistributionalRecurrentPPO share a base class but not their checkpoints)."""
+    saved_algorithm = str(meta["algorithm"])[:200]
+    saved = saved_algorithm.rpartition(":")[2] or "(unnamed)"
+    if saved_algorithm.rpartition(":")[2] not in {k.__qualname__ for k in cls.__mro__}:
+        raise CheckpointAgentError(
+            f"{source} holds a {saved} checkpoint ({saved_algorithm}); {cls.__name__} cannot load it: "
+            f"load it with {saved}.load"
+        )
+
+
 def _restore(model: Any, state: dict, *, exact: bool, env_state: bool, source: Any,
-             reset_optimizer: bool = False) -> None:
+             reset_optimizer: bool = False, rollout_state: bool = True) -> None:
     meta = _check_members(state, source)
-    _check_compatible(model, state, meta, env_state, source, reset_optimizer)
+    _check_compatible(model, state, meta, env_state, source, reset_optimizer, rollout_state)
     if env_state:
         _check_env_state(model, state[ENV_STATE], source)
     with from_file(source, POLICY, "the policy's parameters"):
-        model.policy.load_state_dict(state[POLICY])
+        uncompiled(model.policy).load_state_dict(state[POLICY])
     if not reset_optimizer:
         with from_file(source, OPTIMIZER, "the optimizer state"):
             model.policy.optimizer.load_state_dict(state[OPTIMIZER])
@@ -173,6 +194,11 @@ def _restore(model: Any, state: dict, *, exact: bool, env_state: bool, source: A
             _set_space_rng(model.observation_space, meta["rng"]["observation_space"])
         with from_file(source, RNG, "the random states"):
             _restore_rng(meta, state[RNG])
+    # The rollout's recurrent state (LSTM states) travels with the weights that computed it, also
+    # in a PBT exploit: the recipient's own states came from weights it no longer has. Not onto
+    # an env that will be reset (load with force_reset): its episodes start with zero states.
+    if rollout_state:
+        model.set_rollout_state(state[ENV_STATE])
     if env_state:
         env_tree = state[ENV_STATE]
         model._last_obs = _obs_from_tree(env_tree["last_obs"])
@@ -194,9 +220,27 @@ def load_state(model: Any, state: dict[str, Any], *, exact: bool = False) -> Non
     observation. The model's architecture must match (``ValueError`` otherwise).
     """
     meta = _check_members(state, "state")
+    _check_algorithm(type(model), meta, "state")
     _check_compatible(model, state, meta, exact, "state")
     _apply_hyperparameters(model, meta)
     _restore(model, state, exact=exact, env_state=exact, source="state")
+
+
+def file_object_name(file: Any) -> str:
+    """How messages name a file object: its path when it has one (``open(path, "rb")``), else its
+    type (a ``tempfile.TemporaryFile``'s ``name`` is a bare file-descriptor number)."""
+    name = getattr(file, "name", None)
+    if isinstance(name, (str, bytes, os.PathLike)):
+        return os.fsdecode(name)
+    return f"<{type(file).__name__} file object>"
+
+
+def _read_file_object(file: Any) -> tuple[bytes, str]:
+    """The bytes of a checkpoint file object from its start, wherever its position is (as
+    Stable-Baselines3 reads a zip from a file object), and the name messages use for it."""
+    if file.seekable():
+        file.seek(0)
+    return file.read(), file_object_name(file)
 
 
 def _constructor_parameters(cls: type) -> set[str]:
@@ -271,16 +315,17 @@ def load_model(
     if isinstance(path, pathlib.Path):
         state = archive.read_archive(path, max_bytes)
     else:
-        state = archive.unpack(path.read(), getattr(path, "name", "<file object>"), max_bytes)
+        data, path = _read_file_object(path)  # from here on, messages name the file object
+        state = archive.unpack(data, path, max_bytes)
+    if POLICY in state:
+        state[POLICY] = without_compile_prefix(state[POLICY])
     meta = _check_members(state, path)
     replaced = set(custom_objects) | set(kwargs)
     check_description(  # classes the caller replaces need not resolve
         dict(meta, policy="" if replaced & {"policy", "policy_class"} else meta["policy"],
              constructor_kwargs={k: v for k, v in meta["constructor_kwargs"].items() if k not in replaced}),
         path, custom_objects)
-    saved_algorithm = meta["algorithm"]
-    if saved_algorithm.rpartition(":")[2] not in {k.__qualname__ for k in cls.__mro__}:
-        raise CheckpointMismatchError(f"{path} holds a {saved_algorithm[:200]} checkpoint, not one {cls.__name__} can load")
+    _check_algorithm(cls, meta, path)
 
     with from_file(path, META, "its observation or action space"):
         obs_space = space_from_dict(meta["observation_space"])
@@ -324,7 +369,8 @@ def load_model(
 
     restore_env_state = env is None or not force_reset
     try:
-        _restore(model, state, exact=True, env_state=restore_env_state, source=path, reset_optimizer=reset_optimizer)
+        _restore(model, state, exact=True, env_state=restore_env_state, source=path, reset_optimizer=reset_optimizer,
+                 rollout_state=restore_env_state)
     except CheckpointMismatchError as exc:
         if overrides or model.get_vec_normalize_env() is not None:
             raise  # the caller's arguments or env decide: a mismatch

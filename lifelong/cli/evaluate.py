@@ -129,7 +129,7 @@ def evaluate_checkpoint(path: Path, config: Mapping, *, episodes: int = 10,
     # The model is loaded without an env (its training env had other n_envs), then evaluated on
     # its own env: one copy when recording (one video per episode), else up to 8 in a batch.
     model = load_agent(path, None, device="cpu")
-    cfg = dict(config, normalize_obs=False)
+    cfg = dict(config, normalize_obs=False, normalize_reward=False)
     env = make_env(cfg, n_envs=1 if video is not None else min(episodes, 8), seed=seed,
                    render_mode="rgb_array" if video is not None else None, wrapper_class=wrapper)
     try:

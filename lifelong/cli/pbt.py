@@ -42,13 +42,11 @@ def build_space(space_cfg: Mapping) -> dict:
     return out
 
 
-def build_pbt(config: Mapping, *, backend=None, workers=None, workdir=None):
+def build_pbt(config: Mapping, *, backend=None, workers=None, workdir=None, synchronous=None):
     """A :class:`lifelong.pbt.PBT` from a validated config (``sections=agent, pbt, space``)."""
     if not config.get("env"):
         raise ConfigError("env: the PBT file needs an env: (a Gymnasium id)")
     check_env_id(config["env"])
-    if config.get("normalize_obs"):
-        raise ConfigError("normalize_obs: not supported by lifelong pbt (members use plain envs)")
     if "space" not in config:
         raise ConfigError("space: missing; the search space, e.g. "
                           "space: {learning_rate: {loguniform: [1.0e-4, 3.0e-3]}}")
@@ -61,11 +59,18 @@ def build_pbt(config: Mapping, *, backend=None, workers=None, workdir=None):
         settings["workers"] = workers
     if workdir is not None:
         settings["workdir"] = str(workdir)
+    if synchronous is not None:
+        settings["synchronous"] = synchronous
     if "perturb_factors" in settings:
         settings["perturb_factors"] = tuple(settings["perturb_factors"])
     agent = {"env": config["env"], "n_envs": config["n_envs"],
              "env_kwargs": dict(config.get("env_kwargs") or {}), **agent_kwargs(config)}
     agent.pop("device", None) if agent.get("device") == "auto" else None
+    if config.get("normalize_obs") or config.get("normalize_reward"):  # as `lifelong train`
+        agent["normalize"] = {"norm_obs": bool(config.get("normalize_obs")),
+                              "norm_reward": bool(config.get("normalize_reward"))}
+        if config.get("normalize_reward"):  # discounted with the agent's gamma, as in train
+            agent["normalize"]["gamma"] = config["agent"]["gamma"]
     space = build_space(config["space"])
     try:
         return PBT(agent=agent, space=space, **settings)
@@ -127,6 +132,10 @@ class LiveTable:
             r["note"] = f"copied {event['donor']} at {event['step']:,}"
         elif kind == "restart":
             self.members[event["member"]]["note"] = f"restarted ({event.get('reason')})"
+        elif kind == "fallback":
+            self.members[event["member"]]["note"] = f"corrupt checkpoint: back to {event['checkpoint']}"
+        elif kind == "reseed":
+            self.members[event["member"]]["note"] = f"corrupt checkpoint: re-seeded from {event['donor']}"
         if self.live is not None:
             self.live.update(self.table())
         elif self.plain and kind == "boundary":
@@ -155,14 +164,15 @@ def _short(v) -> str:
 
 
 def run_pbt(config_path: Path, *, sets=(), backend=None, workers=None, workdir=None,
-            live: bool = True) -> int:
+            live: bool = True, synchronous=None) -> int:
     config = resolve(config_file=config_path, sets=sets, sections=("agent", "pbt", "space"))
-    pbt = build_pbt(config, backend=backend, workers=workers, workdir=workdir)
+    pbt = build_pbt(config, backend=backend, workers=workers, workdir=workdir, synchronous=synchronous)
     try:  # a workdir holding another experiment (or an unreadable state) is a bad input
         pbt.load_state()
     except (ValueError, PBTError) as exc:
         raise ConfigError(str(exc)) from None
-    print(f"PBT workdir: {pbt.workdir} (rerun the same command to continue it)", flush=True)
+    mode = "synchronous" if pbt.synchronous else "asynchronous"
+    print(f"PBT workdir: {pbt.workdir} ({mode}; rerun the same command to continue it)", flush=True)
     table = LiveTable(pbt, live=live)
     t0 = time.time()
     with table:

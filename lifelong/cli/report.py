@@ -8,6 +8,10 @@ Run directory (``metrics.csv``, ``evals.csv``):
 - ``vgs_upgd.png``        the VGS step factor and noise ratio, UPGD gating (mean of 1 - s) and utilities
 - ``losses.png``          policy/value/entropy losses, approximate KL, clip fraction, learning rate
 - ``plasticity.png``      dormant fraction, effective rank, weight norm (when logged)
+- ``phases.png``          for a non-stationary environment (``rollout/phase`` logged, see
+                          :mod:`lifelong.envs`): per phase the mean return of the episodes that
+                          ended in it, the dormant fraction, effective rank, weight norm and UPGD
+                          gate mean at the end of the phase, and the gate's histogram per phase
 
 PBT workdir (``scores.csv``, ``lineage.jsonl``, ``result.json``):
 
@@ -186,8 +190,90 @@ def run_report(d: Path) -> list[Path]:
             _panel(ax, m, [k], t)
         written.append(_save(fig, d / "plasticity.png"))
 
-    written.append(_run_markdown(run, m, evals, written))
+    phases = phase_summary(m)
+    if phases:
+        written.append(_phase_plot(phases, d / "phases.png"))
+
+    written.append(_run_markdown(run, m, evals, written, phases))
     return written
+
+
+GATE_HIST = "plasticity/gate_hist/"
+_PHASE_DIAGNOSTICS = {"dormant_fraction": "plasticity/dormant_fraction",
+                      "effective_rank": "plasticity/effective_rank",
+                      "weight_norm": "plasticity/weight_norm",
+                      "gate_mean": "train/upgd_gate_mean"}
+
+
+def phase_summary(m: Mapping[str, np.ndarray]) -> list[dict]:
+    """One entry per phase of a non-stationary run (``[]`` when ``rollout/phase`` was not
+    logged): ``phase``, ``steps`` (last step logged in it), ``episodes``, ``return`` (mean return
+    of the episodes that ended in the phase: the episode-weighted mean of
+    ``rollout/phase_ep_rew_mean``; NaN without episodes), the last value within the phase of
+    each diagnostic (NaN when none was logged in it) and ``gate_hist`` (the last gate histogram
+    logged in the phase, or ``None``)."""
+    if "rollout/phase" not in m or STEP not in m:
+        return []
+    phase_col = m["rollout/phase"]
+    hist_keys = sorted((k for k in m if k.startswith(GATE_HIST)), key=lambda k: int(k.rsplit("/", 1)[1]))
+    out = []
+    for phase in np.unique(phase_col[np.isfinite(phase_col)]).astype(int):
+        rows = np.flatnonzero(phase_col == phase)
+        entry: dict = {"phase": int(phase), "steps": float(m[STEP][rows].max())}
+        n = m.get("rollout/phase_episodes", np.full(len(phase_col), np.nan))[rows]
+        r = m.get("rollout/phase_ep_rew_mean", np.full(len(phase_col), np.nan))[rows]
+        ok = np.isfinite(n) & np.isfinite(r) & (n > 0)
+        entry["episodes"] = int(n[ok].sum())
+        entry["return"] = float((r[ok] * n[ok]).sum() / n[ok].sum()) if ok.any() else math.nan
+        for name, key in _PHASE_DIAGNOSTICS.items():
+            v = m[key][rows] if key in m else np.array([])
+            v = v[np.isfinite(v)]
+            entry[name] = float(v[-1]) if len(v) else math.nan
+        entry["gate_hist"] = None
+        if hist_keys:
+            h = np.stack([m[k][rows] for k in hist_keys], axis=1)       # [rows, bins]
+            logged = np.flatnonzero(np.isfinite(h).all(axis=1))
+            if len(logged):
+                entry["gate_hist"] = h[logged[-1]].tolist()
+        out.append(entry)
+    return out
+
+
+def _phase_plot(phases: list[dict], path: Path) -> Path:
+    plt = _plt()
+    fig, axes = plt.subplots(2, 3, figsize=(14, 7))
+    x = [p["phase"] for p in phases]
+    axes[0, 0].bar(x, [p["return"] for p in phases], color="C0")
+    axes[0, 0].set_title("Mean return of the episodes ending in each phase", fontsize=10)
+    panels = [(axes[0, 1], "dormant_fraction", "Dormant fraction (end of phase)"),
+              (axes[0, 2], "effective_rank", "Effective rank (end of phase)"),
+              (axes[1, 0], "weight_norm", "Weight norm (end of phase)"),
+              (axes[1, 1], "gate_mean", "UPGD gate mean 1 - s (end of phase)")]
+    for ax, key, title in panels:
+        y = np.array([p[key] for p in phases], float)
+        if np.isfinite(y).any():
+            ax.plot(x, y, "o-", ms=4)
+        else:
+            ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes,
+                    color="gray")
+        ax.set_title(title, fontsize=10)
+    ax = axes[1, 2]
+    hists = [p["gate_hist"] for p in phases]
+    if any(h is not None for h in hists):
+        bins = len(next(h for h in hists if h is not None))
+        grid = np.array([h if h is not None else [np.nan] * bins for h in hists], float)
+        im = ax.imshow(grid.T, origin="lower", aspect="auto", cmap="viridis", vmin=0,
+                       extent=(x[0] - 0.5, x[-1] + 0.5, 0, 1))
+        fig.colorbar(im, ax=ax, label="fraction of weights")
+        ax.set_ylabel("gate 1 - s")
+    else:
+        ax.text(0.5, 0.5, "no gate histogram\n(not a UPGD optimizer)", ha="center", va="center",
+                transform=ax.transAxes, color="gray")
+    ax.set_title("UPGD gate histogram per phase (end of phase)", fontsize=10)
+    for ax in axes.flat:
+        ax.set_xlabel("phase")
+        ax.grid(alpha=0.3)
+    return _save(fig, path)
 
 
 def _env_name(run) -> str:
@@ -198,7 +284,7 @@ def _env_name(run) -> str:
         return run.path.name
 
 
-def _run_markdown(run, m, evals, pngs) -> Path:
+def _run_markdown(run, m, evals, pngs, phases=()) -> Path:
     summary = {}
     if run.summary.is_file():
         try:
@@ -227,9 +313,19 @@ def _run_markdown(run, m, evals, pngs) -> Path:
     lines.append(f"- files: [config.yaml](config.yaml), [metrics.csv](metrics.csv), "
                  f"[evals.csv](evals.csv), checkpoints/, tb/ (`tensorboard --logdir {run.path}/tb`)")
     lines.append("")
+    if phases:
+        lines += ["## Per phase (non-stationary environment)", "",
+                  "| phase | last step | episodes | mean return | dormant | eff. rank | weight norm | gate mean |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for p in phases:
+            lines.append(f"| {p['phase']} | {p['steps']:,.0f} | {p['episodes']} | {_fmt(p['return'], '.1f')} | "
+                         f"{_fmt(p['dormant_fraction'])} | {_fmt(p['effective_rank'])} | "
+                         f"{_fmt(p['weight_norm'])} | {_fmt(p['gate_mean'])} |")
+        lines.append("")
     titles = {"learning_curve.png": "Learning curve", "critics.png": "Critics",
               "vgs_upgd.png": "Variance gradient scaler and UPGD gating",
-              "losses.png": "Losses and optimisation", "plasticity.png": "Plasticity"}
+              "losses.png": "Losses and optimisation", "plasticity.png": "Plasticity",
+              "phases.png": "Phases: return, plasticity and gate per phase"}
     for p in pngs:
         lines += [f"## {titles.get(p.name, p.stem)}", "", f"![{p.stem}]({p.name})", ""]
     path = run.path / "report.md"

@@ -7,7 +7,9 @@ Layout (``lifelong train ... --out DIR``)::
     DIR/best_model.zip    checkpoint of the best evaluation so far
     DIR/tb/               TensorBoard event files (``tensorboard --logdir DIR/tb``)
     DIR/metrics.csv       every logger key, one row per PPO update (SB3 CSV output format)
-    DIR/evals.csv         step, mean_reward, std_reward, episodes, wall time of each evaluation
+    DIR/evals.csv         step, mean_reward, std_reward, episodes, wall time of each evaluation;
+                          on a non-stationary env also the phase evaluated and, with
+                          ``eval_phases: all``, the mean return of every phase so far
     DIR/summary.json      the final numbers of the last ``train``/``resume``
     DIR/report.md, *.png  after ``lifelong report DIR``
 """
@@ -21,7 +23,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from lifelong.agent import schedules
-from lifelong.checkpoint import CheckpointManager
+from lifelong.checkpoint import CheckpointManager, read_archive
+from lifelong.checkpoint.codec import class_name
+from lifelong.checkpoint.members import _check_members
 from lifelong.cli.config import (
     ConfigError,
     activation_class,
@@ -30,6 +34,8 @@ from lifelong.cli.config import (
     dump_yaml,
     resolve,
 )
+from lifelong.cli.config.agent import ALGORITHMS, DEFAULT_ALGO
+from lifelong.errors import CheckpointAgentError, CheckpointError
 
 CONFIG = "config.yaml"
 CHECKPOINTS = "checkpoints"
@@ -148,7 +154,8 @@ def check_env_id(env_id: str) -> None:
 def make_env(config: Mapping, *, n_envs: int | None = None, seed: int | None = None,
              render_mode: str | None = None, normalize_training: bool = True,
              wrapper_class=None):
-    """The VecEnv a config describes (Monitor-wrapped; VecNormalize when ``normalize_obs``)."""
+    """The VecEnv a config describes (Monitor-wrapped; VecNormalize when ``normalize_obs`` or
+    ``normalize_reward``; an evaluation env, ``normalize_training=False``, never scales rewards)."""
     import gymnasium as gym
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import (
@@ -175,8 +182,11 @@ def make_env(config: Mapping, *, n_envs: int | None = None, seed: int | None = N
         if kwargs:
             raise ConfigError(f"env_kwargs: {env_id} rejects them ({exc})") from None
         raise
-    if config.get("normalize_obs"):
-        venv = VecNormalize(venv, norm_obs=True, norm_reward=False, training=normalize_training)
+    norm_obs, norm_reward = bool(config.get("normalize_obs")), bool(config.get("normalize_reward"))
+    if norm_obs or norm_reward:
+        gamma = (config.get("agent") or {}).get("gamma", agent_defaults()["gamma"])
+        venv = VecNormalize(venv, norm_obs=norm_obs, norm_reward=norm_reward and normalize_training,
+                            gamma=gamma, training=normalize_training)
     return venv
 
 
@@ -193,9 +203,9 @@ def to_schedule(value):
 
 
 def agent_kwargs(config: Mapping) -> dict:
-    """Constructor arguments of DistributionalPPO from ``config["agent"]`` (schedules and
-    activation names turned into objects)."""
-    defaults = agent_defaults()
+    """Constructor arguments of the ``config["algo"]`` agent from ``config["agent"]`` (schedules
+    and activation names turned into objects)."""
+    defaults = agent_defaults(config.get("algo", DEFAULT_ALGO))
     # Arguments left at the agent's default are not passed: the constructor then uses its own
     # default objects (e.g. its "learning_rate not given" marker, see docs/agent.md).
     kwargs = {k: v for k, v in config["agent"].items()
@@ -214,34 +224,53 @@ def agent_kwargs(config: Mapping) -> dict:
 
 
 def build_agent(config: Mapping, env):
-    cls = agent_class()
+    algo = config.get("algo", DEFAULT_ALGO)
+    cls = agent_class(algo)
     kwargs = agent_kwargs(config)
-    policy = kwargs.pop("policy", "MlpPolicy")
+    policy = kwargs.pop("policy", agent_defaults(algo)["policy"])
     try:
         return cls(policy, env, seed=config.get("seed"), verbose=0, **kwargs)
     except ValueError as exc:  # the agent's own validation: a bad config value
         raise ConfigError(f"agent: {exc}") from None
 
 
-def load_agent(path: Path, env, device: str = "auto"):
-    """Load a checkpoint; a checkpoint that does not fit ``env`` (spaces, n_envs vs batch_size)
-    is a ConfigError (bad input), a damaged one a CheckpointError."""
-    cls = agent_class()
+def checkpoint_algo(path: Path) -> str:
+    """The ``algo`` of the agent that wrote the checkpoint at ``path`` (read from its model
+    description, matched against the agents the command line builds: nothing is imported)."""
+    meta = _check_members(read_archive(path), path)
+    saved = str(meta.get("algorithm", ""))
+    for algo, cls in ALGORITHMS.items():
+        if class_name(cls) == saved:
+            return algo
+    raise CheckpointError(f"{path} holds a {saved or '(unnamed)'} checkpoint, which is not an agent the command "
+                          f"line runs ({', '.join(cls.__name__ for cls in ALGORITHMS.values())})")
+
+
+def load_agent(path: Path, env, device: str = "auto", algo: str | None = None):
+    """Load a checkpoint into the ``algo`` agent (``None``: the agent that wrote it); a checkpoint
+    that does not fit ``env`` (spaces, n_envs vs batch_size) is a ConfigError (bad input), a
+    damaged one or one of another agent a CheckpointError."""
+    cls = agent_class(algo if algo is not None else checkpoint_algo(path))
     try:
         return cls.load(str(path), env=env, device=device)
+    except CheckpointAgentError:
+        raise
     except ValueError as exc:
         msg = str(exc)
         raise ConfigError(msg if str(path) in msg else f"{path}: {msg}") from None
 
 
-def load_latest_agent(manager: CheckpointManager, env, device: str = "auto"):
-    """The agent of the newest checkpoint in ``manager`` that loads (corrupt newer ones are
-    skipped with a warning and renamed ``*.corrupt``), or None when none does; a checkpoint that
-    does not fit ``env`` is a ConfigError, as in :func:`load_agent`."""
+def load_latest_agent(manager: CheckpointManager, env, device: str = "auto", algo: str = DEFAULT_ALGO):
+    """The ``algo`` agent of the newest checkpoint in ``manager`` that loads (corrupt newer ones
+    are skipped with a warning and renamed ``*.corrupt``), or None when none does; a checkpoint
+    that does not fit ``env`` is a ConfigError, as in :func:`load_agent`, and one of another agent
+    a CheckpointError naming both."""
     try:
-        return manager.load_latest(agent_class(), env=env, device=device)
+        return manager.load_latest(agent_class(algo), env=env, device=device)
     except FileNotFoundError:
         return None
+    except CheckpointAgentError:
+        raise
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 
@@ -274,11 +303,19 @@ def make_logger(run: RunDir):
                   output_formats=[AppendingCSV(run.metrics), TensorBoardOutputFormat(str(run.tb))])
 
 
+EVAL_FIELDS = ["step", "mean_reward", "std_reward", "episodes", "time_s", "phase", "phase_returns"]
+
+
 def append_eval(run: RunDir, row: Mapping[str, Any]) -> None:
-    fields = ["step", "mean_reward", "std_reward", "episodes", "time_s"]
-    new = not run.evals.is_file()
+    """One evaluation as a row of evals.csv (a file written by an older version keeps its own
+    columns)."""
+    fields = EVAL_FIELDS
+    new = not run.evals.is_file() or run.evals.stat().st_size == 0
+    if not new:
+        with open(run.evals, newline="") as f:
+            fields = next(csv.reader(f), None) or EVAL_FIELDS
     with open(run.evals, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields)
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         if new:
             w.writeheader()
         w.writerow({k: row.get(k) for k in fields})
@@ -291,10 +328,15 @@ def read_evals(run: RunDir) -> list[dict]:
         rows = []
         for r in csv.DictReader(f):
             try:
-                rows.append({"step": int(float(r["step"])), "mean_reward": float(r["mean_reward"]),
-                             "std_reward": float(r["std_reward"]),
-                             "episodes": int(float(r.get("episodes") or 0)),
-                             "time_s": float(r.get("time_s") or 0.0)})
+                row = {"step": int(float(r["step"])), "mean_reward": float(r["mean_reward"]),
+                       "std_reward": float(r["std_reward"]),
+                       "episodes": int(float(r.get("episodes") or 0)),
+                       "time_s": float(r.get("time_s") or 0.0)}
+                if r.get("phase"):
+                    row["phase"] = int(float(r["phase"]))
+                if r.get("phase_returns"):
+                    row["phase_returns"] = [float(x) for x in r["phase_returns"].split()]
+                rows.append(row)
             except (TypeError, ValueError, KeyError):
                 continue
         return rows

@@ -6,14 +6,21 @@ import json
 import math
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from lifelong.checkpoint import save_model, verify
-from lifelong.cli.config import ConfigError
+from lifelong.cli.config import (
+    RUN_KEYS,
+    SECTION_KEYS,
+    ConfigError,
+    apply_sets,
+    parse_set,
+    validate,
+)
 from lifelong.cli.run_dir import (
     RunDir,
     append_eval,
@@ -25,20 +32,37 @@ from lifelong.cli.run_dir import (
     truncate_logs,
 )
 from lifelong.cli.stop_signals import StopSignals
+from lifelong.envs import NonStationaryWrapper
 
 
 class Evaluator:
-    """Evaluates a model on its own vectorised copy of the env (same seeds every time)."""
+    """Evaluates a model on its own vectorised copy of the env (same seeds every time).
+
+    On a non-stationary env (:mod:`lifelong.envs`) it evaluates the task being trained: each
+    evaluation pins its env to the training env's current phase (and schedule), so the phase
+    follows training instead of the evaluation env's own step counter. With ``eval_phases:
+    all`` it also evaluates every phase seen so far (0 .. current): ``phase_returns``."""
 
     def __init__(self, config: Mapping, seed: int):
         self.episodes = config["eval_episodes"]
         self.deterministic = config["eval_deterministic"]
+        self.all_phases = config.get("eval_phases") == "all"
         self.seed = seed
-        self.env = make_env(config, n_envs=min(self.episodes, 8), seed=seed,
-                            normalize_training=False)
+        n_envs = config.get("n_eval_envs") or min(self.episodes, 8)
+        self.env = make_env(config, n_envs=n_envs, seed=seed, normalize_training=False)
+        self.nonstationary = all(self.env.env_is_wrapped(NonStationaryWrapper))
 
-    def __call__(self, model) -> tuple[float, float]:
+    def _returns(self, model) -> list[float]:
         from stable_baselines3.common.evaluation import evaluate_policy
+        self.env.seed(self.seed)
+        rewards, _ = evaluate_policy(model, self.env, n_eval_episodes=self.episodes,
+                                     deterministic=self.deterministic,
+                                     return_episode_rewards=True, warn=False)
+        return rewards
+
+    def __call__(self, model) -> dict:
+        """``{"mean_reward", "std_reward"}`` (of the current phase), with ``phase`` (and
+        ``phase_returns``, the mean return of each phase 0..phase) on a non-stationary env."""
         from stable_baselines3.common.vec_env import (
             VecNormalize,
             sync_envs_normalization,
@@ -46,11 +70,21 @@ class Evaluator:
         train_env = model.get_env()
         if isinstance(self.env, VecNormalize) and train_env is not None:
             sync_envs_normalization(train_env, self.env)
-        self.env.seed(self.seed)
-        rewards, _ = evaluate_policy(model, self.env, n_eval_episodes=self.episodes,
-                                     deterministic=self.deterministic,
-                                     return_episode_rewards=True, warn=False)
-        return float(np.mean(rewards)), float(np.std(rewards))
+        if not self.nonstationary or train_env is None:
+            rewards = self._returns(model)
+            return {"mean_reward": float(np.mean(rewards)), "std_reward": float(np.std(rewards))}
+        # copies of the training env step in lockstep: copy 0's phase and schedule are theirs
+        phase = int(train_env.get_attr("phase", indices=0)[0])
+        schedule_seed = train_env.get_attr("schedule_seed", indices=0)[0]
+        per_phase = {}
+        for k in range(phase + 1) if self.all_phases else (phase,):
+            self.env.env_method("pin_phase", k, schedule_seed)
+            per_phase[k] = self._returns(model)
+        row = {"mean_reward": float(np.mean(per_phase[phase])),
+               "std_reward": float(np.std(per_phase[phase])), "phase": phase}
+        if self.all_phases:
+            row["phase_returns"] = " ".join(f"{np.mean(per_phase[k]):.6g}" for k in sorted(per_phase))
+        return row
 
     def close(self):
         self.env.close()
@@ -73,8 +107,15 @@ class RunCallback(BaseCallback):
         self.best = max(prev, key=lambda r: r["mean_reward"]) if prev else None
         self.last_eval: dict | None = prev[-1] if prev else None
         self.last_checkpoint: Path | None = None
-        self.stopped = False  # an evaluation reached stop_at_reward
+        #: the step at which an evaluation reached stop_at_reward (an update boundary): SB3
+        #: takes one more env step before a callback can stop it, which is neither kept nor counted
+        self.stopped_at: int | None = None
         self.t0 = time.time()
+
+    @property
+    def stopped(self) -> bool:
+        """An evaluation reached stop_at_reward."""
+        return self.stopped_at is not None
 
     # -- schedule helpers
     @staticmethod
@@ -88,11 +129,14 @@ class RunCallback(BaseCallback):
         self.evaluated_at = self.last_eval["step"] if self.last_eval else -1
         self.next_eval = self._next(n, self.config["eval_every"])
         self.next_ckpt = self._next(n, self.config["checkpoint_every"])
-        self.iteration = n // max(1, self.model.n_steps * self.model.n_envs)
+        rollout = max(1, self.model.n_steps * self.model.n_envs)
+        self.iteration = n // rollout
         self.t0 = time.time()
         if self.progress:
             from tqdm import tqdm
-            self.bar = tqdm(total=self.target, initial=n, unit="step", unit_scale=True,
+            # learn() runs whole rollouts: the bar's total is the target rounded up to one
+            total = n + math.ceil(max(0, self.target - n) / rollout) * rollout
+            self.bar = tqdm(total=total, initial=n, unit="step", unit_scale=total >= 10_000,
                             dynamic_ncols=True, mininterval=0.5, file=sys.stderr,
                             desc=str(self.config["env"]), leave=True,
                             bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
@@ -117,19 +161,22 @@ class RunCallback(BaseCallback):
             self.after_update(final=True)
         if self.bar is not None:
             if self.stopped:  # early stop: show the bar complete at the steps actually done
-                self.bar.total = self.model.num_timesteps
+                self.bar.n = self.bar.total = self.stopped_at
                 self.bar.refresh()
             self.bar.close()
             self.bar = None
 
     def evaluate(self) -> dict:
         n = self.model.num_timesteps
-        mean, std = self.evaluator(self.model)
-        row = {"step": n, "mean_reward": mean, "std_reward": std,
-               "episodes": self.evaluator.episodes, "time_s": round(time.time() - self.t0, 3)}
+        result = self.evaluator(self.model)
+        mean = result["mean_reward"]
+        row = {"step": n, **result, "episodes": self.evaluator.episodes,
+               "time_s": round(time.time() - self.t0, 3)}
         append_eval(self.run, row)
         self.logger.record("eval/mean_reward", mean)
-        self.logger.record("eval/std_reward", std)
+        self.logger.record("eval/std_reward", result["std_reward"])
+        if "phase" in result:
+            self.logger.record("eval/phase", result["phase"])
         self.last_eval = row
         self.evaluated_at = n
         if self.best is None or mean > self.best["mean_reward"]:
@@ -137,7 +184,7 @@ class RunCallback(BaseCallback):
             save_model(self.model, self.run.best)
         threshold = self.config.get("stop_at_reward")
         if threshold is not None and mean >= threshold:
-            self.stopped = True
+            self.stopped_at = n
         return row
 
     def save_on_signal(self) -> None:
@@ -152,10 +199,12 @@ class RunCallback(BaseCallback):
         n = self.model.num_timesteps
         if self.stop.received is not None:  # stopping: the checkpoint is written at training end
             return
-        if (final or n >= self.next_eval) and self.evaluated_at != n and not self.stopped:
+        if final and self.stopped:  # stopped mid-rollout: the boundary checkpoint is the last
+            return
+        if (final or n >= self.next_eval) and self.evaluated_at != n:
             self.evaluate()
             self.next_eval = self._next(n, self.config["eval_every"])
-        if final or n >= self.next_ckpt:
+        if final or self.stopped or n >= self.next_ckpt:  # a stop checkpoints its boundary
             self.last_checkpoint = self.manager.save(self.model, n)
             self.next_ckpt = self._next(n, self.config["checkpoint_every"])
         if n > self.logged_at or self.logger.name_to_value:
@@ -183,12 +232,23 @@ def _fmt_time(s: float) -> str:
 
 def summarize(run: RunDir, config: Mapping, cb: RunCallback, steps_before: int, wall: float,
               model) -> dict:
-    n = model.num_timesteps
+    """summary.json: what this session did, why it stopped, where its results are."""
+    n = cb.stopped_at if cb.stopped else int(model.num_timesteps)
     done = n - steps_before
     fin, best = cb.last_eval, cb.best
     latest = cb.last_checkpoint or (cb.manager.latest() if cb.manager else None)
+    rollout = model.n_steps * model.n_envs
+    if cb.stopped:
+        reason = (f"early: stop_at_reward = {config['stop_at_reward']:g} reached (the evaluation "
+                  f"at step {n:,} returned {fin['mean_reward']:.1f})")
+    elif n > cb.target:
+        reason = (f"target of {cb.target:,} steps reached (learn runs whole rollouts of "
+                  f"{rollout:,} steps)")
+    else:
+        reason = f"target of {cb.target:,} steps reached"
     summary = {
         "env": config["env"], "num_timesteps": int(n), "steps_this_session": int(done),
+        "target_timesteps": int(cb.target), "stop_reason": reason,
         "stopped_at_reward": config.get("stop_at_reward") if cb.stopped else None,
         "wall_time_s": round(wall, 2), "fps": round(done / wall, 1) if wall > 0 else None,
         "final_eval": fin, "best_eval": best, "run_dir": str(run.path),
@@ -200,25 +260,28 @@ def summarize(run: RunDir, config: Mapping, cb: RunCallback, steps_before: int, 
 
 
 def summary_text(s: Mapping) -> str:
-    parts = [f"{s['env']}: trained {s['steps_this_session']:,} steps in "
-             f"{_fmt_time(s['wall_time_s'])} ({s['fps']:,.0f} steps/s), "
-             f"{s['num_timesteps']:,} in total."]
-    if s.get("stopped_at_reward") is not None:
-        parts.append(f"Stopped early: an evaluation reached stop_at_reward = "
-                     f"{s['stopped_at_reward']:g}.")
+    """The end-of-run summary as a short two-column table."""
+    d = s["run_dir"]
+    rows = [("stopped", s["stop_reason"]),
+            ("steps", f"{s['steps_this_session']:,} this session in {_fmt_time(s['wall_time_s'])} "
+                      f"({s['fps'] or 0:,.0f} steps/s); {s['num_timesteps']:,} in total")]
     fin, best = s.get("final_eval"), s.get("best_eval")
     if fin:
-        parts.append(f"Final evaluation: {fin['mean_reward']:.1f} ± {fin['std_reward']:.1f} "
-                     f"over {fin['episodes']} episodes;")
+        phase = f" (phase {fin['phase']})" if fin.get("phase") is not None else ""
+        rows.append(("final eval", f"{fin['mean_reward']:.1f} ± {fin['std_reward']:.1f} over "
+                                   f"{fin['episodes']} episodes{phase}"))
     if best:
-        parts.append(f"best: {best['mean_reward']:.1f} at step {best['step']:,}.")
-    d = s["run_dir"]
-    ck = Path(s["latest_checkpoint"]).name if s.get("latest_checkpoint") else "none"
-    parts.append(f"Run directory {d}: config.yaml, checkpoints/ (latest {ck}), "
-                 f"{'best_model.zip, ' if s.get('best_checkpoint') else ''}metrics.csv, evals.csv, "
-                 f"tb/ (tensorboard --logdir {d}/tb). Plots: lifelong report {d}; "
-                 f"more training: lifelong resume {d} --timesteps N.")
-    return " ".join(parts)
+        where = " (best_model.zip)" if s.get("best_checkpoint") else ""
+        rows.append(("best eval", f"{best['mean_reward']:.1f} at step {best['step']:,}{where}"))
+    if s.get("latest_checkpoint"):
+        rows.append(("checkpoint", str(Path(s["latest_checkpoint"]).relative_to(d))
+                     if Path(s["latest_checkpoint"]).is_relative_to(d) else s["latest_checkpoint"]))
+    rows += [("run dir", f"{d} (config.yaml, metrics.csv, evals.csv, tb/)"),
+             ("plots", f"lifelong report {d}"),
+             ("continue", f"lifelong resume {d} --timesteps N"),
+             ("tensorboard", f"tensorboard --logdir {d}/tb")]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join([f"{s['env']}: done"] + [f"  {k:<{width}}  {v}" for k, v in rows])
 
 
 def _run(run: RunDir, config: Mapping, model, env, learn_steps: int, reset: bool,
@@ -251,6 +314,9 @@ def _run(run: RunDir, config: Mapping, model, env, learn_steps: int, reset: bool
     wall = time.time() - t0
     model.logger.close()
     summary = summarize(run, config, cb, steps_before, wall, model)
+    # config.yaml records what happened: the steps actually trained (whole rollouts, or the
+    # step a stop_at_reward stop happened at), not the target the session aimed for
+    run.write_config(dict(config, timesteps=summary["num_timesteps"]))
     env.close()
     return model, summary
 
@@ -274,18 +340,26 @@ def train(config: Mapping, run: RunDir, *, progress: bool = True, overwrite: boo
                 steps_before=0)
 
 
-def resume(run: RunDir, *, timesteps: int | None = None, progress: bool = True):
+#: run options that define the run's env and agent: ``lifelong resume --set`` cannot change them
+RESUME_FIXED = ("env", "env_kwargs", "n_envs", "normalize_obs", "normalize_reward", "seed")
+
+
+def resume(run: RunDir, *, timesteps: int | None = None, progress: bool = True, sets=()):
     """Continue a run from its latest valid checkpoint: the saved config, the same directory,
     counters and schedules continuing (``reset_num_timesteps=False``). Without ``timesteps`` it
-    trains up to the configured total; with it, ``timesteps`` more steps."""
+    trains up to the configured total; with it, ``timesteps`` more steps. ``sets`` (``KEY=VALUE``)
+    change run options such as ``stop_at_reward`` or ``eval_every``; the agent's arguments are
+    the checkpoint's."""
     config = run.read_config()
+    if sets:
+        config = _apply_resume_sets(run, config, sets)
     manager = run.manager(keep=config["keep_checkpoints"])
     import warnings
     seed = config.get("seed")
     env = make_env(config, seed=None)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model = load_latest_agent(manager, env)  # skips (and sets aside) checkpoints that fail to load
+        model = load_latest_agent(manager, env, algo=config["algo"])  # skips (and sets aside) checkpoints that fail to load
     if model is None:
         env.close()
         why = ""
@@ -299,12 +373,25 @@ def resume(run: RunDir, *, timesteps: int | None = None, progress: bool = True):
     truncate_logs(run, done)  # rows logged after this checkpoint (a killed run) are not in it
     target = done + timesteps if timesteps is not None else config["timesteps"]
     if target <= done:
+        env.close()
         raise ConfigError(f"{run.path}: already trained {done:,} of {config['timesteps']:,} steps; "
                           "pass --timesteps N to train N more")
-    if target != config["timesteps"]:
-        config = dict(config, timesteps=target)
-        run.write_config(config)
+    config = dict(config, timesteps=target)
+    run.write_config(config)  # an interrupted session resumes towards the same target
     if seed is not None:  # a fresh env: do not replay the first episodes of the original run
         env.seed(seed + done)
     return _run(run, config, model, env, target - done, reset=False, progress=progress,
                 steps_before=done)
+
+
+def _apply_resume_sets(run: RunDir, config: dict, sets) -> dict:
+    """``--set KEY=VALUE`` on a resumed run: run options only (not those in RESUME_FIXED)."""
+    for item in sets:
+        key = parse_set(item)[0]
+        if key[0] in RESUME_FIXED or key[0] in SECTION_KEYS or key[0] not in RUN_KEYS:
+            why = ("the checkpoint holds the agent's arguments" if key[0] not in RUN_KEYS
+                   else "it defines the run's environment")
+            raise ConfigError(f"--set {'.'.join(key)}: lifelong resume cannot change it ({why}); "
+                              f"resume changes run options such as stop_at_reward, eval_every, "
+                              f"eval_episodes, checkpoint_every; start a new run for the rest")
+    return validate(apply_sets(config, sets))

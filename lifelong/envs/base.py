@@ -63,6 +63,7 @@ class NonStationaryWrapper(gym.Wrapper):
         self._rng: np.random.Generator | None = None
         self._specs: list[dict[str, Any]] = []
         self._total_steps = 0
+        self._pinned_phase: int | None = None
 
     # ----------------------------------------------------------------------------- schedule
     @property
@@ -77,8 +78,29 @@ class NonStationaryWrapper(gym.Wrapper):
 
     @property
     def phase(self) -> int:
-        """Index of the phase that the next ``step`` belongs to."""
+        """Index of the phase that the next ``step`` belongs to: ``total_steps // every_steps``,
+        or the phase given to :meth:`pin_phase`."""
+        if self._pinned_phase is not None:
+            return self._pinned_phase
         return self._total_steps // self._every_steps
+
+    def pin_phase(self, phase: int | None, schedule_seed: int | None = None) -> None:
+        """Hold the env in ``phase`` (every step and reset use it; ``total_steps`` still counts)
+        or, with ``None``, let it follow its own step counter again. ``schedule_seed`` adopts
+        another copy's schedule, so that phase ``k`` here is phase ``k`` there: how an
+        evaluation env follows the task a training env is on
+        (``eval_env.env_method("pin_phase", train_phase, train_schedule_seed)``)."""
+        if phase is not None:
+            if isinstance(phase, bool) or not isinstance(phase, (int, np.integer)) or phase < 0:
+                raise ValueError(f"phase must be None or a non-negative int, got {phase!r}")
+            phase = int(phase)
+        schedule_seed = _check_seed(schedule_seed, "schedule_seed")
+        if schedule_seed is not None and schedule_seed != self._schedule_seed:
+            self._schedule_seed = schedule_seed
+            self._rng = None
+            self._specs = []
+            self._new_schedule()
+        self._pinned_phase = phase
 
     @property
     def schedule_seed(self) -> int | None:
@@ -120,6 +142,9 @@ class NonStationaryWrapper(gym.Wrapper):
         return info
 
     # ------------------------------------------------------------------- hooks for subclasses
+    def _new_schedule(self) -> None:
+        """Called when :meth:`pin_phase` adopts another schedule (drop what was derived from it)."""
+
     def _apply_phase(self, phase: int) -> None:
         """Called before every step and reset with the phase in force (dynamics wrappers)."""
 

@@ -1,4 +1,5 @@
-"""Entry points of the registered non-stationary environments (``lifelong/...-v0`` ids).
+"""Entry points of the registered environments: the non-stationary ``lifelong/...-v0`` ids and
+the partially observed ``lifelong/CartPoleNoVel-v1`` and ``lifelong/PendulumNoVel-v1``.
 
 Each builds ``CartPole-v1`` (with its 500-step time limit) and wraps it; keyword arguments of
 ``gymnasium.make`` reach the wrapper (``every_steps``, ``seed``, ...), ``render_mode`` reaches
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 
+from lifelong.envs.partial import HideVelocities
 from lifelong.envs.wrappers import (
     ChangingDynamics,
     PermuteActions,
@@ -24,6 +26,12 @@ REGISTERED = {
     "lifelong/PermutedActionsCartPole-v0": ("make_permuted_actions_cartpole", {}),
     "lifelong/ChangingCartPole-v0": ("make_changing_cartpole", {}),
     "lifelong/ScaledRewardsCartPole-v0": ("make_scaled_rewards_cartpole", {}),
+}
+
+#: the partially observed ids (stationary, velocities hidden): id -> entry point name
+PARTIALLY_OBSERVED = {
+    "lifelong/CartPoleNoVel-v1": "make_cartpole_no_velocities",
+    "lifelong/PendulumNoVel-v1": "make_pendulum_no_velocities",
 }
 
 
@@ -62,9 +70,22 @@ def make_scaled_rewards_cartpole(every_steps: int = DEFAULT_EVERY_STEPS,
                         order=order)
 
 
+def make_cartpole_no_velocities(render_mode=None) -> gym.Env:
+    """CartPole-v1 with the cart and pole velocities hidden (rl-zoo's CartPoleNoVel-v1)."""
+    return HideVelocities(_cartpole(render_mode))
+
+
+def make_pendulum_no_velocities(render_mode=None) -> gym.Env:
+    """Pendulum-v1 (200-step limit) with the angular velocity hidden (rl-zoo's PendulumNoVel-v1)."""
+    return HideVelocities(gym.make("Pendulum-v1", render_mode=render_mode))
+
+
 def register_envs() -> None:
     """Register the ids above with Gymnasium (idempotent)."""
     for env_id, (fn, kwargs) in REGISTERED.items():
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point=f"lifelong.envs.registration:{fn}",
                          kwargs=dict(kwargs), max_episode_steps=None)
+    for env_id, fn in PARTIALLY_OBSERVED.items():
+        if env_id not in gym.registry:  # the inner env keeps its own time limit
+            gym.register(id=env_id, entry_point=f"lifelong.envs.registration:{fn}", max_episode_steps=None)

@@ -72,6 +72,9 @@ class PermuteObservations(NonStationaryWrapper):
                 shape=space.shape, dtype=space.dtype)
         self._perm_cache: dict[int, np.ndarray] = {}
 
+    def _new_schedule(self):
+        self._perm_cache = {}
+
     def _draw_phase(self, phase, previous, rng):
         if phase == 0 and self._identity_first:
             return {"permutation": list(range(self._size))}

@@ -1,140 +1,267 @@
-"""The synchronous local coordinator: intervals on a worker pool, restarts, exploits at boundaries."""
+"""What the local coordinators of both modes share: member tasks, records, exploits, failures.
+
+:class:`Coordinator` runs members' intervals on a :class:`~lifelong.pbt.local.WorkerPool` and
+keeps the :class:`~lifelong.pbt.persistence.PopulationState` up to date; its subclasses decide
+*when* members exploit (:mod:`~lifelong.pbt.synchronous`, :mod:`~lifelong.pbt.asynchronous`).
+
+Failures of a member:
+
+- its process dies or its interval raises: restarted from its last checkpoint with the same
+  seeds (a ``"restart"`` event), at most ``max_restarts`` times, then ``PBTError``;
+- its checkpoint is corrupt (:class:`lifelong.CheckpointError` on load): a deterministic fault,
+  so it is not retried. The file is renamed ``*.corrupt`` and the member continues from its
+  newest valid checkpoint (a ``"fallback"`` event) or, with none left, from a copy of the best
+  member's checkpoint and config (a ``"reseed"`` event).
+"""
 from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
 
 from lifelong.pbt.errors import PBTError
-from lifelong.pbt.explore import boundary_rng, explore, select_exploits
-from lifelong.pbt.local import WorkerPool, default_workers
+from lifelong.pbt.explore import explore, rank
+from lifelong.pbt.local import Outcome, WorkerPool, default_workers
 from lifelong.pbt.member import run_interval
+from lifelong.pbt.persistence import PopulationState
 from lifelong.pbt.records import PBTResult
-from lifelong.pbt.retention import _atomic_copy
+from lifelong.pbt.retention import CheckpointRetention, checkpoint_step
+from lifelong.pbt.settings import PBTSettings
 
-__all__ = ["LocalCoordinator"]
+__all__ = ["Coordinator", "last_line"]
+
+#: Corrupt-checkpoint recoveries in a row after which a member is given up (each one renames a
+#: file, so this bounds a loop where even the copies turn out corrupt).
+MAX_RECOVERIES = 3
 
 
-class LocalCoordinator:
-    """Mixin of :class:`~lifelong.pbt.PBT`: the ``backend="local"`` run loop."""
+def last_line(detail: str) -> str:
+    """The last non-empty line of a traceback (the exception itself), for one-line messages."""
+    lines = [line.strip() for line in str(detail).splitlines() if line.strip()]
+    return lines[-1] if lines else ""
 
-    def _task(self, state: dict[str, Any], member: str, start: int, length: int) -> dict[str, Any]:
-        s = state["members"][member]
-        out = self.workdir / "members" / member / f"step_{start + length:09d}.zip"
-        return {
-            "spec": self.spec,
+
+class Coordinator:
+    """The ``backend="local"`` run loop's shared parts; ``run()`` is the mode's."""
+
+    def __init__(
+        self,
+        settings: PBTSettings,
+        state: PopulationState,
+        retention: CheckpointRetention,
+        emit: Callable[[dict[str, Any]], Any],
+    ) -> None:
+        self.settings = settings
+        self.state = state
+        self.retention = retention
+        self.emit = emit
+        self.tasks: dict[str, dict[str, Any]] = {}
+        self.recoveries: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ the pool
+
+    def run(self) -> PBTResult:
+        for m in self.state.members:
+            self.retention.folder(m).mkdir(parents=True, exist_ok=True)
+        self.state.persist()
+        workers = min(self.settings.workers or default_workers(), self.settings.population_size)
+        pool = WorkerPool(run_interval, workers, start_method=self.settings.start_method)
+        try:
+            self.loop(pool)
+        finally:
+            pool.close()
+        result = self.state.result()
+        self.state.persist(result)
+        return result
+
+    def loop(self, pool: WorkerPool) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def submit(self, pool: WorkerPool, member: str, start: int, length: int) -> None:
+        s = self.state.members[member]
+        checkpoint = self.state.checkpoint_of(member)
+        self.tasks[member] = {
+            "spec": self.settings.spec,
             "config": dict(s["config"]),
-            "checkpoint": str(self._abs(s["checkpoint"])) if s["checkpoint"] else None,
-            "out": str(out),
-            "seed": self.seed,
+            "checkpoint": str(checkpoint) if checkpoint else None,
+            "out": str(self.retention.folder(member) / f"step_{start + length:09d}.zip"),
+            "seed": self.settings.seed,
             "index": s["index"],
             "step": start,
             "interval_steps": length,
-            "eval_episodes": self.eval_episodes,
+            "eval_episodes": self.settings.eval_episodes,
         }
+        pool.submit(member, self.tasks[member])
 
-    def _run_local(self, callback) -> PBTResult:
-        state = self.load_state() or self._new_state()
-        for m in state["members"]:
-            (self.workdir / "members" / m).mkdir(parents=True, exist_ok=True)
-        self._persist(state)
-        workers = min(self.workers or default_workers(), self.population_size)
-        emit = callback or (lambda event: None)
-        pool = WorkerPool(run_interval, workers, start_method=self.start_method)
-        try:
-            while state["boundary"] < self.total_steps:
-                start = state["boundary"]
-                if start > 0 and state["exploited_through"] < start:
-                    self._exploit(state, start, emit)
-                length = min(self.interval_steps, self.total_steps - start)
-                end = start + length
-                tasks = {}
-                for m, s in state["members"].items():
-                    if s["step"] < end:
-                        tasks[m] = self._task(state, m, start, length)
-                        pool.submit(m, tasks[m])
-                for outcome in pool.outcomes():
-                    m = outcome.key
-                    s = state["members"][m]
-                    if outcome.status == "ok":
-                        res = outcome.value
-                        score = float(res["metrics"][self.metric])
-                        s.update(step=end, score=score, checkpoint=self._rel(res["checkpoint"]))
-                        row = {
-                            "step": end,
-                            "member": m,
-                            "score": score,
-                            "config": dict(tasks[m]["config"]),
-                            "started_from": self._rel(tasks[m]["checkpoint"]) if tasks[m]["checkpoint"] else None,
-                            "checkpoint": s["checkpoint"],
-                            **{k: v for k, v in res.items() if k != "checkpoint"},
-                        }
-                        state["history"].append(row)
-                        self._persist(state)
-                        emit({"event": "interval", **row})
-                        continue
-                    # "error" (an exception in the member) or "died" (the process ended)
-                    s["restarts"] += 1
-                    event = {
-                        "event": "restart",
-                        "step": start,
-                        "member": m,
-                        "reason": outcome.status,
-                        "detail": str(outcome.value)[-4000:],
-                        "restarts": s["restarts"],
-                        "checkpoint": s["checkpoint"],
-                    }
-                    state["events"].append(event)
-                    self._persist(state)
-                    if s["restarts"] > self.max_restarts:
-                        raise PBTError(
-                            f"member {m} failed {s['restarts']} times (max_restarts={self.max_restarts}); "
-                            f"last failure ({outcome.status}):\n{outcome.value}"
-                        )
-                    emit(event)
-                    pool.submit(m, tasks[m])  # same task: from its last checkpoint, same seeds
-                state["boundary"] = end
-                self._prune(state)
-                self._persist(state)
-                emit({"event": "boundary", "step": end})
-        finally:
-            pool.close()
-        result = self._result(state)
-        self._persist(state, result)
-        return result
+    def resubmit(self, pool: WorkerPool, member: str) -> None:
+        """The member's task again, from its (possibly new) checkpoint and config."""
+        task = self.tasks[member]
+        self.submit(pool, member, int(task["step"]), int(task["interval_steps"]))
 
-    def _exploit(self, state: dict[str, Any], step: int, emit) -> None:
-        """Truncation selection at boundary ``step``: copy each donor's checkpoint into its
-        recipient's folder and give the recipient an explored copy of the donor's config."""
-        rng = boundary_rng(self.seed, step)
-        members = state["members"]
-        scores = {m: (s["score"] if s["score"] is not None else math.nan) for m, s in members.items()}
-        for recipient, donor in select_exploits(scores, self.truncation, self.mode, rng):
-            t0 = time.perf_counter()
-            new_config, ops = explore(
-                members[donor]["config"], self.space, rng, self.resample_probability, self.perturb_factors
+    # ------------------------------------------------------------------ outcomes
+
+    def handle(self, pool: WorkerPool, outcome: Outcome) -> dict[str, Any] | None:
+        """Record an outcome. Returns the interval's history row when the member finished it;
+        None when the member's task was resubmitted (a restart or a corrupt-checkpoint
+        recovery)."""
+        m = outcome.key
+        task = self.tasks[m]
+        if outcome.status == "ok" and "corrupt_checkpoint" in outcome.value:
+            self.recover_corrupt(m, outcome.value)
+            self.resubmit(pool, m)
+            return None
+        if outcome.status != "ok":
+            self.restart(m, outcome)
+            self.resubmit(pool, m)
+            return None
+        self.recoveries.pop(m, None)
+        return self.record_interval(m, task, outcome.value)
+
+    def record_interval(self, member: str, task: dict[str, Any], res: dict[str, Any]) -> dict[str, Any]:
+        s = self.state.members[member]
+        end = int(task["step"]) + int(task["interval_steps"])
+        score = float(res["metrics"][self.settings.metric])
+        s.update(step=end, score=score, checkpoint=self.settings.rel(res["checkpoint"]))
+        row = {
+            "step": end,
+            "member": member,
+            "score": score,
+            "config": dict(task["config"]),
+            "started_from": self.settings.rel(task["checkpoint"]) if task["checkpoint"] else None,
+            "checkpoint": s["checkpoint"],
+            **{k: v for k, v in res.items() if k != "checkpoint"},
+        }
+        self.state.history.append(row)
+        return row
+
+    def restart(self, member: str, outcome: Outcome) -> None:
+        s = self.state.members[member]
+        s["restarts"] += 1
+        event = {
+            "event": "restart",
+            "step": int(self.tasks[member]["step"]),
+            "member": member,
+            "reason": outcome.status,  # "error" (an exception) or "died" (the process ended)
+            "detail": str(outcome.value)[-4000:],
+            "restarts": s["restarts"],
+            "checkpoint": s["checkpoint"],
+        }
+        self.state.events.append(event)
+        self.state.persist()
+        if s["restarts"] > self.settings.max_restarts:
+            what = "its worker process died" if outcome.status == "died" else "it raised"
+            raise PBTError(
+                f"member {member} failed {s['restarts']} times (max_restarts={self.settings.max_restarts}); "
+                f"last failure: {what}: {last_line(outcome.value)} (the tracebacks are in "
+                f"{self.settings.workdir / 'lineage.jsonl'}, events \"restart\")"
             )
-            src = self._abs(members[donor]["checkpoint"])
-            dst = self.workdir / "members" / recipient / f"exploit_{step:09d}_from_{donor}.zip"
-            _atomic_copy(src, dst)
-            event = {
-                "event": "exploit",
-                "step": step,
-                "donor": donor,
-                "recipient": recipient,
-                "donor_score": members[donor]["score"],
-                "recipient_score": members[recipient]["score"],
-                "old_config": dict(members[recipient]["config"]),
-                "donor_config": dict(members[donor]["config"]),
-                "new_config": new_config,
-                "operations": ops,
-                "donor_checkpoint": members[donor]["checkpoint"],
-                "checkpoint": self._rel(dst),
-                "seconds": time.perf_counter() - t0,
-            }
-            members[recipient]["config"] = new_config
-            members[recipient]["checkpoint"] = self._rel(dst)
-            state["events"].append(event)
-            emit(event)
-        state["exploited_through"] = step
-        self._persist(state)
+        self.emit(event)
+
+    def recover_corrupt(self, member: str, info: dict[str, Any]) -> None:
+        """A member's checkpoint did not load: fall back to its newest valid one, else re-seed
+        it from the best member (see the module docstring)."""
+        self.recoveries[member] = self.recoveries.get(member, 0) + 1
+        s = self.state.members[member]
+        step = int(self.tasks[member]["step"])
+        bad = Path(info["corrupt_checkpoint"])
+        quarantined = self.retention.quarantine(bad)
+        event: dict[str, Any] = {
+            "step": step,
+            "member": member,
+            "corrupt_checkpoint": self.settings.rel(bad),
+            "renamed_to": None if quarantined is None else self.settings.rel(quarantined),
+            "error": info["error"],
+        }
+        if self.recoveries[member] > MAX_RECOVERIES:
+            raise PBTError(
+                f"member {member}: {MAX_RECOVERIES} corrupt checkpoints in a row at step {step} "
+                f"(last: {event['corrupt_checkpoint']}: {info['error']}); giving up"
+            )
+        previous, rejected = self.retention.previous_valid(member)
+        event["also_corrupt"] = rejected
+        if previous is not None:
+            s["checkpoint"] = self.settings.rel(previous)
+            event.update(event="fallback", checkpoint=s["checkpoint"], checkpoint_step=checkpoint_step(previous))
+        else:
+            donor = self.best_valid_member(exclude=member)
+            if donor is None:
+                raise PBTError(
+                    f"member {member}: its checkpoint {event['corrupt_checkpoint']} is corrupt "
+                    f"({info['error']}) and no member has a valid checkpoint to re-seed it from"
+                )
+            d = self.state.members[donor]
+            dst = self.retention.folder(member) / f"reseed_{step:09d}_from_{donor}.zip"
+            self.retention.copy(self.state.checkpoint_of(donor), dst)
+            old = dict(s["config"])
+            s.update(checkpoint=self.settings.rel(dst), config=dict(d["config"]))
+            event.update(
+                event="reseed",
+                donor=donor,
+                donor_step=d["step"],
+                donor_score=d["score"],
+                donor_checkpoint=d["checkpoint"],
+                checkpoint=s["checkpoint"],
+                old_config=old,
+                new_config=dict(s["config"]),
+            )
+        self.state.events.append(event)
+        self.state.persist()
+        self.emit(event)
+
+    def best_valid_member(self, exclude: str) -> str | None:
+        """The best-scoring other member whose latest checkpoint verifies."""
+        scores = {
+            m: (s["score"] if s["score"] is not None else math.nan)
+            for m, s in self.state.members.items()
+            if m != exclude
+        }
+        for m in rank(scores, self.settings.mode):
+            if self.retention.valid(self.state.checkpoint_of(m)):
+                return m
+        return None
+
+    # ------------------------------------------------------------------ exploit
+
+    def exploit(
+        self, recipient: str, donor: str, step: int, rng: np.random.Generator, **why: Any
+    ) -> dict[str, Any]:
+        """Copy ``donor``'s latest (completed) checkpoint into ``recipient``'s folder and give
+        the recipient an explored copy of the donor's config. ``why`` is recorded in the event."""
+        t0 = time.perf_counter()
+        members = self.state.members
+        r, d = members[recipient], members[donor]
+        new_config, ops = explore(
+            d["config"], self.settings.space, rng, self.settings.resample_probability, self.settings.perturb_factors
+        )
+        dst = self.retention.folder(recipient) / f"exploit_{step:09d}_from_{donor}.zip"
+        self.retention.copy(self.state.checkpoint_of(donor), dst)
+        event = {
+            "event": "exploit",
+            "step": step,
+            "donor": donor,
+            "recipient": recipient,
+            "recipient_step": r["step"],
+            "donor_step": d["step"],
+            "donor_score": d["score"],
+            "recipient_score": r["score"],
+            **why,
+            "old_config": dict(r["config"]),
+            "donor_config": dict(d["config"]),
+            "new_config": new_config,
+            "operations": ops,
+            "donor_checkpoint": d["checkpoint"],
+            "checkpoint": self.settings.rel(dst),
+            "seconds": time.perf_counter() - t0,
+        }
+        r["config"] = new_config
+        r["checkpoint"] = self.settings.rel(dst)
+        self.state.events.append(event)
+        self.emit(event)
+        return event
+
+    def scores_used(self) -> dict[str, dict[str, Any]]:
+        """Every member's latest recorded score and the step it was recorded at."""
+        return {m: {"score": s["score"], "step": s["step"]} for m, s in self.state.members.items()}

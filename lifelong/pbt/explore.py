@@ -1,8 +1,17 @@
 """Exploit (truncation selection) and explore (perturb or resample), as pure functions.
 
-Both are deterministic given a ``numpy.random.Generator``; the coordinator derives that
-generator from ``(seed, step)`` so that an interrupted population that is resumed makes the
-same decisions it would have made uninterrupted.
+The one decision code of both modes and both backends: the local coordinators and the Ray
+scheduler all rank with :func:`quantiles` and draw a donor with :func:`pick_donor`.
+
+- synchronous (:func:`select_exploits`): at a boundary, the bottom ``k = ceil(truncation * N)``
+  members each copy one of the top ``k``;
+- asynchronous (:func:`asynchronous_decision`): a member at its own boundary ranks its fresh
+  score against the latest recorded score of every other member; if it is among the bottom
+  ``k``, it copies one of the top ``k``.
+
+All draws are deterministic given a ``numpy.random.Generator``; the coordinators derive it from
+``(seed, step)`` (synchronous) or ``(seed, member, step)`` (asynchronous), so a resumed population
+makes the same decision again from the same recorded scores.
 """
 from __future__ import annotations
 
@@ -13,12 +22,27 @@ import numpy as np
 
 from lifelong.pbt.space import Distribution
 
-__all__ = ["n_truncated", "rank", "select_exploits", "explore", "boundary_rng"]
+__all__ = [
+    "n_truncated",
+    "rank",
+    "quantiles",
+    "pick_donor",
+    "select_exploits",
+    "asynchronous_decision",
+    "explore",
+    "boundary_rng",
+    "member_rng",
+]
 
 
 def boundary_rng(seed: int, step: int) -> np.random.Generator:
     """The generator for the exploit/explore decisions taken at interval boundary ``step``."""
     return np.random.default_rng([int(seed) & 0xFFFFFFFF, int(step), 0x9B7])
+
+
+def member_rng(seed: int, index: int, step: int) -> np.random.Generator:
+    """The generator of member ``index``'s asynchronous decision at its boundary ``step``."""
+    return np.random.default_rng([int(seed) & 0xFFFFFFFF, int(step), int(index), 0xA57C])
 
 
 def n_truncated(population_size: int, truncation: float) -> int:
@@ -47,6 +71,19 @@ def rank(scores: Mapping[str, float], mode: str) -> list[str]:
     return sorted(order, key=key)
 
 
+def quantiles(scores: Mapping[str, float], truncation: float, mode: str) -> tuple[list[str], list[str]]:
+    """``(bottom, top)``: the worst and the best ``n_truncated(N, truncation)`` members, each
+    list ordered best first (NaN scores rank last)."""
+    ranked = rank(scores, mode)
+    k = n_truncated(len(ranked), truncation)
+    return ranked[len(ranked) - k :], ranked[:k]
+
+
+def pick_donor(top: Sequence[str], rng: np.random.Generator) -> str:
+    """A donor drawn uniformly from the top quantile."""
+    return top[int(rng.integers(len(top)))]
+
+
 def select_exploits(
     scores: Mapping[str, float], truncation: float, mode: str, rng: np.random.Generator
 ) -> list[tuple[str, str]]:
@@ -55,14 +92,34 @@ def select_exploits(
     The bottom ``ceil(truncation * N)`` members each copy a member drawn uniformly from the top
     as many. Recipients and donors are disjoint (``truncation <= 0.5``), so no exploit chains.
     """
-    ranked = rank(scores, mode)
-    k = n_truncated(len(ranked), truncation)
-    top, bottom = ranked[:k], ranked[len(ranked) - k :]
-    pairs = []
-    for recipient in bottom:
-        donor = top[int(rng.integers(len(top)))]
-        pairs.append((recipient, donor))
-    return pairs
+    bottom, top = quantiles(scores, truncation, mode)
+    return [(recipient, pick_donor(top, rng)) for recipient in bottom]
+
+
+def asynchronous_decision(
+    member: str,
+    latest: Mapping[str, float | None],
+    truncation: float,
+    mode: str,
+    rng: np.random.Generator,
+) -> tuple[str | None, str]:
+    """What ``member`` does at its own boundary: ``(donor, reason)``, ``donor`` None to go on.
+
+    ``latest`` maps every member (``member`` included, with its fresh score) to its latest
+    recorded score, ``None`` for a member that has not finished an interval yet. Warm-up rule:
+    until every member has a score, nobody exploits (``reason="warm-up"``), so a fast member
+    never ranks against a partial population. Otherwise ``member`` exploits when it is among the
+    bottom ``n_truncated(N, truncation)`` (``reason="bottom quantile"``) and goes on when it is
+    not (``reason="not in the bottom quantile"``).
+    """
+    if member not in latest:
+        raise ValueError(f"member {member!r} is not in the population {list(latest)}")
+    if any(score is None for score in latest.values()):
+        return None, "warm-up"
+    bottom, top = quantiles({m: float(s) for m, s in latest.items()}, truncation, mode)
+    if member not in bottom:
+        return None, "not in the bottom quantile"
+    return pick_donor(top, rng), "bottom quantile"
 
 
 def explore(

@@ -10,6 +10,7 @@ Everything here runs in a worker process; nothing holds a model between interval
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -19,9 +20,11 @@ from typing import Any, Mapping
 import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import VecNormalize
 
 from lifelong.agent.ppo import DistributionalPPO
 from lifelong.checkpoint import load_model, save_model
+from lifelong.errors import CheckpointError
 
 __all__ = [
     "AgentSpec",
@@ -33,6 +36,8 @@ __all__ = [
     "check_live_parameters",
     "evaluate",
     "run_interval",
+    "carry_normalization",
+    "NORMALIZE_KEYS",
     "member_seed",
     "interval_seed",
     "eval_seed",
@@ -47,7 +52,10 @@ EVAL_METRICS = (
     "eval_mean_length",
 )
 
-_SPEC_KEYS = ("env", "eval_env", "n_envs", "env_kwargs", "policy")
+_SPEC_KEYS = ("env", "eval_env", "n_envs", "env_kwargs", "policy", "normalize")
+
+#: ``VecNormalize`` arguments ``agent["normalize"]`` may set (``True`` means all defaults).
+NORMALIZE_KEYS = ("norm_obs", "norm_reward", "clip_obs", "clip_reward", "gamma", "epsilon", "norm_obs_keys")
 
 
 def _describe(obj: Any) -> Any:
@@ -86,16 +94,21 @@ class AgentSpec:
     """The ``agent`` argument of ``PBT``, split into env construction and agent kwargs.
 
     ``env`` (required): a Gymnasium id or a picklable callable returning an env; ``eval_env``:
-    the same for evaluation (default: ``env``); ``n_envs`` (default 1); ``env_kwargs``;
-    ``policy`` (default ``"MlpPolicy"``); everything else goes to ``DistributionalPPO``.
+    the same for evaluation (default: ``env``); ``n_envs`` (default 1; a list gives member ``i``
+    ``n_envs[i]`` copies: a population of uneven speed); ``env_kwargs``;
+    ``policy`` (default ``"MlpPolicy"``); ``normalize``: ``True`` or a dict of ``VecNormalize``
+    arguments (:data:`NORMALIZE_KEYS`) to train on a ``VecNormalize`` env; its statistics are
+    part of every checkpoint, so they move with an exploit and evaluation uses the member's own;
+    everything else goes to ``DistributionalPPO``.
     """
 
     env: Any
     eval_env: Any = None
-    n_envs: int = 1
+    n_envs: int | tuple[int, ...] = 1
     env_kwargs: Mapping[str, Any] = field(default_factory=dict)
     policy: Any = "MlpPolicy"
     kwargs: Mapping[str, Any] = field(default_factory=dict)
+    normalize: Mapping[str, Any] | None = None
 
     @classmethod
     def from_agent(cls, agent: Mapping[str, Any]) -> "AgentSpec":
@@ -118,8 +131,12 @@ class AgentSpec:
                     "returning an env (env objects cannot be shared between processes)"
                 )
         n_envs = agent.get("n_envs", 1)
-        if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
-            raise ValueError(f"agent['n_envs']={n_envs!r}: expected an int >= 1")
+        per_member = isinstance(n_envs, (list, tuple))
+        values = list(n_envs) if per_member else [n_envs]
+        if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
+            raise ValueError(
+                f"agent['n_envs']={n_envs!r}: expected an int >= 1, or a list of them with one per member"
+            )
         env_kwargs = agent.get("env_kwargs") or {}
         if not isinstance(env_kwargs, Mapping):
             raise ValueError(f"agent['env_kwargs']={env_kwargs!r}: expected a dict")
@@ -129,13 +146,32 @@ class AgentSpec:
                 "(member i gets seed + i); remove 'seed' from agent"
             )
         kwargs = {k: v for k, v in agent.items() if k not in _SPEC_KEYS}
+        normalize = agent.get("normalize", None)
+        if normalize is True:
+            normalize = {}
+        elif normalize is False:
+            normalize = None
+        elif normalize is not None:
+            if not isinstance(normalize, Mapping):
+                raise ValueError(
+                    f"agent['normalize']={normalize!r}: expected True, False or a dict of VecNormalize "
+                    f"arguments ({', '.join(NORMALIZE_KEYS)})"
+                )
+            unknown = sorted(set(normalize) - set(NORMALIZE_KEYS))
+            if unknown:
+                raise ValueError(
+                    f"agent['normalize'] has unknown keys {unknown}; expected VecNormalize arguments "
+                    f"({', '.join(NORMALIZE_KEYS)})"
+                )
+            normalize = dict(normalize)
         return cls(
             env=agent["env"],
             eval_env=agent.get("eval_env"),
-            n_envs=int(n_envs),
+            n_envs=tuple(int(v) for v in values) if per_member else int(values[0]),
             env_kwargs=dict(env_kwargs),
             policy=agent.get("policy", "MlpPolicy"),
             kwargs=kwargs,
+            normalize=normalize,
         )
 
     def describe(self) -> dict[str, Any]:
@@ -143,16 +179,21 @@ class AgentSpec:
         return {
             "env": _describe(self.env),
             "eval_env": _describe(self.eval_env),
-            "n_envs": self.n_envs,
+            "n_envs": list(self.n_envs) if isinstance(self.n_envs, tuple) else self.n_envs,
             "env_kwargs": _jsonable(dict(self.env_kwargs)),
             "policy": _describe(self.policy),
             "kwargs": _jsonable(dict(self.kwargs)),
+            "normalize": None if self.normalize is None else _jsonable(dict(self.normalize)),
         }
 
-    @property
-    def rollout_steps(self) -> int | None:
+    def n_envs_of(self, index: int) -> int:
+        """How many env copies member ``index`` trains on."""
+        return self.n_envs[index] if isinstance(self.n_envs, tuple) else self.n_envs
+
+    def rollout_steps_of(self, index: int) -> int | None:
+        """Env steps of one rollout of member ``index`` (``n_steps * n_envs``)."""
         n_steps = self.kwargs.get("n_steps", 2048)
-        return int(n_steps) * self.n_envs if isinstance(n_steps, int) else None
+        return int(n_steps) * self.n_envs_of(index) if isinstance(n_steps, int) else None
 
 
 # --- seeds: pure functions of (seed, member index, step) so that restarts and resumes replay
@@ -175,8 +216,23 @@ def eval_seed(seed: int, step: int) -> int:
 # --- construction
 
 
-def make_env(spec: AgentSpec, seed: int):
-    return make_vec_env(spec.env, n_envs=spec.n_envs, seed=seed, env_kwargs=dict(spec.env_kwargs))
+def make_env(spec: AgentSpec, seed: int, index: int = 0):
+    """Member ``index``'s training VecEnv (``VecNormalize``-wrapped when ``spec.normalize``; its
+    statistics start fresh and are replaced by a checkpoint's on load)."""
+    venv = make_vec_env(spec.env, n_envs=spec.n_envs_of(index), seed=seed, env_kwargs=dict(spec.env_kwargs))
+    if spec.normalize is not None:
+        venv = VecNormalize(venv, **dict(spec.normalize))
+    return venv
+
+
+def carry_normalization(model, venv) -> None:
+    """Give ``venv`` (a fresh training env about to replace the model's) the model's current
+    ``VecNormalize`` statistics, so switching envs between intervals does not reset them."""
+    old, new = model.get_vec_normalize_env(), venv if isinstance(venv, VecNormalize) else None
+    if old is None or new is None:
+        return
+    new.obs_rms = copy.deepcopy(old.obs_rms)
+    new.ret_rms = copy.deepcopy(old.ret_rms)
 
 
 def make_eval_env(spec: AgentSpec):
@@ -235,7 +291,11 @@ def optimizer_lrs(model) -> list[float]:
 
 
 def evaluate(model, spec: AgentSpec, episodes: int, seed: int) -> dict[str, float]:
-    """Deterministic policy on a separate eval env, ``episodes`` episodes seeded ``seed + i``."""
+    """Deterministic policy on a separate eval env, ``episodes`` episodes seeded ``seed + i``.
+
+    With a ``VecNormalize`` training env, observations are normalised with the model's own
+    statistics (frozen: evaluation does not update them) before the policy sees them."""
+    normalizer = model.get_vec_normalize_env()
     env = make_eval_env(spec)
     rewards: list[float] = []
     lengths: list[int] = []
@@ -244,7 +304,8 @@ def evaluate(model, spec: AgentSpec, episodes: int, seed: int) -> dict[str, floa
             obs, _ = env.reset(seed=seed + i)
             total, n, done = 0.0, 0, False
             while not done:
-                action, _ = model.predict(obs, deterministic=True)
+                seen = obs if normalizer is None else normalizer.normalize_obs(obs)
+                action, _ = model.predict(seen, deterministic=True)
                 obs, reward, terminated, truncated, _ = env.step(action)
                 total += float(reward)
                 n += 1
@@ -279,18 +340,22 @@ def run_interval(task: Mapping[str, Any]) -> dict[str, Any]:
     task keys: spec (AgentSpec), config, checkpoint (path or None), out (path to save to),
     seed, index, step (the interval's start), interval_steps, eval_episodes.
     """
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     spec: AgentSpec = task["spec"]
     seed, index, step = int(task["seed"]), int(task["index"]), int(task["step"])
-    env = make_env(spec, interval_seed(seed, index, step))
+    env = make_env(spec, interval_seed(seed, index, step), index)
     try:
-        model = prepare_model(
-            spec,
-            task["config"],
-            checkpoint=task["checkpoint"],
-            env=env,
-            seed=member_seed(seed, index),
-        )
+        try:
+            model = prepare_model(
+                spec,
+                task["config"],
+                checkpoint=task["checkpoint"],
+                env=env,
+                seed=member_seed(seed, index),
+            )
+        except CheckpointError as exc:
+            # Deterministic: retrying the same file cannot help. The coordinator falls back.
+            return {"corrupt_checkpoint": task["checkpoint"], "error": " ".join(str(exc).split())}
         t_load = time.perf_counter()
         applied = _jsonable(model.get_hyperparameters())
         lrs = optimizer_lrs(model)
@@ -323,5 +388,6 @@ def run_interval(task: Mapping[str, Any]) -> dict[str, Any]:
             "eval": t_eval - t_learn,
             "save": t_save - t_eval,
             "total": t_save - t0,
+            "cpu": time.process_time() - cpu0,
         },
     }

@@ -1,29 +1,34 @@
 """``backend="ray"``: the same population on Ray Tune's ``PopulationBasedTraining`` scheduler.
 
-- One Tune trial per member, one training iteration per PBT interval, ``synch=True`` so every
-  member reaches a boundary before anyone exploits (as in the local backend).
-- The trainable saves and restores through ``lifelong.checkpoint`` files and applies the trial's
-  config *after* restoring. Tune clones the donor's config onto the recipient, explores it, and
-  restores the donor's checkpoint; restoring after the config change used to make the learning
-  rate silently revert to the donor's. Here ``load_checkpoint`` always ends with
-  ``set_hyperparameters(**trial config)``, and ``reset_config`` drops the in-memory model, so the
-  recipient trains with the donor's state and its own new hyperparameters.
-- Explore uses this package's search space (bounds, log space, neighbouring choices), not
-  Tune's mutations, and keeps each trial's member index in its config.
+- One Tune trial per member; one training iteration per PBT interval; the time attribute is the
+  member's step (``lifelong_step``) and the perturbation interval is ``interval_steps``.
+  ``synchronous=True`` maps to Tune's ``synch=True`` (every member reaches a boundary before
+  anyone exploits), ``synchronous=False`` to Tune's asynchronous PBT (``synch=False``).
+- The decisions are this package's (:mod:`~lifelong.pbt.explore`, shared with the local
+  coordinators): the scheduler ranks with :func:`~lifelong.pbt.explore.quantiles` (with the
+  asynchronous warm-up rule: nobody exploits before every member has a score), draws the donor
+  with :func:`~lifelong.pbt.explore.pick_donor` and explores with
+  :func:`~lifelong.pbt.explore.explore`, not with Tune's mutations.
+- The trainable saves each interval's checkpoint as ``workdir/members/<id>/step_<n>.zip`` and
+  gives Tune a copy; it restores through ``lifelong.checkpoint`` and applies the trial's config
+  *after* restoring (the learning rate cannot silently revert to the donor's).
+- The driver keeps the same ``state.json`` as the local backend (members' configs, scores,
+  checkpoints, history, lineage), updated on every result, exploit and restart.
+- Resume: ``Tuner.restore`` of a PBT experiment recorded results twice and then scheduled no
+  trial (Ray 2.60), so an interrupted run is rebuilt from ``state.json`` and the member
+  checkpoints instead: a new Tune experiment whose trials start from each member's recorded
+  checkpoint, config and step. In synchronous mode, members that had already finished the
+  interval after the last common boundary are rolled back to it (their checkpoint and config at
+  that boundary are in the history), so the resumed population meets at the same boundary.
 - Checkpoint retention: Tune's ``num_to_keep`` pruning can delete a checkpoint that PBT later
-  restores (seen with Ray 2.60). Trial checkpoints are therefore kept (``num_to_keep=None``);
-  the latest of each member is copied into ``workdir/members/<id>/`` at the end.
-- Outputs (``lineage.jsonl``, ``scores.csv``, ``intervals.jsonl``, ``result.json``) are written
-  by the driver, so they are the same on a laptop and on a cluster.
-- A finished workdir returns its stored result. An interrupted one is refused (``PBTError``):
-  ``Tuner.restore`` of a synchronous PBT experiment duplicated results and then scheduled no
-  trial with Ray 2.60; the local backend resumes exactly.
+  restores (seen with Ray 2.60). Tune's copies are therefore kept (``num_to_keep=None``);
+  ``keep_checkpoints`` applies to the member folders.
 """
 from __future__ import annotations
 
 import copy
+import io
 import json
-import math
 import os
 import shutil
 import time
@@ -34,17 +39,21 @@ import numpy as np
 import ray
 import torch
 from ray import tune
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import PopulationBasedTraining
 
 from lifelong.agent.ppo import DistributionalPPO
 from lifelong.checkpoint import load_model, save_model
+from lifelong.pbt.coordinator import last_line
 from lifelong.pbt.errors import PBTError
-from lifelong.pbt.explore import explore
+from lifelong.pbt.explore import explore, member_rng, pick_donor, quantiles
 from lifelong.pbt.local import default_workers
 from lifelong.pbt.member import (
+    EVAL_METRICS,
     AgentSpec,
     _jsonable,
     build_model,
+    carry_normalization,
     check_live_parameters,
     eval_seed,
     evaluate,
@@ -54,32 +63,44 @@ from lifelong.pbt.member import (
     optimizer_lrs,
     train_mean_reward,
 )
-from lifelong.pbt.records import (
-    MemberResult,
-    PBTResult,
-    atomic_write_text,
-    dumps,
-    write_outputs,
-)
+from lifelong.pbt.persistence import PopulationState
+from lifelong.pbt.records import PBTResult
+from lifelong.pbt.retention import CheckpointRetention
+from lifelong.pbt.settings import PBTSettings
 
-__all__ = ["LifelongTrainable", "run_ray"]
+__all__ = ["LifelongTrainable", "run_ray", "resume_plan"]
 
 MEMBER_KEY = "lifelong_member"
 _MODEL_FILE = "model.zip"
 _META_FILE = "lifelong_member.json"
 
 
+def _member_id(index: int) -> str:
+    return f"member_{int(index)}"
+
+
 class LifelongTrainable(tune.Trainable):
     """One population member. ``spec``/``settings`` come through ``tune.with_parameters``."""
 
-    def setup(self, config: dict, spec: AgentSpec = None, settings: dict = None) -> None:
+    def setup(self, config: dict, spec: AgentSpec | None = None, settings: dict | None = None) -> None:
         torch.set_num_threads(1)
         self.spec = spec
         self.settings = dict(settings)
         self._model = None
         self._restored_from: dict | None = None
+        self._file: Path | None = None  # this member's latest checkpoint file
+        self._start_as_planned()
 
-    # the trial's own hyperparameters, from its (possibly just explored) config
+    def _start_as_planned(self) -> None:
+        """Where this trial's member starts when Tune restores nothing: step 0 with a fresh
+        model, or, in a rebuilt resume, its recorded step and checkpoint."""
+        start = self.settings["resume"].get(str(self._index), {})
+        self._step = int(start.get("step", 0))
+        self._pending = None  # a restored checkpoint's bytes, loaded by the next step()
+        # read only if Tune restores nothing (a new actor of a running trial is restored, and
+        # the planned file may have been pruned since)
+        self._planned = Path(start["checkpoint"]) if start.get("checkpoint") else None
+
     def _values(self) -> dict[str, Any]:
         return {n: self.config[n] for n in self.settings["names"]}
 
@@ -93,16 +114,23 @@ class LifelongTrainable(tune.Trainable):
 
     def step(self) -> dict:
         s = self.settings
-        start = self.iteration * s["interval_steps"]
+        start = self._step
         length = min(s["interval_steps"], s["total_steps"] - start)
-        env = make_env(self.spec, interval_seed(s["seed"], self._index, start))
-        if self._model is None:
-            if self.iteration > 0:
-                raise RuntimeError(
-                    f"member {self._index} is at iteration {self.iteration} but no checkpoint was restored"
-                )
+        env = make_env(self.spec, interval_seed(s["seed"], self._index, start), self._index)
+        if self._pending is None and self._planned is not None:
+            self._pending = self._planned.read_bytes()
+        self._planned = None
+        if self._pending is not None:
+            self._model = load_model(
+                DistributionalPPO, io.BytesIO(self._pending), env=env, device=self.spec.kwargs.get("device", "auto")
+            )
+            self._pending = None
+        elif self._model is None:
+            if start > 0:
+                raise RuntimeError(f"member {self._index} is at step {start} but no checkpoint was restored")
             self._model = build_model(self.spec, env, member_seed(s["seed"], self._index))
         else:
+            carry_normalization(self._model, env)
             self._model.set_env(env, force_reset=True)
         self._apply()
         applied = _jsonable(self._model.get_hyperparameters())
@@ -111,12 +139,16 @@ class LifelongTrainable(tune.Trainable):
         t0 = time.perf_counter()
         self._model.learn(total_timesteps=length, reset_num_timesteps=False)
         metrics = evaluate(self._model, self.spec, s["eval_episodes"], eval_seed(s["seed"], start + length))
-        restored = self._restored_from
-        self._restored_from = None
+        self._step = start + length
+        self._file = save_model(
+            self._model, Path(s["workdir"]) / "members" / _member_id(self._index) / f"step_{self._step:09d}.zip"
+        )
+        restored, self._restored_from = self._restored_from, None
         return {
             **metrics,
-            "lifelong_step": start + length,
+            "lifelong_step": self._step,
             "lifelong_config": self._values(),
+            "lifelong_checkpoint": str(self._file),
             "applied": applied,
             "optimizer_lr": lrs,
             "started_from_member": None if restored is None else restored.get("member"),
@@ -127,203 +159,299 @@ class LifelongTrainable(tune.Trainable):
         }
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:
-        save_model(self._model, Path(checkpoint_dir) / _MODEL_FILE)
-        meta = {"member": self._index, "iteration": self.iteration, "config": self._values()}
+        target = Path(checkpoint_dir) / _MODEL_FILE
+        if self._file is not None and self._file.exists():
+            shutil.copyfile(self._file, target)
+        else:
+            save_model(self._model, target)
+        meta = {"member": self._index, "step": self._step, "config": self._values()}
         (Path(checkpoint_dir) / _META_FILE).write_text(json.dumps(meta))
 
     def load_checkpoint(self, checkpoint_dir: str) -> None:
-        self._model = load_model(
-            DistributionalPPO, Path(checkpoint_dir) / _MODEL_FILE, device=self.spec.kwargs.get("device", "auto")
-        )
+        # Loaded in step(), with the interval's env (so VecNormalize statistics are applied);
+        # the state is the checkpoint's (maybe a donor's), the hyperparameters this trial's.
+        self._pending = (Path(checkpoint_dir) / _MODEL_FILE).read_bytes()
+        self._planned = None
+        self._model = None
+        self._file = None
         meta_path = Path(checkpoint_dir) / _META_FILE
         self._restored_from = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-        # The state is the checkpoint's (maybe a donor's); the hyperparameters are this trial's.
-        self._apply()
+        self._step = int(self._restored_from.get("step", self._step))
 
     def reset_config(self, new_config: dict) -> bool:
-        # Actor reuse: this actor may now run another member; its state comes from restore().
+        # Actor reuse: this actor now runs another trial. Its state comes from restore() if
+        # Tune restores one (load_checkpoint then overrides this), else from the plan.
+        self.config = new_config
         self._model = None
+        self._file = None
         self._restored_from = None
+        self._start_as_planned()
         return True
 
     def cleanup(self) -> None:
         self._model = None
 
 
+def _nested(result: dict, key: str) -> dict:
+    """``result[key]``, a dict the trainable returned, which Tune hands to schedulers flattened
+    into ``key/name`` entries."""
+    if isinstance(result.get(key), dict):
+        return dict(result[key])
+    prefix = key + "/"
+    return {k[len(prefix):]: v for k, v in result.items() if k.startswith(prefix)}
+
+
 class _Recorder:
-    """Driver-side lineage and score records, persisted to workdir after every change."""
+    """The driver's :class:`PopulationState` for one run, updated by the scheduler."""
 
-    def __init__(self, pbt, state: dict | None) -> None:
-        self.pbt = pbt
-        self.events: list[dict] = list(state["events"]) if state else []
-        self.history: list[dict] = list(state["history"]) if state else []
-        self.callback: Callable = lambda e: None
+    def __init__(self, settings: PBTSettings, state: PopulationState, emit: Callable) -> None:
+        self.settings = settings
+        self.state = state
+        self.retention = CheckpointRetention(settings)
+        self.emit = emit
 
-    def persist(self, result: PBTResult | None = None) -> None:
-        state = {"version": 1, "fingerprint": self.pbt.fingerprint(), "events": self.events, "history": self.history}
-        if result is not None:
-            state["result"] = result.to_dict()
-        atomic_write_text(self.pbt.workdir / "state.json", dumps(state, indent=1) + "\n")
-        write_outputs(self.pbt.workdir, events=self.events, history=self.history, names=self.pbt.names, result=result)
+    def interval(self, trial: Trial, result: dict) -> None:
+        member = _member_id(trial.config[MEMBER_KEY])
+        s = self.state.members[member]
+        step = int(result["lifelong_step"])
+        if s["checkpoint"] == self.settings.rel(result["lifelong_checkpoint"]):
+            return  # the same result again (Tune re-sends the last one when a trial completes)
+        row = {
+            "step": step,
+            "member": member,
+            "score": float(result[self.settings.metric]),
+            "config": _nested(result, "lifelong_config"),
+            "started_from": s["checkpoint"],
+            "checkpoint": self.settings.rel(result["lifelong_checkpoint"]),
+            "metrics": {k: float(result[k]) for k in EVAL_METRICS if k in result},
+            "applied": _nested(result, "applied"),
+            **{
+                k: result.get(k)
+                for k in ("optimizer_lr", "env_steps", "num_timesteps", "train_mean_reward", "started_from_member")
+            },
+            "trial": trial.trial_id,
+        }
+        s.update(step=step, score=row["score"], checkpoint=row["checkpoint"], config=row["config"])
+        self.state.history.append(row)
+        self.state.data["boundary"] = min(v["step"] for v in self.state.members.values())
+        self.retention.prune(self.state, [member])
+        self.state.persist()
+        self.emit({"event": "interval", **row})
 
-    def add_event(self, event: dict) -> None:
-        self.events.append(event)
-        self.persist()
-        self.callback(event)
+    def exploit(self, event: dict) -> None:
+        members = self.state.members
+        recipient, donor = members[event["recipient"]], members[event["donor"]]
+        dst = self.retention.folder(event["recipient"]) / f"exploit_{event['step']:09d}_from_{event['donor']}.zip"
+        self.retention.copy(self.state.checkpoint_of(event["donor"]), dst)
+        event["checkpoint"] = self.settings.rel(dst)
+        event["donor_checkpoint"] = donor["checkpoint"]
+        recipient.update(config=dict(event["new_config"]), checkpoint=event["checkpoint"], step=donor["step"])
+        self.state.events.append(event)
+        self.state.persist()
+        self.emit(event)
 
-    def add_interval(self, row: dict) -> None:
-        self.history.append(row)
-        self.persist()
-        self.callback({"event": "interval", **row})
+    def restart(self, trial: Trial) -> None:
+        member = _member_id(trial.config[MEMBER_KEY])
+        s = self.state.members[member]
+        s["restarts"] += 1
+        event = {
+            "event": "restart",
+            "step": s["step"],
+            "member": member,
+            "reason": "error",
+            "detail": str(getattr(trial, "error_file", "") or "")[-4000:],
+            "restarts": s["restarts"],
+            "trial": trial.trial_id,
+        }
+        self.state.events.append(event)
+        self.state.persist()
+        self.emit(event)
 
 
-def _member_id(config: dict) -> str:
-    return f"member_{int(config[MEMBER_KEY])}"
-
-
-# The driver's recorder for each workdir. The scheduler is pickled into Tune's experiment state
-# (and unpickled by ``Tuner.restore``); it finds the live recorder here instead of carrying one.
+# The driver's recorder for each workdir. Tune pickles the scheduler into its experiment state;
+# the scheduler finds the live recorder here instead of carrying one.
 _RECORDERS: dict[str, _Recorder] = {}
 
 
 class LifelongPBTScheduler(PopulationBasedTraining):
-    """Tune's synchronous PBT with this package's explore and lineage records."""
+    """Tune's PBT (synchronous or asynchronous) with this package's decisions and records."""
 
-    def __init__(self, *, pbt, **kwargs: Any) -> None:
-        rng = np.random.default_rng([pbt.seed & 0xFFFFFFFF, 0x7A7])
+    def __init__(self, *, settings: PBTSettings, start_step: int = 0, **kwargs: Any) -> None:
+        rng = np.random.default_rng([settings.seed & 0xFFFFFFFF, 0x7A7])
         super().__init__(
-            time_attr="training_iteration",
-            metric=pbt.metric,
-            mode=pbt.mode,
-            perturbation_interval=1,
-            # Tune requires mutations; our _get_new_config replaces Tune's explore entirely.
-            hyperparam_mutations={n: (lambda d=d: d.sample(rng)) for n, d in pbt.space.items()},
-            quantile_fraction=pbt.truncation,
-            resample_probability=pbt.resample_probability,
-            perturbation_factors=tuple(pbt.perturb_factors),
-            log_config=True,
-            synch=True,
+            time_attr="lifelong_step",
+            metric=settings.metric,
+            mode=settings.mode,
+            perturbation_interval=settings.interval_steps,
+            # Tune requires mutations; _get_new_config replaces Tune's explore entirely.
+            hyperparam_mutations={n: (lambda d=d: d.sample(rng)) for n, d in settings.space.items()},
+            quantile_fraction=settings.truncation,
+            resample_probability=settings.resample_probability,
+            perturbation_factors=tuple(settings.perturb_factors),
+            log_config=False,
+            synch=settings.synchronous,
             **kwargs,
         )
-        self._lifelong_pbt = pbt
-        self._lifelong_rng = rng
-        self._lifelong_key = str(pbt.workdir.resolve())
-        self._lifelong_ops: dict[str, str] = {}
+        # A rebuilt resume starts at step b > 0: Tune's first synchronous boundary must be
+        # b + interval. Left at `interval`, the first perturbation (at b + interval) sets the next
+        # one to max(2 * interval, b + interval) = the current step, so no trial is ever below
+        # it and Tune schedules nothing again (what Tuner.restore did, too).
+        self._next_perturbation_sync = max(self._next_perturbation_sync, start_step + settings.interval_steps)
+        self._settings = settings
+        self._key = str(settings.workdir.resolve())
+        self._ops: dict[str, str] = {}
+        self._rng: np.random.Generator | None = None
+        self._why: dict[str, Any] = {}
+
+    @property
+    def _recorder(self) -> _Recorder:
+        return _RECORDERS[self._key]
+
+    def on_trial_result(self, tune_controller, trial: Trial, result: dict) -> str:
+        if self._settings.metric in result and "lifelong_step" in result:
+            self._recorder.interval(trial, result)  # before any decision that uses it
+        return super().on_trial_result(tune_controller, trial, result)
+
+    def on_trial_complete(self, tune_controller, trial: Trial, result: dict) -> None:
+        # A result that meets the stop criterion goes here, not to on_trial_result.
+        if result and self._settings.metric in result and "lifelong_step" in result:
+            self._recorder.interval(trial, result)
+        super().on_trial_complete(tune_controller, trial, result)
+
+    def _scores(self) -> dict[Trial, float | None]:
+        """Every unfinished trial's latest score in the user's sign (None: none yet)."""
+        op = self._metric_op
+        return {
+            t: (None if st.last_score is None else op * st.last_score)
+            for t, st in self._trial_state.items()
+            if not t.is_finished()
+        }
+
+    def _quantiles(self) -> tuple[list[Trial], list[Trial]]:
+        scores = self._scores()
+        if len(scores) < 2 or (not self._synch and any(v is None for v in scores.values())):
+            return [], []  # the asynchronous warm-up rule: every member has a score
+        by_id = {t.trial_id: t for t in scores}
+        bottom, top = quantiles(
+            {t.trial_id: (float("nan") if v is None else v) for t, v in scores.items()},
+            self._settings.truncation,
+            self._settings.mode,
+        )
+        # Tune's convention: both lists ordered worst first.
+        return [by_id[i] for i in reversed(bottom)], [by_id[i] for i in reversed(top)]
+
+    def _checkpoint_or_exploit(self, trial, tune_controller, upper_quantile, lower_quantile):
+        step = int(self._trial_state[trial].last_train_time or 0)
+        if trial not in lower_quantile or step >= self._settings.total_steps:
+            return super()._checkpoint_or_exploit(trial, tune_controller, upper_quantile, [])
+        index = int(trial.config[MEMBER_KEY])
+        self._rng = member_rng(self._settings.seed, index, step)
+        donor = pick_donor(sorted(upper_quantile, key=lambda t: int(t.config[MEMBER_KEY])), self._rng)
+        self._why = {
+            "reason": "bottom quantile",
+            "scores_used": {
+                _member_id(t.config[MEMBER_KEY]): {
+                    "score": v,
+                    "step": int(self._trial_state[t].last_train_time or 0),
+                }
+                for t, v in self._scores().items()
+            },
+        }
+        return super()._checkpoint_or_exploit(trial, tune_controller, [donor], lower_quantile)
 
     def _get_new_config(self, trial, trial_to_clone):
-        pbt = self._lifelong_pbt
-        donor_values = {n: trial_to_clone.config[n] for n in pbt.space}
-        new_values, ops = explore(
-            donor_values, pbt.space, self._lifelong_rng, pbt.resample_probability, pbt.perturb_factors
-        )
+        s = self._settings
+        donor_values = {n: trial_to_clone.config[n] for n in s.space}
+        new_values, ops = explore(donor_values, s.space, self._rng, s.resample_probability, s.perturb_factors)
         new_config = copy.deepcopy(trial.config)  # keeps the recipient's member index
         new_config.update(new_values)
-        self._lifelong_ops = dict(ops)
+        self._ops = dict(ops)
         return new_config, ops
 
     def _exploit(self, tune_controller, trial, trial_to_clone):
-        pbt = self._lifelong_pbt
-        old = {n: trial.config[n] for n in pbt.space}
-        donor_config = {n: trial_to_clone.config[n] for n in pbt.space}
+        s = self._settings
+        old = {n: trial.config[n] for n in s.space}
+        donor_config = {n: trial_to_clone.config[n] for n in s.space}
         rstate, dstate = self._trial_state[trial], self._trial_state[trial_to_clone]
+        recipient_step, donor_step = int(rstate.last_train_time or 0), int(dstate.last_train_time or 0)
+        recipient_score = None if rstate.last_score is None else self._metric_op * rstate.last_score
+        donor_score = None if dstate.last_score is None else self._metric_op * dstate.last_score
         super()._exploit(tune_controller, trial, trial_to_clone)
-        ckpt = dstate.last_checkpoint
-        iteration = int(dstate.last_train_time or 0)
-        sign = self._metric_op
-        _RECORDERS[self._lifelong_key].add_event(
+        self._recorder.exploit(
             {
                 "event": "exploit",
-                "step": min(iteration * pbt.interval_steps, pbt.total_steps),
-                "donor": _member_id(trial_to_clone.config),
-                "recipient": _member_id(trial.config),
-                "donor_score": None if dstate.last_score is None else sign * dstate.last_score,
-                "recipient_score": None if rstate.last_score is None else sign * rstate.last_score,
+                "step": recipient_step,
+                "donor": _member_id(trial_to_clone.config[MEMBER_KEY]),
+                "recipient": _member_id(trial.config[MEMBER_KEY]),
+                "recipient_step": recipient_step,
+                "donor_step": donor_step,
+                "donor_score": donor_score,
+                "recipient_score": recipient_score,
+                **self._why,
                 "old_config": old,
                 "donor_config": donor_config,
-                "new_config": {n: trial.config[n] for n in pbt.space},
-                "operations": dict(self._lifelong_ops),
-                "donor_checkpoint": getattr(ckpt, "path", None),
+                "new_config": {n: trial.config[n] for n in s.space},
+                "operations": dict(self._ops),
                 "trial": trial.trial_id,
                 "donor_trial": trial_to_clone.trial_id,
             }
         )
 
 
-class _ScoreCallback(tune.Callback):
-    def __init__(self, pbt) -> None:
-        self.pbt = pbt
-        self._key = str(pbt.workdir.resolve())
-
-    @property
-    def recorder(self) -> _Recorder:
-        return _RECORDERS[self._key]
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        if self.pbt.metric not in result:
-            return
-        self.recorder.add_interval(
-            {
-                "step": int(result["lifelong_step"]),
-                "member": _member_id(result["config"]) if MEMBER_KEY in result.get("config", {}) else trial.trial_id,
-                "score": float(result[self.pbt.metric]),
-                "config": dict(result["lifelong_config"]),
-                "metrics": {k: float(result[k]) for k in ("eval_mean_reward", "eval_std_reward", "eval_min_reward", "eval_max_reward", "eval_mean_length") if k in result},
-                "applied": result.get("applied"),
-                "optimizer_lr": result.get("optimizer_lr"),
-                "env_steps": result.get("env_steps"),
-                "num_timesteps": result.get("num_timesteps"),
-                "train_mean_reward": result.get("train_mean_reward"),
-                "started_from_member": result.get("started_from_member"),
-                "trial": trial.trial_id,
-            }
-        )
+class _RestartCallback(tune.Callback):
+    def __init__(self, key: str) -> None:
+        self._key = key
 
     def on_trial_recover(self, iteration, trials, trial, **info):
-        last = trial.last_result or {}
-        self.recorder.add_event(
-            {
-                "event": "restart",
-                "step": int(last.get("lifelong_step", 0)),
-                "member": _member_id(trial.config),
-                "reason": "error",
-                "detail": str(getattr(trial, "error_file", "") or "")[-4000:],
-                "trial": trial.trial_id,
+        _RECORDERS[self._key].restart(trial)
+
+
+def resume_plan(state: PopulationState) -> dict[str, dict[str, Any]]:
+    """Where each unfinished member restarts: ``{index: {"step", "checkpoint", "config"}}``.
+
+    Synchronous: a member that already finished the interval after the last common boundary
+    ``b`` goes back to ``b`` (its checkpoint and config at ``b`` are its history row's
+    ``started_from`` and ``config``; the row is dropped and will be recorded again), so every
+    member meets at the next boundary as in an uninterrupted run.
+    """
+    settings = state.settings
+    members = state.members
+    if settings.synchronous and state.history:
+        b = min(s["step"] for s in members.values())
+        for m, s in members.items():
+            if s["step"] <= b:
+                continue
+            rows = [r for r in state.history if r["member"] == m and r["step"] == s["step"]]
+            row = rows[-1] if rows else None
+            if row is None or not row.get("started_from") or settings.abs(row["started_from"]) is None:
+                continue
+            if not settings.abs(row["started_from"]).exists():
+                continue
+            state.history.remove(row)
+            previous = [r for r in state.history if r["member"] == m]
+            s.update(step=b, checkpoint=row["started_from"], config=dict(row["config"]),
+                     score=previous[-1]["score"] if previous else None)
+    plan = {}
+    for m, s in members.items():
+        if s["step"] < settings.total_steps:
+            ckpt = state.checkpoint_of(m)
+            plan[str(s["index"])] = {
+                "step": int(s["step"]),
+                "checkpoint": None if ckpt is None else str(ckpt.resolve()),
+                "config": dict(s["config"]),
             }
-        )
+    return plan
 
 
-def _stored_result(pbt, state: dict) -> PBTResult:
-    done = state["result"]
-    members = [
-        MemberResult(
-            id=m["id"],
-            checkpoint=Path(m["checkpoint"]) if m.get("checkpoint") else None,
-            config=dict(m["config"]),
-            score=m["score"],
-            step=int(m.get("step", 0)),
-            restarts=int(m.get("restarts", 0)),
-        )
-        for m in done["members"]
-    ]
-    return PBTResult(
-        workdir=pbt.workdir,
-        metric=pbt.metric,
-        mode=pbt.mode,
-        members=members,
-        lineage=list(state.get("events", [])),
-        steps=int(done.get("steps", 0)),
-    )
-
-
-def _init_ray(pbt) -> bool:
+def _init_ray(settings: PBTSettings) -> bool:
     if ray.is_initialized():
         return False
-    address = pbt.ray_address or os.environ.get("RAY_ADDRESS")
+    address = settings.ray_address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, log_to_driver=False)
     else:
         ray.init(
-            num_cpus=pbt.workers or default_workers(),
+            num_cpus=settings.workers or default_workers(),
             include_dashboard=False,
             log_to_driver=False,
             configure_logging=False,
@@ -331,115 +459,83 @@ def _init_ray(pbt) -> bool:
     return True
 
 
-def run_ray(pbt, callback: Callable | None = None) -> PBTResult:
-    workdir = pbt.workdir.resolve()
-    state = None
-    state_path = workdir / "state.json"
-    if state_path.exists():
-        state = json.loads(state_path.read_text())
-        if state.get("fingerprint") != pbt.fingerprint():
-            raise ValueError(
-                f"workdir={str(pbt.workdir)!r} holds a different PBT experiment; use another workdir"
-            )
-    if state is not None and (state.get("history") or state.get("events") or state.get("result")):
-        done = state.get("result")
-        if done and int(done.get("steps", 0)) >= pbt.total_steps:
-            return _stored_result(pbt, state)
-        raise PBTError(
-            f"workdir={str(pbt.workdir)!r} holds an interrupted Ray population. Tune's restore does not "
-            "bring back a synchronous PBT scheduler reliably (seen with Ray 2.60: duplicated results, "
-            "then no trial scheduled), so the Ray backend does not resume: use a new workdir, or "
-            "backend='local', which resumes exactly"
-        )
-    recorder = _Recorder(pbt, None)
-    if callback is not None:
-        recorder.callback = callback
-    recorder.persist()
-    _RECORDERS[str(workdir)] = recorder
+def _experiment_name(storage: Path) -> str:
+    """``population`` for a new run; ``population-<k>`` for its k-th rebuilt resume (Tune's own
+    directories of the interrupted attempts are left as they are)."""
+    name, k = "population", 0
+    while (storage / name).exists():
+        k += 1
+        name = f"population-{k}"
+    return name
 
-    started = _init_ray(pbt)
+
+def run_ray(settings: PBTSettings, emit: Callable[[dict[str, Any]], Any]) -> PBTResult:
+    state = PopulationState.load_or_new(settings)
+    if state.finished():
+        result = state.result()
+        state.persist(result)
+        return result
+    plan = resume_plan(state)
+    for m in state.members:
+        (settings.workdir / "members" / m).mkdir(parents=True, exist_ok=True)
+    state.persist()
+    workdir = settings.workdir.resolve()
+    key = str(workdir)
+    _RECORDERS[key] = _Recorder(settings, state, emit)
+    started = _init_ray(settings)
     try:
-        n_intervals = math.ceil(pbt.total_steps / pbt.interval_steps)
-        settings = {
-            "names": pbt.names,
-            "seed": pbt.seed,
-            "interval_steps": pbt.interval_steps,
-            "total_steps": pbt.total_steps,
-            "eval_episodes": pbt.eval_episodes,
+        trainable_settings = {
+            "names": settings.names,
+            "seed": settings.seed,
+            "interval_steps": settings.interval_steps,
+            "total_steps": settings.total_steps,
+            "eval_episodes": settings.eval_episodes,
+            "workdir": str(workdir),
+            "resume": plan,
         }
         trainable = tune.with_resources(
-            tune.with_parameters(LifelongTrainable, spec=pbt.spec, settings=settings), {"cpu": 1}
+            tune.with_parameters(LifelongTrainable, spec=settings.spec, settings=trainable_settings), {"cpu": 1}
         )
-        initial = pbt.initial_configs()
         param_space = {
-            MEMBER_KEY: tune.grid_search(list(range(pbt.population_size))),
+            MEMBER_KEY: tune.grid_search([int(i) for i in plan]),
             **{
-                n: tune.sample_from(lambda config, n=n: initial[f"member_{config[MEMBER_KEY]}"][n])
-                for n in pbt.names
+                n: tune.sample_from(lambda config, n=n: plan[str(config[MEMBER_KEY])]["config"][n])
+                for n in settings.names
             },
         }
-        scheduler = LifelongPBTScheduler(pbt=pbt)
         storage = workdir / "ray"
-        name = "population"
         run_config = tune.RunConfig(
-            name=name,
+            name=_experiment_name(storage),
             storage_path=str(storage),
-            stop={"training_iteration": n_intervals},
-            checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=None, checkpoint_frequency=1, checkpoint_at_end=True
-            ),
-            failure_config=tune.FailureConfig(max_failures=pbt.max_restarts),
-            callbacks=[_ScoreCallback(pbt)],
+            stop={"lifelong_step": settings.total_steps},
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None, checkpoint_frequency=1, checkpoint_at_end=True),
+            failure_config=tune.FailureConfig(max_failures=settings.max_restarts),
+            callbacks=[_RestartCallback(key)],
             verbose=0,
         )
-        if (storage / name).exists():
-            shutil.rmtree(storage / name)  # a run that never recorded anything: start over
         tuner = tune.Tuner(
             trainable,
             param_space=param_space,
             tune_config=tune.TuneConfig(
-                scheduler=scheduler,
+                scheduler=LifelongPBTScheduler(settings=settings, start_step=min(p["step"] for p in plan.values())),
                 num_samples=1,
                 reuse_actors=True,
-                trial_name_creator=lambda t: f"member_{t.config[MEMBER_KEY]}",
-                trial_dirname_creator=lambda t: f"member_{t.config[MEMBER_KEY]}_{t.trial_id}",
+                trial_name_creator=lambda t: _member_id(t.config[MEMBER_KEY]),
+                trial_dirname_creator=lambda t: f"{_member_id(t.config[MEMBER_KEY])}_{t.trial_id}",
             ),
             run_config=run_config,
         )
         grid = tuner.fit()
-        members = []
         for res in grid:
             if res.error is not None:
-                raise PBTError(f"a Ray trial failed beyond max_restarts={pbt.max_restarts}: {res.error}")
-            mid = _member_id(res.config)
-            ckpt_path = None
-            if res.checkpoint is not None:
-                with res.checkpoint.as_directory() as d:
-                    dst = workdir / "members" / mid / f"step_{int(res.metrics['lifelong_step']):09d}.zip"
-                    dst.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(Path(d) / _MODEL_FILE, dst)
-                    ckpt_path = dst
-            members.append(
-                MemberResult(
-                    id=mid,
-                    checkpoint=ckpt_path,
-                    config={n: res.config[n] for n in pbt.names},
-                    score=float(res.metrics[pbt.metric]),
-                    step=int(res.metrics["lifelong_step"]),
+                raise PBTError(
+                    f"a Ray trial failed beyond max_restarts={settings.max_restarts}: "
+                    f"{last_line(str(res.error)) or type(res.error).__name__}"
                 )
-            )
     finally:
-        _RECORDERS.pop(str(workdir), None)
+        _RECORDERS.pop(key, None)
         if started:
             ray.shutdown()
-    members.sort(key=lambda m: int(m.id.split("_")[-1]))
-    result = PBTResult(
-        workdir=pbt.workdir,
-        metric=pbt.metric,
-        mode=pbt.mode,
-        members=members,
-        lineage=list(recorder.events),
-        steps=max((m.step for m in members), default=0),
-    )
-    recorder.persist(result)
+    result = state.result()
+    state.persist(result)
     return result

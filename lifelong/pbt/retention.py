@@ -1,46 +1,105 @@
-"""Member checkpoint files: retention (pruning old ones) and the exploit copy."""
+"""Member checkpoint files: retention, the exploit copy, and recovery from a corrupt file.
+
+A member's folder ``members/<id>/`` holds ``step_<n>.zip`` (its own checkpoint after the
+interval ending at ``n``), ``exploit_<n>_from_<donor>.zip`` (a donor's checkpoint copied at the
+member's boundary ``n``) and ``reseed_<n>_from_<donor>.zip`` (the best member's checkpoint,
+copied when the member had no valid checkpoint left). A file found corrupt is renamed
+``<name>.corrupt``: it is never loaded or counted again, and is kept for inspection.
+"""
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Iterable
 
+from lifelong.checkpoint import verify
 from lifelong.checkpoint.atomic import write_atomic
+from lifelong.errors import CheckpointError
 from lifelong.pbt.errors import PBTError
+from lifelong.pbt.persistence import PopulationState
+from lifelong.pbt.settings import PBTSettings
 
-__all__ = ["CheckpointRetention"]
+__all__ = ["CheckpointRetention", "checkpoint_step"]
 
-_CKPT_RE = re.compile(r"^(?:step_(\d+)|exploit_(\d+)_from_.+)\.zip$")
+_CKPT_RE = re.compile(r"^(?:step_(\d+)|(?:exploit|reseed)_(\d+)_from_.+)\.zip$")
+
+
+def checkpoint_step(path: str | Path) -> int | None:
+    """The member step a checkpoint file name records, None for a name this module did not write."""
+    match = _CKPT_RE.match(Path(path).name)
+    return None if match is None else int(match.group(1) or match.group(2))
 
 
 class CheckpointRetention:
-    """Mixin of :class:`~lifelong.pbt.PBT`: keeps the newest ``keep_checkpoints`` per member."""
+    """Keeps the newest ``keep_checkpoints`` files per member (always its current one)."""
 
-    def _prune(self, state: dict[str, Any]) -> None:
-        if self.keep_checkpoints is None:
+    def __init__(self, settings: PBTSettings) -> None:
+        self.settings = settings
+
+    def folder(self, member: str) -> Path:
+        return self.settings.workdir / "members" / member
+
+    def files(self, member: str) -> list[Path]:
+        """The member's checkpoint files, newest first (at equal steps a copied file first: it
+        replaced the member's own)."""
+        found = []
+        for p in self.folder(member).glob("*.zip"):
+            step = checkpoint_step(p)
+            if step is not None:
+                found.append(((step, not p.name.startswith("step_")), p))
+        found.sort(reverse=True)
+        return [p for _, p in found]
+
+    def prune(self, state: PopulationState, members: Iterable[str] | None = None) -> None:
+        if self.settings.keep_checkpoints is None:
             return
-        for m, s in state["members"].items():
-            folder = self.workdir / "members" / m
-            current = self._abs(s["checkpoint"])
-            found = []
-            for p in folder.glob("*.zip"):
-                match = _CKPT_RE.match(p.name)
-                if match:
-                    step = int(match.group(1) or match.group(2))
-                    found.append(((step, p.name.startswith("exploit_")), p))
-            found.sort(reverse=True)
-            keep = {p for _, p in found[: self.keep_checkpoints]}
-            if current is not None:
-                keep.add(current)
-            for _, p in found:
-                if p not in keep and p.resolve() != (current.resolve() if current else None):
-                    try:
-                        p.unlink()
-                    except FileNotFoundError:
-                        pass
+        for m in state.members if members is None else members:
+            current = state.checkpoint_of(m)
+            files = self.files(m)
+            keep = set(files[: self.settings.keep_checkpoints])
+            for p in files:
+                if p in keep or (current is not None and p.resolve() == current.resolve()):
+                    continue
+                try:
+                    p.unlink()
+                except FileNotFoundError:
+                    pass
 
+    @staticmethod
+    def copy(src: Path | None, dst: Path) -> None:
+        """Copy a completed checkpoint atomically (readers of ``dst`` see no partial file)."""
+        if src is None or not Path(src).exists():
+            raise PBTError(f"exploit: the donor checkpoint {src} does not exist")
+        write_atomic(dst, Path(src).read_bytes())
 
-def _atomic_copy(src: Path | None, dst: Path) -> None:
-    if src is None or not Path(src).exists():
-        raise PBTError(f"exploit: the donor checkpoint {src} does not exist")
-    write_atomic(dst, Path(src).read_bytes())
+    @staticmethod
+    def quarantine(path: Path) -> Path | None:
+        """Rename a corrupt checkpoint to ``<name>.corrupt``; returns the new path."""
+        if not path.exists():
+            return None
+        target = path.with_name(path.name + ".corrupt")
+        path.replace(target)
+        return target
+
+    def previous_valid(self, member: str) -> tuple[Path | None, list[dict[str, str]]]:
+        """The member's newest checkpoint that passes :func:`lifelong.checkpoint.verify`, and the
+        files found corrupt on the way (quarantined), as ``[{"file", "error"}]``."""
+        rejected = []
+        for p in self.files(member):
+            try:
+                verify(p)
+            except CheckpointError as exc:
+                self.quarantine(p)
+                rejected.append({"file": self.settings.rel(p), "error": " ".join(str(exc).split())})
+                continue
+            return p, rejected
+        return None, rejected
+
+    def valid(self, path: Path | None) -> bool:
+        if path is None:
+            return False
+        try:
+            verify(path)
+        except (CheckpointError, FileNotFoundError):
+            return False
+        return True

@@ -16,9 +16,14 @@ from lifelong.pbt.local import START_METHODS, default_start_method
 from lifelong.pbt.member import EVAL_METRICS, AgentSpec
 from lifelong.pbt.space import Distribution, from_dict
 
-__all__ = ["BACKENDS", "PBTSettings", "validate_space"]
+__all__ = ["BACKENDS", "PBTSettings", "validate_space", "mode_name"]
 
 BACKENDS = ("local", "ray")
+
+
+def mode_name(synchronous: bool) -> str:
+    """``"synchronous"`` or ``"asynchronous"``: how messages and ``state.json`` name a mode."""
+    return "synchronous" if synchronous else "asynchronous"
 
 
 def _require_ray():
@@ -71,7 +76,8 @@ def validate_space(space: Any) -> dict[str, Distribution]:
 
 class PBTSettings:
     """The validated arguments of :class:`~lifelong.pbt.PBT` (see its docstring) and what they
-    determine: member ids, the fingerprint a workdir must match, the initial configs."""
+    determine: member ids, the fingerprint a workdir must match, the initial configs, and the
+    mapping between paths inside ``workdir`` and the relative paths ``state.json`` stores."""
 
     def __init__(
         self,
@@ -95,7 +101,14 @@ class PBTSettings:
         keep_checkpoints: int | None = 2,
         ray_address: str | None = None,
         start_method: str | None = None,
+        synchronous: bool = True,
     ) -> None:
+        if not isinstance(synchronous, bool):
+            raise ValueError(
+                f"synchronous={synchronous!r}: expected True (every member waits at each interval "
+                "boundary) or False (asynchronous: each member exploits at its own boundaries)"
+            )
+        self.synchronous = synchronous
         if backend not in BACKENDS:
             raise ValueError(f"backend={backend!r} is unknown; expected one of {list(BACKENDS)}")
         self.population_size = _int_arg("population_size", population_size, 2)
@@ -148,14 +161,22 @@ class PBTSettings:
         self.start_method = start_method or default_start_method()
         self.spec = AgentSpec.from_agent(agent)
         self.space = validate_space(space)
-        rollout = self.spec.rollout_steps
-        if rollout and self.interval_steps % rollout:
-            warnings.warn(
-                f"interval_steps={self.interval_steps} is not a multiple of n_steps * n_envs = {rollout}; "
-                "each interval trains whole rollouts, so members train up to "
-                f"{rollout - self.interval_steps % rollout} more steps per interval",
-                stacklevel=2,
+        if isinstance(self.spec.n_envs, tuple) and len(self.spec.n_envs) != self.population_size:
+            raise ValueError(
+                f"agent['n_envs']={list(self.spec.n_envs)!r} has {len(self.spec.n_envs)} entries; expected one "
+                f"per member (population_size={self.population_size}) or a single int"
             )
+        for index in range(self.population_size):
+            rollout = self.spec.rollout_steps_of(index)
+            if rollout and self.interval_steps % rollout:
+                warnings.warn(
+                    f"interval_steps={self.interval_steps} is not a multiple of n_steps * n_envs = {rollout}"
+                    f"{f' (member {index})' if isinstance(self.spec.n_envs, tuple) else ''}; each interval "
+                    f"trains whole rollouts, so members train up to {rollout - self.interval_steps % rollout} "
+                    "more steps per interval",
+                    stacklevel=2,
+                )
+                break
         if backend == "ray":
             _require_ray()
 
@@ -190,14 +211,18 @@ class PBTSettings:
         rng = np.random.default_rng([self.seed & 0xFFFFFFFF, 0x1417])
         return {m: {n: d.sample(rng) for n, d in self.space.items()} for m in self.member_ids}
 
-    def _rel(self, path: str | Path) -> str:
+    @property
+    def mode_name(self) -> str:
+        return mode_name(self.synchronous)
+
+    def rel(self, path: str | Path) -> str:
         p = Path(path)
         try:
             return str(p.resolve().relative_to(self.workdir.resolve()))
         except ValueError:
             return str(p)
 
-    def _abs(self, rel: str | None) -> Path | None:
+    def abs(self, rel: str | None) -> Path | None:
         if rel is None:
             return None
         p = Path(rel)

@@ -10,6 +10,7 @@ from gymnasium import spaces
 
 from lifelong import DistributionalPPO
 from lifelong.agent import critics as C
+from lifelong.agent.update import critic_losses
 from lifelong.optim import AdaptiveUPGD, UPGD
 from lifelong.agent.schedules import Constant, Linear
 
@@ -148,12 +149,12 @@ def test_categorical_value_clipping_stops_gradient_outside_range():
     support = model.policy.support
     targets = torch.tensor([2.0])  # pulls further out: gated
     probs = C.two_hot(targets, -10, 10, 51)
-    model._critic_losses(logits, targets, probs, None, old_means, 0.01).sum().backward()
+    critic_losses(model.policy, logits, targets, probs, None, old_means, 0.01).sum().backward()
     assert logits.grad.abs().sum() == 0
     logits.grad = None
     targets = torch.tensor([-2.0])  # pulls back toward the old value: not gated
     probs = C.two_hot(targets, -10, 10, 51)
-    model._critic_losses(logits, targets, probs, None, old_means, 0.01).sum().backward()
+    critic_losses(model.policy, logits, targets, probs, None, old_means, 0.01).sum().backward()
     assert logits.grad.abs().sum() > 0
     assert support.shape == (51,)
 
@@ -428,3 +429,38 @@ def test_cnn_policy_on_images():
                  policy_kwargs=dict(features_extractor_kwargs=dict(features_dim=16)))
     model.learn(16)
     assert model.policy.critic_values(model.policy.obs_to_tensor(obs_space.sample())[0]).shape == (2, 1)
+
+
+# ------------------------------------------------------------------ non-stationary phases
+def test_phase_tracker_counts_episodes_per_phase():
+    from lifelong.agent.metrics import PhaseTracker
+    tracker, logged = PhaseTracker(), {}
+    tracker.log(logged.__setitem__)
+    assert logged == {}                                       # a stationary env logs nothing
+    tracker.update([{"phase": 0, "episode": {"r": 10.0}}, {"phase": 0}], np.array([True, False]))
+    tracker.update([{"phase": 1, "episode": {"r": 30.0}}, {"phase": 1, "episode": {"r": 50.0}}],
+                   np.array([True, True]))
+    tracker.update([{"phase": 1, "episode": {"r": 99.0}}], np.array([False]))  # not done
+    tracker.log(logged.__setitem__)
+    assert logged == {"rollout/phase": 1, "rollout/phase_episodes": 2, "rollout/phase_ep_rew_mean": 40.0}
+    logged.clear()
+    tracker.log(logged.__setitem__)                          # a new window: no episode yet
+    assert logged == {"rollout/phase": 1, "rollout/phase_episodes": 0}
+
+
+def test_agent_logs_phase_and_gate_histogram_on_a_nonstationary_env():
+    import lifelong  # noqa: F401  (registers the environments)
+    env = gym.make("lifelong/PermutedCartPole-v0", every_steps=20, seed=3)
+    model = DistributionalPPO("MlpPolicy", env, optimizer="adaptive_upgd", diagnostics_every=1, **TINY)
+    model.learn(64)                       # two rollouts of 32 steps: the second ends in phase 3
+    logged = model.logger.name_to_value
+    assert logged["rollout/phase"] == 3
+    hist = [logged[f"plasticity/gate_hist/{k}"] for k in range(10)]
+    assert sum(hist) == pytest.approx(1.0) and min(hist) >= 0.0
+    from lifelong import diagnostics as D
+    assert hist == pytest.approx(D.upgd_gate_histogram(model.policy.optimizer))
+    # Adam: no gate, no histogram; a stationary env: no phase
+    model = DistributionalPPO("MlpPolicy", "CartPole-v1", optimizer="adam", diagnostics_every=1, **TINY)
+    model.learn(32)
+    assert not any(k.startswith("plasticity/gate_hist/") or k.startswith("rollout/phase")
+                   for k in model.logger.name_to_value)

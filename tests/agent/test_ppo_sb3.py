@@ -86,3 +86,48 @@ def test_env_id_string_and_policy_class():
     model = DistributionalPPO(DistributionalActorCriticPolicy, "CartPole-v1", **TINY)
     assert model.get_policy_name() == "MlpPolicy"
     model.learn(32)
+
+
+def test_pre_1_8_net_arch_list_of_one_dict_is_accepted_with_sb3s_warning():
+    """SB3 2.x still takes ``net_arch=[dict(pi=..., vf=...)]`` (its first dict), with a warning."""
+    with pytest.warns(UserWarning, match="shared layers in the mlp_extractor are removed"):
+        old = DistributionalPPO("MlpPolicy", "CartPole-v1", n_steps=16, batch_size=16, seed=0,
+                                policy_kwargs=dict(net_arch=[dict(pi=[12], vf=[6])]))
+    new = DistributionalPPO("MlpPolicy", "CartPole-v1", n_steps=16, batch_size=16, seed=0,
+                            policy_kwargs=dict(net_arch=dict(pi=[12], vf=[6])))
+    shapes = {k: tuple(v.shape) for k, v in old.policy.state_dict().items()}
+    assert shapes == {k: tuple(v.shape) for k, v in new.policy.state_dict().items()}
+    assert shapes["mlp_extractor.policy_net.0.weight"] == (12, 4)
+    old.learn(16)
+
+
+class _DiscreteObservations(gym.Env):
+    """Integer observations (a Discrete observation space), as SB3's DummySuccessEnv has."""
+    observation_space = gym.spaces.Discrete(5)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return 0, {}
+
+    def step(self, action):
+        self.t += 1
+        return self.t % 5, float(action), self.t >= 10, False, {}
+
+
+def test_discrete_observation_spaces_train_with_plasticity_diagnostics():
+    """The diagnostics read the rollout buffer's [n, 1] entries as train() does."""
+    model = DistributionalPPO("MlpPolicy", _DiscreteObservations(), n_steps=20, batch_size=20,
+                              n_epochs=1, seed=0, diagnostics_every=1)
+    model.learn(40)
+    assert 0.0 <= model.plasticity_diagnostics()["plasticity/dormant_fraction"] <= 1.0
+
+
+def test_tensorboard_run_folders_are_named_after_the_class(tmp_path):
+    """Documented in docs/agent.md: DistributionalPPO_1, ... (SB3's PPO writes PPO_1)."""
+    model = DistributionalPPO("MlpPolicy", "CartPole-v1", n_steps=16, batch_size=16, n_epochs=1,
+                              seed=0, tensorboard_log=str(tmp_path))
+    model.learn(16)
+    model.learn(16, tb_log_name="PPO")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["DistributionalPPO_1", "PPO_1"]

@@ -2,6 +2,7 @@
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -56,7 +57,7 @@ def test_train_makes_a_run_directory(run):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["num_timesteps"] == 256 and summary["final_eval"]["episodes"] == 2
     # the final paragraph names where things are
-    assert "Final evaluation" in proc.stdout and str(out) in proc.stdout
+    assert "final eval" in proc.stdout and str(out) in proc.stdout
     import yaml
     cfg = yaml.safe_load((out / "config.yaml").read_text())
     assert cfg["env"] == "CartPole-v1" and cfg["seed"] == 1 and cfg["agent"]["n_steps"] == 64
@@ -231,7 +232,7 @@ def test_stop_at_reward(main, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["stopped_at_reward"] == 0.0
     assert summary["num_timesteps"] < 256  # stopped after the first evaluation (at 128 steps)
-    assert "Stopped early" in proc.stdout
+    assert re.search(r"stopped +early: stop_at_reward = 0 reached", proc.stdout)
     rows = list(csv.DictReader(open(out / "evals.csv")))
     assert len(rows) == 1
 

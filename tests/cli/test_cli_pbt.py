@@ -90,3 +90,29 @@ def test_pbt_missing_file_and_space(main, tmp_path):
     cfg.write_text(TINY_PBT.split("space:")[0])
     one_line_error(main("pbt", cfg), "space: missing")
     one_line_error(main("pbt", cfg, "--backend", "slurm"), "invalid choice")
+
+
+def test_pbt_async_with_vecnormalize_and_the_mode_is_kept(main, tmp_path):
+    cfg = tmp_path / "pbt.yaml"
+    cfg.write_text(TINY_PBT.replace("seed: 0\n", "seed: 0\nnormalize_obs: true\n"))
+    work = tmp_path / "work"
+    proc = main("pbt", cfg, "--out", work, "--async", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert "(asynchronous;" in proc.stdout
+    state = json.loads((work / "state.json").read_text())
+    assert state["synchronous"] is False and state["fingerprint"]["agent"]["normalize"] == {
+        "norm_obs": True, "norm_reward": False}
+    assert all(m["step"] == 128 for m in state["members"].values())
+    # resuming it as synchronous (no --async, no pbt.synchronous) names both modes, in one line
+    one_line_error(main("pbt", cfg, "--out", work),
+                   "holds an asynchronous PBT run; it cannot be resumed as synchronous")
+
+
+def test_exhausted_max_restarts_is_one_line_and_exit_2(main, tmp_path):
+    cfg = tmp_path / "pbt.yaml"
+    # the env rejects this keyword in the worker (every try fails the same way)
+    cfg.write_text(TINY_PBT.replace("seed: 0\n", "seed: 0\nenv_kwargs: {bogus_kwarg: 1}\n")
+                   .replace("  workers: 1\n", "  workers: 1\n  max_restarts: 1\n"))
+    proc = main("pbt", cfg, "--out", tmp_path / "w", "--no-progress")
+    one_line_error(proc, "member member_0 failed 2 times (max_restarts=1); last failure: it raised: TypeError")
+    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr

@@ -123,3 +123,66 @@ def test_not_a_run(tmp_path):
         make_report(tmp_path)
     with pytest.raises(ConfigError, match="no such directory"):
         make_report(tmp_path / "missing")
+
+
+def write_phased_run(d, hist=True):
+    """A non-stationary run: 3 phases of 4 updates; known per-phase returns and diagnostics."""
+    d.mkdir(parents=True, exist_ok=True)
+    keys = ["time/total_timesteps", "rollout/ep_rew_mean", "rollout/phase", "rollout/phase_episodes",
+            "rollout/phase_ep_rew_mean", "plasticity/dormant_fraction", "plasticity/effective_rank",
+            "plasticity/weight_norm", "train/upgd_gate_mean"]
+    if hist:
+        keys += [f"plasticity/gate_hist/{k}" for k in range(10)]
+    with open(d / "metrics.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        for i in range(12):
+            phase = i // 4
+            row = {k: "" for k in keys}
+            row.update({"time/total_timesteps": (i + 1) * 100, "rollout/ep_rew_mean": 50.0,
+                        "rollout/phase": phase, "rollout/phase_episodes": i % 4,
+                        "rollout/phase_ep_rew_mean": 10.0 * (phase + 1) + i % 4 if i % 4 else "",
+                        "train/upgd_gate_mean": 0.5 - 0.01 * i})
+            if i % 2:                                            # diagnostics every 2nd update
+                row.update({"plasticity/dormant_fraction": 0.1 * i, "plasticity/effective_rank": 20 - i,
+                            "plasticity/weight_norm": 5 + i})
+                if hist:
+                    h = np.zeros(10)
+                    h[min(i, 9)] = 1.0
+                    row.update({f"plasticity/gate_hist/{k}": h[k] for k in range(10)})
+            w.writerow(row)
+    (d / "config.yaml").write_text("env: lifelong/PermutedCartPole-v0\n")
+    return d
+
+
+def test_phase_summary_aggregates_each_phase(tmp_path):
+    from lifelong.cli.report import phase_summary
+    d = write_phased_run(tmp_path / "run")
+    phases = phase_summary(read_metrics(d / "metrics.csv"))
+    assert [p["phase"] for p in phases] == [0, 1, 2]
+    for p in phases:
+        k = p["phase"]
+        # updates 1..3 of the phase ended 1, 2, 3 episodes with means 10(k+1) + 1, + 2, + 3
+        expected = sum(n * (10.0 * (k + 1) + n) for n in (1, 2, 3)) / 6
+        assert p["episodes"] == 6 and p["return"] == pytest.approx(expected)
+        last = 4 * k + 3                                         # last update of the phase
+        assert p["steps"] == (last + 1) * 100
+        assert p["dormant_fraction"] == pytest.approx(0.1 * last)
+        assert p["effective_rank"] == 20 - last and p["weight_norm"] == 5 + last
+        assert p["gate_mean"] == pytest.approx(0.5 - 0.01 * last)
+        assert np.argmax(p["gate_hist"]) == min(last, 9) and sum(p["gate_hist"]) == pytest.approx(1)
+    assert phase_summary(read_metrics(write_run(d.parent / "stationary") / "metrics.csv")) == []
+
+
+@pytest.mark.parametrize("hist", [True, False])
+def test_run_report_plots_phases_of_a_nonstationary_run(tmp_path, hist):
+    d = write_phased_run(tmp_path / "run", hist=hist)
+    written = make_report(d)
+    assert d / "phases.png" in written
+    check_png(d / "phases.png")
+    md = (d / "report.md").read_text()
+    assert "## Per phase" in md and "phases.png" in md
+    assert md.count("\n| 0 |") == 1 and "| 2 | 1,200 | 6 | 32.3 |" in md
+    # a stationary run gets no phase plot
+    d2 = write_run(tmp_path / "stationary")
+    assert d2 / "phases.png" not in make_report(d2)

@@ -244,3 +244,48 @@ def test_vector_env_copies_share_the_task_sequence():
     perms = [tuple(i["permute_observations"]["permutation"]) for i in infos]
     assert len(set(perms)) == 1 and all(i["phase"] == 2 for i in infos)
     venv.close()
+
+
+# ------------------------------------------------------------------------------- partially observed
+@pytest.mark.parametrize("env_id, base, hidden", [
+    ("lifelong/CartPoleNoVel-v1", "CartPole-v1", (1, 3)),
+    ("lifelong/PendulumNoVel-v1", "Pendulum-v1", (2,)),
+])
+def test_no_velocity_envs_zero_the_velocities_and_keep_the_rest(env_id, base, hidden):
+    from lifelong.envs import PARTIALLY_OBSERVED
+    assert env_id in PARTIALLY_OBSERVED
+    masked, full = gym.make(env_id), gym.make(base)
+    assert masked.observation_space == full.observation_space
+    obs, _ = masked.reset(seed=3)
+    ref, _ = full.reset(seed=3)
+    for _ in range(5):
+        action = full.action_space.sample()
+        obs, *_ = masked.step(action)
+        ref, *_ = full.step(action)
+        keep = [i for i in range(len(ref)) if i not in hidden]
+        assert all(obs[i] == 0 for i in hidden) and any(ref[i] != 0 for i in hidden)
+        np.testing.assert_array_equal(obs[keep], ref[keep])
+
+
+def test_hide_velocities_bad_input():
+    from lifelong.envs import HideVelocities
+    with pytest.raises(ValueError, match="MountainCar-v0"):
+        HideVelocities(gym.make("MountainCar-v0"))
+    with pytest.raises(ValueError, match=r"hidden=\[7\]"):
+        HideVelocities(gym.make("CartPole-v1"), hidden=[7])
+    assert HideVelocities(gym.make("MountainCar-v0"), hidden=[1]).hidden == (1,)
+
+
+def test_pin_phase_holds_a_phase_and_adopts_another_copys_schedule():
+    train = PermuteObservations(gym.make("CartPole-v1"), every_steps=3, seed=7)
+    evaluation = PermuteObservations(gym.make("CartPole-v1"), every_steps=3, seed=99)
+    evaluation.pin_phase(2, schedule_seed=train.schedule_seed)
+    evaluation.reset(seed=0)
+    for _ in range(10):  # the counter moves on, the phase does not
+        evaluation.step(0)
+    assert evaluation.phase == 2 and evaluation.total_steps == 10
+    np.testing.assert_array_equal(evaluation.permutation(), train.permutation(2))
+    evaluation.pin_phase(None)
+    assert evaluation.phase == 10 // 3
+    with pytest.raises(ValueError, match="phase must be None or a non-negative int"):
+        evaluation.pin_phase(-1)

@@ -176,7 +176,7 @@ def test_layer_gate_with_an_empty_parameter(mechanism):
     runs = []
     for foreach in (None, False):
         params = model(False) + [torch.zeros(0, 3, requires_grad=True)]
-        opt = train(AdaptiveUPGD, params, 3, foreach=foreach, **mechanism)
+        train(AdaptiveUPGD, params, 3, foreach=foreach, **mechanism)
         runs.append(params)
     for a, b in zip(*runs):
         assert_close(a, b, rtol=1e-6, atol=1e-6)

@@ -180,9 +180,10 @@ def make(tmp_path, **kw):
 def test_valid_construction(tmp_path):
     pbt = make(tmp_path)
     assert pbt.member_ids == ["member_0", "member_1", "member_2", "member_3"]
-    configs = pbt.initial_configs()
-    assert configs == make(tmp_path).initial_configs()  # seeded
-    assert configs != make(tmp_path, seed=1).initial_configs()
+    configs = pbt.settings.initial_configs()
+    assert configs == make(tmp_path).settings.initial_configs()  # seeded
+    assert configs != make(tmp_path, seed=1).settings.initial_configs()
+    assert pbt.synchronous is True  # the default mode
     assert all(SPACE[n].contains(c[n]) for c in configs.values() for n in SPACE)
 
 
@@ -215,6 +216,12 @@ def test_valid_construction(tmp_path):
         ({"agent": {"env": 3}}, "Gymnasium id"),
         ({"agent": {"env": "CartPole-v1", "seed": 3}}, "seed"),
         ({"agent": {"env": "CartPole-v1", "n_envs": 0}}, "n_envs"),
+        ({"agent": {"env": "CartPole-v1", "normalize": "yes"}}, "normalize"),
+        ({"agent": {"env": "CartPole-v1", "n_envs": [1, 2]}}, r"has 2 entries; expected one per member \(population_size=4\)"),
+        ({"agent": {"env": "CartPole-v1", "n_envs": [1, 0, 1, 1]}}, "n_envs"),
+        ({"agent": {"env": "CartPole-v1", "normalize": {"norm_obsv": True}}}, "unknown keys.*norm_obsv"),
+        ({"synchronous": 0}, r"synchronous=0: expected True .* or False"),
+        ({"synchronous": "false"}, "synchronous='false'"),
     ],
 )
 def test_bad_arguments_are_value_errors(tmp_path, kw, match):
@@ -236,8 +243,10 @@ def test_ray_backend_without_ray_is_an_import_error(tmp_path, monkeypatch):
 def test_resume_refuses_a_different_experiment(tmp_path):
     import json
 
+    from lifelong.pbt.persistence import PopulationState
+
     pbt = make(tmp_path)
-    state = pbt._new_state()
+    state = PopulationState.new(pbt.settings).data
     (tmp_path / "state.json").write_text(json.dumps(state))
     assert make(tmp_path, total_steps=512).load_state()["boundary"] == 0  # longer run: same experiment
     with pytest.raises(ValueError, match="different PBT experiment"):
@@ -247,8 +256,8 @@ def test_resume_refuses_a_different_experiment(tmp_path):
 def test_start_method_is_validated(tmp_path):
     from lifelong.pbt.local import START_METHODS
 
-    assert make(tmp_path).start_method in START_METHODS
-    assert make(tmp_path, start_method="spawn").start_method == "spawn"
+    assert make(tmp_path).settings.start_method in START_METHODS
+    assert make(tmp_path, start_method="spawn").settings.start_method == "spawn"
     with pytest.raises(ValueError, match="start_method='fork'"):
         make(tmp_path, start_method="fork")
 
@@ -256,3 +265,46 @@ def test_start_method_is_validated(tmp_path):
 def test_interval_not_a_multiple_of_the_rollout_warns(tmp_path):
     with pytest.warns(UserWarning, match="not a multiple of n_steps"):
         make(tmp_path, interval_steps=100, total_steps=300)
+
+
+def test_resuming_in_the_other_mode_names_both_modes(tmp_path):
+    import json
+
+    from lifelong.pbt.persistence import PopulationState
+
+    sync = make(tmp_path)
+    (tmp_path / "state.json").write_text(json.dumps(PopulationState.new(sync.settings).data))
+    assert sync.load_state()["synchronous"] is True
+    with pytest.raises(ValueError, match="holds a synchronous PBT run; it cannot be resumed as asynchronous"):
+        make(tmp_path, synchronous=False).load_state()
+    asyn = make(tmp_path / "a", synchronous=False)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "state.json").write_text(json.dumps(PopulationState.new(asyn.settings).data))
+    with pytest.raises(ValueError, match="holds an asynchronous PBT run; it cannot be resumed as synchronous"):
+        make(tmp_path / "a").load_state()
+
+
+# ---------------------------------------------------------------- the shared decision code
+
+
+def test_quantiles_and_asynchronous_decision():
+    import numpy as np
+
+    from lifelong.pbt.explore import asynchronous_decision, member_rng, quantiles
+
+    scores = {"a": 3.0, "b": 1.0, "c": 2.0, "d": float("nan")}
+    assert quantiles(scores, 0.25, "max") == (["d"], ["a"])  # NaN ranks last
+    assert quantiles(scores, 0.5, "max") == (["b", "d"], ["a", "c"])
+    assert quantiles(scores, 0.5, "min") == (["a", "d"], ["b", "c"])
+    rng = np.random.default_rng(0)
+    # warm-up: a member without a score blocks every exploit
+    assert asynchronous_decision("b", {"a": 3.0, "b": 1.0, "c": None, "d": 0.5}, 0.25, "max", rng) == (None, "warm-up")
+    full = {"a": 3.0, "b": 1.0, "c": 2.0, "d": 0.5}
+    assert asynchronous_decision("c", full, 0.25, "max", rng) == (None, "not in the bottom quantile")
+    assert asynchronous_decision("d", full, 0.25, "max", rng) == ("a", "bottom quantile")
+    donors = {asynchronous_decision("b", full, 0.5, "max", member_rng(0, 1, s))[0] for s in range(0, 6400, 64)}
+    assert donors == {"a", "c"}  # drawn from the whole top half
+    again = [asynchronous_decision("b", full, 0.5, "max", member_rng(0, 1, s))[0] for s in range(0, 640, 64)]
+    assert again == [asynchronous_decision("b", full, 0.5, "max", member_rng(0, 1, s))[0] for s in range(0, 640, 64)]
+    with pytest.raises(ValueError, match="'z' is not in the population"):
+        asynchronous_decision("z", full, 0.25, "max", rng)

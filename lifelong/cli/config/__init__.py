@@ -2,6 +2,7 @@
 
 A configuration is a plain mapping (what ``config.yaml`` holds)::
 
+    algo: ppo                 # ppo (DistributionalPPO) | recurrent_ppo (DistributionalRecurrentPPO)
     env: CartPole-v1          # Gymnasium id (``lifelong train ENV`` overrides it)
     env_kwargs: {}            # extra gymnasium.make arguments
     n_envs: 8                 # vectorised copies of the env
@@ -14,15 +15,16 @@ A configuration is a plain mapping (what ``config.yaml`` holds)::
     eval_deterministic: true
     checkpoint_every: 25000   # 0 = checkpoint only at the end
     keep_checkpoints: 3
-    agent:                    # DistributionalPPO constructor arguments
+    agent:                    # constructor arguments of the algo's agent
       learning_rate: 3.0e-4   # or lin_3e-4, or {linear: [3e-4, 0]}
       n_steps: 2048
       ...
     pbt: {...}                # only for ``lifelong pbt``: PBT arguments
     space: {...}              # only for ``lifelong pbt``: the search space
 
-Defaults come from the DistributionalPPO signature (read with :mod:`inspect`), so the agent's own
-defaults are the config defaults. Precedence: defaults < ``--config`` file < ``--set``.
+Defaults come from the chosen agent's signature (read with :mod:`inspect`), so the agent's own
+defaults are the config defaults (``algo`` decides which agent, so it is read first, from the file,
+the flags or ``--set algo=...``). Precedence: defaults < ``--config`` file < ``--set``.
 Every error is a :class:`ConfigError` whose message starts with the key's dotted path, e.g.
 ``agent.n_steps: expected a positive integer, got -3``.
 
@@ -32,7 +34,7 @@ Modules, one concept each:
 - :mod:`.yaml_io`      YAML load/dump, ``--set`` value typing and ``KEY=VALUE`` parsing
 - :mod:`.validators`   value types (positive ints, ranges, choices, schedules like ``lin_2e-3``, ...)
 - :mod:`.signature`    defaults read from a constructor's signature
-- :mod:`.agent`        the ``agent:`` schema derived from DistributionalPPO's signature
+- :mod:`.agent`        the ``agent:`` schema derived from the chosen agent's signature
 - :mod:`.run_options`  the run-options schema (top-level keys)
 - :mod:`.pbt_schema`   the ``pbt:`` settings and the ``space:`` search space
 - :mod:`.merge`        defaults < file < flags < ``--set``, and whole-config validation

@@ -1,18 +1,20 @@
-"""The agent's arguments: the ``agent:`` section, derived from DistributionalPPO's signature.
+"""The agent's arguments: the ``agent:`` section, derived from the chosen agent's signature.
 
-Defaults are read from the constructor with :mod:`inspect`, so the agent's own defaults are the
-config defaults; arguments without a validator in :data:`AGENT_KNOWN` are typed from their default.
+The top-level ``algo`` key chooses the agent (:data:`ALGORITHMS`): ``ppo`` (the default,
+DistributionalPPO) or ``recurrent_ppo`` (DistributionalRecurrentPPO, LSTM policies). Defaults are
+read from that agent's constructor with :mod:`inspect`, so the agent's own defaults are the
+config defaults (``policy`` defaults to its first alias: ``MlpPolicy`` / ``MlpLstmPolicy``);
+arguments without a validator in :data:`AGENT_KNOWN` are typed from their default.
 """
 from __future__ import annotations
-
-from lifelong.agent.optimizer import OPTIMIZERS
-from lifelong.agent.ppo import DistributionalPPO
-from lifelong.vgs import VarianceGradientScaler
 
 import copy
 import inspect
 from typing import Mapping
 
+from lifelong.agent.optimizer import OPTIMIZERS
+from lifelong.agent.ppo import DistributionalPPO
+from lifelong.agent.recurrent import DistributionalRecurrentPPO
 from lifelong.cli.config.errors import ConfigError, suggest
 from lifelong.cli.config.run_options import RUN_KEYS
 from lifelong.cli.config.signature import signature_defaults
@@ -31,8 +33,14 @@ from lifelong.cli.config.validators import (
     V,
     known_items,
 )
+from lifelong.vgs import VarianceGradientScaler
 
-__all__ = ["AGENT_KNOWN", "AGENT_EXCLUDED", "agent_class", "agent_defaults"]
+__all__ = ["AGENT_KNOWN", "AGENT_EXCLUDED", "ALGORITHMS", "DEFAULT_ALGO", "agent_class", "agent_defaults",
+           "algo_of_class"]
+
+#: the ``algo`` key's values and the agent each builds
+ALGORITHMS: dict[str, type] = {"ppo": DistributionalPPO, "recurrent_ppo": DistributionalRecurrentPPO}
+DEFAULT_ALGO = "ppo"
 
 
 def _optimizer_class(ctx):
@@ -93,23 +101,33 @@ AGENT_KNOWN: dict[str, V] = {
 AGENT_EXCLUDED = ("self", "env", "tensorboard_log", "verbose", "seed", "_init_setup_model",
                   "rollout_buffer_class")
 
-def agent_class():
-    """The agent class a configuration builds."""
-    return DistributionalPPO
+def agent_class(algo: str = DEFAULT_ALGO) -> type:
+    """The agent class a configuration with ``algo: ALGO`` builds."""
+    if algo not in ALGORITHMS:
+        raise ConfigError(f"algo: expected one of {list(ALGORITHMS)}, got {algo!r}{suggest(str(algo), list(ALGORITHMS))}")
+    return ALGORITHMS[algo]
 
 
-_AGENT_DEFAULTS: dict | None = None
+def algo_of_class(cls: type) -> str:
+    """The ``algo`` value of an agent class (inverse of :func:`agent_class`)."""
+    for name, klass in ALGORITHMS.items():
+        if klass is cls:
+            return name
+    raise ConfigError(f"{cls.__name__} is not an agent the command line builds (expected one of {list(ALGORITHMS)})")
 
 
-def agent_defaults() -> dict:
-    """Constructor defaults of DistributionalPPO (read from its signature)."""
-    global _AGENT_DEFAULTS
-    if _AGENT_DEFAULTS is None:
-        params = dict(inspect.signature(agent_class().__init__).parameters)
-        out = {"policy": "MlpPolicy"}
+_AGENT_DEFAULTS: dict[str, dict] = {}
+
+
+def agent_defaults(algo: str = DEFAULT_ALGO) -> dict:
+    """Constructor defaults of the ``algo`` agent (read from its signature)."""
+    if algo not in _AGENT_DEFAULTS:
+        cls = agent_class(algo)
+        params = dict(inspect.signature(cls.__init__).parameters)
+        out = {"policy": next(iter(cls.policy_aliases))}
         out.update(signature_defaults(params, exclude=AGENT_EXCLUDED + ("policy",)))
-        _AGENT_DEFAULTS = out
-    return copy.deepcopy(_AGENT_DEFAULTS)
+        _AGENT_DEFAULTS[algo] = out
+    return copy.deepcopy(_AGENT_DEFAULTS[algo])
 
 
 def _agent_validator(name: str, default) -> V:
@@ -126,11 +144,11 @@ def _agent_validator(name: str, default) -> V:
     return Any_()
 
 
-def _validate_agent(agent) -> dict:
+def _validate_agent(agent, algo: str = DEFAULT_ALGO) -> dict:
     agent = FreeDict()("agent", agent)
-    known = agent_defaults()
+    known = agent_defaults(algo)
     out = {}
-    for k, v in known_items("agent", agent, known, hint=lambda k: _unknown_agent_key_hint(k, known)):
+    for k, v in known_items("agent", agent, known, hint=lambda k: _unknown_agent_key_hint(k, known, algo)):
         validator = _agent_validator(k, known[k])
         if isinstance(validator, Kwargs):
             out[k] = validator(f"agent.{k}", v, context={**known, **agent})
@@ -140,28 +158,30 @@ def _validate_agent(agent) -> dict:
     vmax = out.get("v_max", known.get("v_max"))
     if isinstance(vmin, (int, float)) and isinstance(vmax, (int, float)) and vmin >= vmax:
         raise ConfigError(f"agent.v_max: expected a number greater than agent.v_min ({vmin}), got {vmax}")
-    if "policy_kwargs" in out and out["policy_kwargs"]:
-        _check_policy_kwargs(out.get("policy", known.get("policy", "MlpPolicy")), out["policy_kwargs"])
+    _check_policy_kwargs(out.get("policy", known["policy"]), out.get("policy_kwargs") or {}, algo)
     return out
 
 
-def _unknown_agent_key_hint(k, known) -> str:
+def _unknown_agent_key_hint(k, known, algo: str = DEFAULT_ALGO) -> str:
     hint = suggest(k, list(known))
+    other = [a for a, cls in ALGORITHMS.items() if a != algo and k in agent_defaults(a)]
     if k in PolicyKwargs.KNOWN:
         hint = f" (did you mean agent.policy_kwargs.{k}?)"
     elif not hint and k in RUN_KEYS:
         hint = f" ({k} is a top-level key, not an agent argument)"
+    elif not hint and other:
+        hint = f" ({k} is an argument of algo: {other[0]}, this config has algo: {algo})"
     return hint
 
 
-def _check_policy_kwargs(policy, kwargs: Mapping) -> None:
-    cls = agent_class()
+def _check_policy_kwargs(policy, kwargs: Mapping, algo: str = DEFAULT_ALGO) -> None:
+    cls = agent_class(algo)
     if not isinstance(policy, str):
         return
-    pcls = getattr(cls, "policy_aliases", {}).get(policy)
+    pcls = cls.policy_aliases.get(policy)
     if pcls is None:
-        raise ConfigError(f"agent.policy: unknown policy {policy!r}"
-                          f"{suggest(policy, list(getattr(cls, 'policy_aliases', {})))}")
+        raise ConfigError(f"agent.policy: unknown policy {policy!r} for algo: {algo} (expected one of "
+                          f"{list(cls.policy_aliases)}){suggest(policy, list(cls.policy_aliases))}")
     names: set[str] = set()
     for klass in pcls.__mro__:
         init = klass.__dict__.get("__init__")

@@ -10,6 +10,7 @@ from lifelong.cli.config.errors import ConfigError, _fail, suggest
 from lifelong.cli.config.signature import signature_defaults
 from lifelong.cli.config.validators import (
     Any_,
+    Bool,
     Choice,
     Float,
     FreeDict,
@@ -19,7 +20,7 @@ from lifelong.cli.config.validators import (
     V,
     known_items,
 )
-from lifelong.pbt import PBT
+from lifelong.pbt.settings import PBTSettings
 
 __all__ = ["pbt_class", "pbt_defaults", "parse_space", "tunable_names"]
 
@@ -37,11 +38,13 @@ _PBT_KNOWN: dict[str, V] = {
     "backend": Choice("local", "ray"),
     "workers": Optional(Int(min=1)),
     "seed": Optional(Int(min=0)),
+    "synchronous": Bool(),
 }
 
 
 def pbt_class():
-    return PBT
+    """The class whose keyword arguments the ``pbt:`` section holds (``PBT`` takes the same)."""
+    return PBTSettings
 
 
 def pbt_defaults() -> dict:

@@ -86,7 +86,7 @@ def parse_value(text: str, where: str = "value") -> Any:
 
 
 def dump_yaml(config: Mapping) -> str:
-    return yaml.safe_dump(_plain(config), sort_keys=False, default_flow_style=None)
+    return yaml.safe_dump(_plain(config), sort_keys=False, default_flow_style=False)  # block style
 
 
 def _plain(x):

@@ -1,0 +1,139 @@
+"""One PPO minibatch update, shared by :class:`~lifelong.agent.ppo.DistributionalPPO` and
+:class:`~lifelong.agent.recurrent.DistributionalRecurrentPPO`: the critics' losses, the clipped
+surrogate objective, the entropy bonus, the early-stopping test on the approximate KL, and the
+optimizer step (through the scaler when it is on).
+
+Every function takes an optional boolean ``mask`` over the minibatch's samples: the recurrent
+agent's minibatches are sequences padded to a common length, and a padded sample counts in no
+mean (``mean over mask`` instead of ``mean``). ``mask=None`` is the feed-forward agent's case and
+computes exactly what it computed before these functions were shared.
+
+The loss of one minibatch (normalised advantages ``A``, probability ratio ``r = pi / pi_old``)::
+
+    L = -mean(min(A r, A clip(r, 1 - eps, 1 + eps))) + ent_coef * L_ent + vf_coef * sum_k L_k
+
+where ``L_k`` is critic ``k``'s loss (quantile-Huber or cross-entropy, see
+:mod:`lifelong.agent.critics`; each critic gets the gradient a single critic would get) and
+``L_ent = -mean(entropy)`` (or ``mean(log pi)`` when the distribution has no entropy formula).
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch as th
+
+from lifelong.agent import critics as C
+from lifelong.agent.gradients import clip_grad_norm, zero_grad
+
+__all__ = ["critic_losses", "minibatch_loss", "stop_early", "gradient_step", "MinibatchLoss"]
+
+
+def _mean(x: th.Tensor, mask: th.Tensor | None) -> th.Tensor:
+    """``mean(x)``, over the valid samples only when ``mask`` is given (``x`` is ``[B]``)."""
+    return x.mean() if mask is None else x[mask].mean()
+
+
+def critic_losses(
+    policy: Any,
+    outputs: th.Tensor,
+    targets: th.Tensor,
+    target_probs: th.Tensor | None,
+    old_outputs: th.Tensor | None,
+    old_means: th.Tensor | None,
+    clip_range_vf: float | None,
+    mask: th.Tensor | None = None,
+) -> th.Tensor:
+    """Per-critic loss ``[n_critics]`` for outputs ``[n, B, K]`` and normalised targets ``[B]``."""
+    if policy.critic == "quantile":
+        if clip_range_vf is None:
+            per_sample = C.quantile_huber_loss(outputs, targets, policy.huber_kappa, policy.taus)
+        else:
+            assert old_outputs is not None
+            clipped = old_outputs + (outputs - old_outputs).clamp(-clip_range_vf, clip_range_vf)
+            per_sample = th.maximum(
+                C.quantile_huber_loss(outputs, targets, policy.huber_kappa, policy.taus, reduce=False),
+                C.quantile_huber_loss(clipped, targets, policy.huber_kappa, policy.taus, reduce=False),
+            ).mean(-1)
+    else:
+        assert target_probs is not None
+        per_sample = C.categorical_cross_entropy(outputs, target_probs)
+        if clip_range_vf is not None:
+            assert old_means is not None
+            means = C.categorical_expectation(outputs, policy.support)
+            clipped = old_means + (means - old_means).clamp(-clip_range_vf, clip_range_vf)
+            stop = (clipped - targets).square() > (means - targets).square()
+            per_sample = th.where(stop, per_sample.detach(), per_sample)
+    if mask is not None:
+        per_sample = per_sample[:, mask]
+    return per_sample.mean(-1)
+
+
+class MinibatchLoss(NamedTuple):
+    """``loss`` (to backpropagate), ``stats`` (detached ``[policy loss, entropy loss, clip
+    fraction, critic losses...]``, for :func:`lifelong.agent.metrics.log_train`) and
+    ``approx_kl`` (detached)."""
+
+    loss: th.Tensor
+    stats: th.Tensor
+    approx_kl: th.Tensor
+
+
+def minibatch_loss(
+    model: Any,
+    log_prob: th.Tensor,
+    entropy: th.Tensor | None,
+    outputs: th.Tensor,
+    old_log_prob: th.Tensor,
+    advantages: th.Tensor,
+    targets: th.Tensor,
+    target_probs: th.Tensor | None,
+    old_outputs: th.Tensor | None,
+    old_means: th.Tensor | None,
+    clip_range: float,
+    clip_range_vf: float | None,
+    mask: th.Tensor | None = None,
+) -> MinibatchLoss:
+    """The PPO loss of one minibatch (see the module docstring) and its statistics."""
+    if model.normalize_advantage:
+        if mask is None:
+            if advantages.shape[0] > 1:
+                advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        else:
+            valid = advantages[mask]
+            # one valid sample has no std: it then gets advantage 0, not NaN
+            advantages = (advantages - valid.mean()) / (th.nan_to_num(valid.std(), nan=0.0) + 1e-8)
+    log_ratio = log_prob - old_log_prob
+    ratio = th.exp(log_ratio)
+    policy_loss = -_mean(th.min(advantages * ratio, advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range)), mask)
+    losses = critic_losses(model.policy, outputs, targets, target_probs, old_outputs, old_means, clip_range_vf, mask)
+    entropy_loss = _mean(log_prob, mask) if entropy is None else -_mean(entropy, mask)
+    # Sum over critics: each critic gets the gradient a single critic would get.
+    loss = policy_loss + model.ent_coef * entropy_loss + model.vf_coef * losses.sum()
+    with th.no_grad():
+        approx_kl = _mean((ratio - 1) - log_ratio, mask)
+        clip_fraction = _mean((th.abs(ratio - 1) > clip_range).float(), mask)
+    stats = th.cat([th.stack([policy_loss.detach(), entropy_loss.detach(), clip_fraction]), losses.detach()])
+    return MinibatchLoss(loss, stats, approx_kl)
+
+
+def stop_early(model: Any, approx_kl: th.Tensor, epoch: int) -> bool:
+    """``True`` when ``target_kl`` is set and ``approx_kl > 1.5 * target_kl`` (PPO's early stop)."""
+    if model.target_kl is not None and approx_kl.item() > 1.5 * model.target_kl:
+        if model.verbose >= 1:
+            print(f"Early stopping at step {epoch} due to reaching max kl: {approx_kl.item():.2f}")
+        return True
+    return False
+
+
+def gradient_step(model: Any, loss: th.Tensor) -> None:
+    """Backpropagate ``loss`` and step the optimizer: ``vgs.step(optimizer, max_grad_norm)`` when
+    the scaler is on, else gradient clipping and ``optimizer.step()`` (:mod:`lifelong.agent.gradients`:
+    the optimizer's parameters, without torch's per-call overhead)."""
+    optimizer = model.policy.optimizer
+    zero_grad(optimizer)
+    loss.backward()
+    if model.vgs is not None:
+        model.vgs.step(optimizer, max_grad_norm=model.max_grad_norm)
+    else:
+        clip_grad_norm(optimizer, model.max_grad_norm)
+        optimizer.step()
