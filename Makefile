@@ -32,6 +32,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/vgs_overhead.py
 	$(PY) benchmarks/checkpoint_io.py
 	$(PY) benchmarks/vs_sb3.py --quick
+	$(PY) benchmarks/suite.py --quick --jsonl $(BENCH_DIR)/suite_quick.jsonl --profile $(BENCH_DIR)/suite_quick.png
+	$(PY) benchmarks/huber_kappa.py
 	$(PY) benchmarks/pbt_scaling.py
 	$(PY) benchmarks/plasticity_digits.py --out $(BENCH_DIR)
 	$(PY) benchmarks/continual_rl.py --out $(BENCH_DIR)

@@ -89,3 +89,45 @@ def test_digits_fixed_and_real_engines_agree(tmp_path, capsys):
         for key in ("first", "peak", "last"):
             assert results["fixed"][name][key] == pytest.approx(results["real"][name][key], abs=0.05)
     assert len(results["real"]["l2"]["gate_histogram"]) == 10
+
+
+def test_suite_runs_resumes_and_summarises(tmp_path, capsys):
+    """The suite end to end at a tiny budget: one JSON line per (env, agent, seed), a rerun skips
+    them, and the summary has the medians, the IQM with its CI, the differences and the profile."""
+    pytest.importorskip("rliable")
+    mod = load("suite")
+    jsonl, png = tmp_path / "suite.jsonl", tmp_path / "profile.png"
+    args = ["--env", "CartPole-v1", "--agent", "sb3", "--agent", "default", "--seeds", "2",
+            "--budget", "CartPole-v1=256", "--eval-episodes", "1", "--reps", "50", "--jsonl", str(jsonl), "--profile", str(png)]
+    mod.main(args)
+    rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert sorted((r["agent"], r["seed"]) for r in rows) == [("default", 0), ("default", 1), ("sb3", 0), ("sb3", 1)]
+    assert all(r["steps_done"] >= 256 and np.isfinite(r["score"]) for r in rows)
+    out = capsys.readouterr().out
+    assert "4 runs to do" in out and "| CartPole-v1 (256) |" in out
+    assert "IQM of normalised scores over 2 seeds x 1 environments" in out and "| default - sb3 |" in out
+    assert png.stat().st_size > 0
+    mod.main(args)                                   # resume: nothing left to do
+    assert "0 runs to do (4 already in" in capsys.readouterr().out
+    assert len(jsonl.read_text().splitlines()) == 4
+    # normalised scores: random -> 0, reference -> 1
+    spec = mod.ENVS["CartPole-v1"]
+    assert mod.normalised({"env": "CartPole-v1", "score": spec["random"]}) == 0.0
+    assert mod.normalised({"env": "CartPole-v1", "score": spec["reference"]}) == 1.0
+
+
+def test_suite_dist_off_ablation_is_sb3_squared_error():
+    """``dist-off``: one quantile at tau 1/2 with kappa K and vf_coef x 4K is exactly SB3's value
+    loss ``vf_coef * (target - v)^2`` (normalised units) for errors below K."""
+    import torch
+
+    from lifelong.agent.critics import quantile_huber_loss
+
+    mod = load("suite")
+    hp = {"vf_coef": 0.5}
+    kw = mod.agent_kwargs("dist-off", hp)
+    assert kw["n_quantiles"] == 1
+    v = torch.tensor([[0.3], [-2.0], [5.0]])
+    target = torch.tensor([1.0, 4.0, -40.0])
+    ours = kw["vf_coef"] * quantile_huber_loss(v, target, kw["huber_kappa"])
+    assert torch.allclose(ours, hp["vf_coef"] * (target - v[:, 0]) ** 2)

@@ -92,6 +92,7 @@ class DistributionalOnPolicyAlgorithm(OnPolicyAlgorithm):
         vgs: bool,
         vgs_kwargs: dict[str, Any] | None,
         normalize_returns: bool,
+        normalize_returns_horizon: float | None,
         cvar_alpha: float | None,
         diagnostics_every: int,
         _init_setup_model: bool,
@@ -100,6 +101,7 @@ class DistributionalOnPolicyAlgorithm(OnPolicyAlgorithm):
             critic=critic, n_quantiles=n_quantiles, huber_kappa=huber_kappa, n_atoms=n_atoms, v_min=v_min,
             v_max=v_max, categorical_projection=categorical_projection, value_aggregation=value_aggregation,
             cvar_alpha=cvar_alpha, normalize_returns=normalize_returns,
+            normalize_returns_horizon=normalize_returns_horizon,
         )
         # ---- optimizer and learning rate
         optimizer_class = self._resolve_optimizer(optimizer)

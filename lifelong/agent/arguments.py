@@ -27,6 +27,7 @@ SUPPORTED_OBS_SPACES = (spaces.Box, spaces.Dict, spaces.Discrete, spaces.MultiDi
 _POLICY_OWNED_KWARGS = (
     "optimizer_class", "optimizer_kwargs", "critic", "n_quantiles", "huber_kappa", "n_atoms", "v_min", "v_max",
     "categorical_projection", "n_critics", "value_aggregation", "cvar_alpha", "normalize_returns",
+    "normalize_returns_horizon",
 )
 
 
@@ -178,6 +179,7 @@ def constructor_kwargs(model: Any) -> dict[str, Any]:
         "vgs": model.use_vgs,
         "vgs_kwargs": to_json(model.vgs_kwargs, "vgs_kwargs"),
         "normalize_returns": model.normalize_returns,
+        "normalize_returns_horizon": model.normalize_returns_horizon,
         "cvar_alpha": model.cvar_alpha,
         "diagnostics_every": model.diagnostics_every,
     }

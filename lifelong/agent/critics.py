@@ -39,7 +39,7 @@ Both :class:`~lifelong.agent.ppo.DistributionalPPO` and
 :class:`~lifelong.agent.policy.DistributionalActorCriticPolicy` hold a ``critic_spec`` and
 expose its fields as read-only attributes (``critic``, ``n_quantiles``, ``huber_kappa``,
 ``n_atoms``, ``v_min``, ``v_max``, ``categorical_projection``, ``value_aggregation``,
-``cvar_alpha``, ``normalize_returns``).
+``cvar_alpha``, ``normalize_returns``, ``normalize_returns_horizon``).
 """
 from __future__ import annotations
 
@@ -51,6 +51,8 @@ import numpy as np
 import torch as th
 import torch.nn.functional as F
 from torch import nn
+
+from lifelong.agent.normalization import check_horizon
 
 __all__ = ["quantile_taus", "quantile_huber_loss", "categorical_support", "two_hot", "hl_gauss", "project_categorical", "categorical_cross_entropy", "categorical_expectation", "categorical_std", "aggregate", "aggregate_quantiles", "cvar_from_quantiles", "CRITICS", "AGGREGATIONS", "PROJECTIONS", "CriticEnsemble", "CriticSpec", "CRITIC_SPEC_FIELDS", "validate_distributional_args", "critic_spec_attributes"]
 
@@ -286,6 +288,7 @@ class CriticSpec:
     value_aggregation: str
     cvar_alpha: float | None
     normalize_returns: bool
+    normalize_returns_horizon: float | None = None
 
     @classmethod
     def build(
@@ -301,6 +304,7 @@ class CriticSpec:
         value_aggregation: Any,
         cvar_alpha: Any,
         normalize_returns: Any,
+        normalize_returns_horizon: Any = None,
     ) -> CriticSpec:
         """Validate (:func:`validate_distributional_args`), then convert to plain Python types."""
         validate_distributional_args(
@@ -319,6 +323,7 @@ class CriticSpec:
             value_aggregation=value_aggregation,
             cvar_alpha=None if cvar_alpha is None else float(cvar_alpha),
             normalize_returns=bool(normalize_returns),
+            normalize_returns_horizon=check_horizon(normalize_returns_horizon, "normalize_returns_horizon"),
         )
 
     def as_kwargs(self) -> dict[str, Any]:

@@ -15,8 +15,28 @@ Semantics (what the critics predict and how a change of statistics shows up)
   quantile) shifts by ``(m' - m) + (s' - s) v`` until the networks re-fit the new targets during
   that update's epochs. No output-preserving correction (PopArt) is made: a categorical head
   cannot be rescaled affinely, and editing weights outside the optimizer would desynchronise
-  the optimizer's state (UPGD utilities, Adam moments). The statistics accumulate over the
-  whole run (count-weighted, like ``VecNormalize``), so the shift shrinks as ``1 / count``.
+  the optimizer's state (UPGD utilities, Adam moments).
+* Two ways to weigh the past (``horizon``):
+
+  - ``horizon=None`` (count-weighted, like ``VecNormalize``): every return of the run weighs
+    the same, so the shift shrinks as ``1 / count``; right for a stationary reward scale, but
+    after the reward scale changes the statistics need about as many new returns as they have
+    seen to follow (a run that has trained 1M steps on rewards ~1 and then sees rewards ~100
+    keeps a standard deviation far below 100 for another ~1M steps, and its critics' targets
+    are then far outside the unit range they were initialised for).
+  - ``horizon=H`` (exponential moving average over about ``H`` updates): a batch of ``n``
+    returns merges with the weight ``r = max(n / (count + n), 1 / H)``: count-weighted (exactly
+    the mean of everything seen) for the first ``H`` equal-sized updates, then an exponential
+    moving average with rate ``1 / H``, whose statistics follow a changed reward scale within
+    a few ``H`` updates. The cost: the statistics keep moving by ~``1/H`` of their noise per
+    update, so the critics' de-normalised outputs keep shifting a little even when nothing
+    changes.
+
+  Either way the merge is that of two distributions with weights ``1 - r`` and ``r``
+  (batch mean ``b``, variance ``c``, ``delta = b - mean``)::
+
+      mean <- mean + r * delta
+      var  <- (1 - r) * var + r * c + r * (1 - r) * delta^2
 * Value clipping (``clip_range_vf``) is applied to network outputs, i.e. in normalised units,
   so it is independent of the reward scale and of the statistics.
 
@@ -35,22 +55,26 @@ import numpy as np
 import torch as th
 from torch import nn
 
-__all__ = ["ReturnNormalizer"]
+__all__ = ["ReturnNormalizer", "check_horizon"]
 
 
 class ReturnNormalizer(nn.Module):
-    """Count-weighted running mean and variance of returns (parallel-merge update).
+    """Running mean and variance of returns: count-weighted (parallel merge) or, with
+    ``horizon``, an exponential moving average over about ``horizon`` updates.
 
     :param enabled: when False, never updates: normalisation is the identity.
     :param min_std: floor of the standard deviation used to (de-)normalise.
+    :param horizon: ``None`` (count-weighted over the whole run) or a number >= 1: the
+        statistics' memory in updates (calls of :meth:`update`), see the module docstring.
     """
 
-    def __init__(self, enabled: bool = True, min_std: float = 1e-4) -> None:
+    def __init__(self, enabled: bool = True, min_std: float = 1e-4, horizon: float | None = None) -> None:
         super().__init__()
         if not (isinstance(min_std, (int, float)) and min_std > 0):
             raise ValueError(f"min_std must be a positive number, got {min_std!r}")
         self.enabled = bool(enabled)
         self.min_std = float(min_std)
+        self.horizon = check_horizon(horizon)
         self.register_buffer("mean", th.zeros((), dtype=th.float32))
         self.register_buffer("var", th.ones((), dtype=th.float32))
         self.register_buffer("count", th.zeros((), dtype=th.float64))
@@ -75,6 +99,11 @@ class ReturnNormalizer(nn.Module):
         count = float(self.count.item())
         if count == 0:
             mean, var = b_mean, b_var
+        elif self.horizon is not None:
+            rate = max(n / (count + n), 1.0 / self.horizon)
+            delta = b_mean - float(self.mean.item())
+            mean = float(self.mean.item()) + rate * delta
+            var = (1.0 - rate) * float(self.var.item()) + rate * b_var + rate * (1.0 - rate) * delta * delta
         else:
             total = count + n
             delta = b_mean - float(self.mean.item())
@@ -99,4 +128,18 @@ class ReturnNormalizer(nn.Module):
         return values * self.std.to(values.dtype)
 
     def extra_repr(self) -> str:
-        return f"enabled={self.enabled}, min_std={self.min_std}"
+        return f"enabled={self.enabled}, min_std={self.min_std}, horizon={self.horizon}"
+
+
+def check_horizon(horizon: object, name: str = "horizon") -> float | None:
+    """``None`` or a finite number >= 1 (as float), else ``ValueError`` naming ``name``."""
+    if horizon is None:
+        return None
+    if isinstance(horizon, bool) or not isinstance(horizon, (int, float, np.integer, np.floating)) or not (
+        math.isfinite(float(horizon)) and horizon >= 1
+    ):
+        raise ValueError(
+            f"{name}={horizon!r} is invalid: expected None (count-weighted statistics) or a number >= 1 "
+            "(an exponential moving average over about that many updates)"
+        )
+    return float(horizon)

@@ -106,7 +106,7 @@ class DistributionalActorCriticPolicy(ActorCriticPolicy):
         optimizer_kwargs: dict[str, Any] | None = None,
         critic: str = "quantile",
         n_quantiles: int = 32,
-        huber_kappa: float = 1.0,
+        huber_kappa: float = 0.03,
         n_atoms: int = 51,
         v_min: float = -10.0,
         v_max: float = 10.0,
@@ -115,12 +115,14 @@ class DistributionalActorCriticPolicy(ActorCriticPolicy):
         value_aggregation: str = "min",
         cvar_alpha: float | None = None,
         normalize_returns: bool = True,
+        normalize_returns_horizon: float | None = None,
         share_critic_trunk: bool = False,
     ) -> None:
         self.critic_spec = CriticSpec.build(
             critic=critic, n_quantiles=n_quantiles, huber_kappa=huber_kappa, n_atoms=n_atoms, v_min=v_min,
             v_max=v_max, categorical_projection=categorical_projection, value_aggregation=value_aggregation,
             cvar_alpha=cvar_alpha, normalize_returns=normalize_returns,
+            normalize_returns_horizon=normalize_returns_horizon,
         )
         if n_critics not in (1, 2):
             raise ValueError(f"n_critics must be 1 or 2, got {n_critics!r}")
@@ -189,7 +191,9 @@ class DistributionalActorCriticPolicy(ActorCriticPolicy):
             activation_fn=self.activation_fn,
             share_trunk=self.share_critic_trunk,
         )
-        self.return_normalizer = ReturnNormalizer(enabled=self.normalize_returns)
+        self.return_normalizer = ReturnNormalizer(
+            enabled=self.normalize_returns, horizon=self.normalize_returns_horizon
+        )
         self.register_buffer(
             "support", C.categorical_support(self.v_min, self.v_max, max(self.n_atoms, 2)), persistent=False
         )
@@ -223,6 +227,7 @@ class DistributionalActorCriticPolicy(ActorCriticPolicy):
             value_aggregation=self.value_aggregation,
             cvar_alpha=self.cvar_alpha,
             normalize_returns=self.normalize_returns,
+            normalize_returns_horizon=self.normalize_returns_horizon,
             share_critic_trunk=self.share_critic_trunk,
             share_features_extractor=self.share_features_extractor,
         )

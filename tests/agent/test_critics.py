@@ -138,3 +138,38 @@ def test_cvar_hand_computed():
     for bad in (0.0, -0.1, 1.5):
         with pytest.raises(ValueError, match="cvar_alpha"):
             C.cvar_from_quantiles(q, bad)
+
+
+def _learned_quantiles_on_a_skewed_target(kappa, steps=3000, lr=3e-3, batch=256, n=32):
+    """Quantile regression of N free quantiles on the standardised exponential ``E - 1`` (mean 0,
+    sd 1, skewness 2): (mean bias, spread ratio) of the quantiles averaged over the last 500 steps
+    against the true midpoint quantiles ``-log(1 - tau) - 1``."""
+    gen = torch.Generator().manual_seed(0)
+    taus = C.quantile_taus(n)
+    q = torch.zeros(n, requires_grad=True)
+    opt = torch.optim.Adam([q], lr=lr)
+    avg = torch.zeros(n)
+    for t in range(steps):
+        x = -torch.log1p(-torch.rand(batch, generator=gen)) - 1.0
+        opt.zero_grad()
+        C.quantile_huber_loss(q.unsqueeze(0), x, kappa, taus).mean().backward()
+        opt.step()
+        if t >= steps - 500:
+            avg += q.detach() / 500
+    true = -torch.log1p(-taus.double()).float() - 1.0
+    return (avg.mean() - true.mean()).item(), (avg.std() / true.std()).item()
+
+
+def test_default_huber_kappa_learns_unbiased_quantiles_of_a_skewed_return():
+    """The agent's default ``huber_kappa`` (normalised units) gives the value (mean of the quantiles)
+    within 0.02 sd and the spread within 8% on a skewed target; kappa=1 does not (Huber quantiles
+    are pulled toward the mean and narrowed)."""
+    import inspect
+
+    from lifelong import DistributionalPPO
+
+    kappa = inspect.signature(DistributionalPPO.__init__).parameters["huber_kappa"].default
+    bias, spread = _learned_quantiles_on_a_skewed_target(kappa)
+    assert abs(bias) < 0.02 and spread > 0.92, (kappa, bias, spread)
+    bias1, spread1 = _learned_quantiles_on_a_skewed_target(1.0)
+    assert bias1 > 0.03 and spread1 < 0.85, (bias1, spread1)

@@ -68,3 +68,48 @@ def test_return_normalizer_state_and_disabled():
     const = ReturnNormalizer()
     const.update(np.zeros(5))
     assert torch.isfinite(const.normalize(torch.tensor([1.0]))).all()  # std floored
+
+
+def test_return_normalizer_horizon_is_the_stated_mixture():
+    """With ``horizon=H`` batch k merges with rate r_k = max(n/(count+n), 1/H): the statistics are
+    the mixture of the batches with weights w_k = r_k * prod_{j>k} (1 - r_j)."""
+    rng = np.random.default_rng(1)
+    batches = [rng.normal(rng.uniform(-5, 5), rng.uniform(0.5, 3), size=64) for _ in range(9)]
+    norm = ReturnNormalizer(horizon=3)
+    for b in batches:
+        norm.update(b)
+    rates = np.array([max(1.0 / (k + 1), 1.0 / 3) for k in range(len(batches))])
+    weights = np.array([rates[k] * np.prod(1 - rates[k + 1:]) for k in range(len(batches))])
+    assert weights.sum() == pytest.approx(1.0)
+    mean = sum(w * b.mean() for w, b in zip(weights, batches))
+    second = sum(w * (b.var() + b.mean() ** 2) for w, b in zip(weights, batches))
+    assert norm.mean.item() == pytest.approx(mean, rel=1e-5)
+    assert norm.var.item() == pytest.approx(second - mean**2, rel=1e-5)
+    # up to H equal batches it is exactly count-weighted
+    a, b = ReturnNormalizer(horizon=3), ReturnNormalizer()
+    for x in batches[:3]:
+        a.update(x)
+        b.update(x)
+    assert a.mean.item() == pytest.approx(b.mean.item(), rel=1e-6)
+    assert a.var.item() == pytest.approx(b.var.item(), rel=1e-6)
+
+
+def test_return_normalizer_horizon_follows_a_changed_reward_scale():
+    rng = np.random.default_rng(2)
+    ema, count = ReturnNormalizer(horizon=10), ReturnNormalizer()
+    for scale, n_batches in ((1.0, 200), (100.0, 40)):
+        for _ in range(n_batches):
+            x = rng.normal(0.0, scale, size=256)
+            ema.update(x)
+            count.update(x)
+    assert 90 < ema.std.item() < 110          # 4 horizons after the change
+    assert count.std.item() < 50               # count-weighted: sqrt(40/240) * 100 ~ 41
+
+
+@pytest.mark.parametrize("bad", [0, 0.5, -3, float("nan"), float("inf"), True, "10"])
+def test_return_normalizer_horizon_is_validated(bad):
+    with pytest.raises(ValueError, match="horizon"):
+        ReturnNormalizer(horizon=bad)
+    from lifelong import DistributionalPPO
+    with pytest.raises(ValueError, match=r"normalize_returns_horizon=.*None.*>= 1"):
+        DistributionalPPO("MlpPolicy", "CartPole-v1", normalize_returns_horizon=bad)

@@ -25,7 +25,7 @@ EVIL_CLASS = "torch.utils.model_dump.__main__:X"  # importing that module runs t
 def saved(tmp_path_factory):
     env = make_vec_env("CartPole-v1", n_envs=2, seed=0)
     model = DistributionalPPO("MlpPolicy", env, n_steps=16, batch_size=16, n_epochs=1, seed=0, device="cpu",
-                              policy_kwargs={"net_arch": [8]}, diagnostics_every=0)
+                              policy_kwargs={"net_arch": [8]}, diagnostics_every=0, vgs=True)
     model.learn(32)
     path = model.save(tmp_path_factory.mktemp("attack") / "good.zip")
     return path, path.read_bytes()

@@ -25,7 +25,7 @@ from lifelong.optim import AdaptiveUPGD
 def saved(tmp_path_factory):
     env = make_vec_env("CartPole-v1", n_envs=2, seed=0)
     model = DistributionalPPO("MlpPolicy", env, n_steps=16, batch_size=16, n_epochs=1, seed=0, device="cpu",
-                              policy_kwargs={"net_arch": [8]}, diagnostics_every=0, optimizer="adaptive_upgd")
+                              policy_kwargs={"net_arch": [8]}, diagnostics_every=0, vgs=True, optimizer="adaptive_upgd")
     model.learn(32)
     return env, model, model.save(tmp_path_factory.mktemp("defects") / "m.zip")
 

@@ -39,8 +39,8 @@ def make(seed=0, vec_normalize=False, **kwargs):
         env = VecNormalize(env, gamma=0.9)
     options = dict(
         n_steps=N_STEPS, batch_size=16, n_epochs=2, seed=seed, device="cpu",
-        policy_kwargs=dict(net_arch=[16]), vgs_kwargs=dict(warmup_steps=2), diagnostics_every=0,
-    )
+        policy_kwargs=dict(net_arch=[16]), vgs=True, vgs_kwargs=dict(warmup_steps=2), diagnostics_every=0,
+    )  # the scaler on: its state is part of what these tests check
     options.update(kwargs)
     return env, DistributionalPPO("MlpPolicy", env, **options)
 
@@ -91,8 +91,9 @@ def trained(tmp_path_factory):
     [
         dict(),  # quantile twin critics, AdaptiveUPGD, scaler on
         dict(vec_normalize=True, critic="categorical", optimizer="upgd", vgs=False, ent_coef=0.01),
+        dict(normalize_returns_horizon=2.0),  # the moving-average statistics move at every update
     ],
-    ids=["default", "categorical-upgd-vecnormalize"],
+    ids=["default", "categorical-upgd-vecnormalize", "return-horizon"],
 )
 def test_exact_resume_is_bit_identical(tmp_path, config):
     n, m = 2 * ROLLOUT, 2 * ROLLOUT
@@ -104,6 +105,8 @@ def test_exact_resume_is_bit_identical(tmp_path, config):
     first.save(tmp_path / "ckpt")
     resumed = DistributionalPPO.load(tmp_path / "ckpt", env=env, force_reset=False, device="cpu")
     assert resumed.num_timesteps == n
+    assert resumed.normalize_returns_horizon == config.get("normalize_returns_horizon")
+    assert resumed.return_normalizer.horizon == config.get("normalize_returns_horizon")
     resumed.learn(m, reset_num_timesteps=False)
 
     assert_same_training_state(straight, resumed)

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--timesteps", "256", "--set", "agent.n_steps=64", "--set", "agent.batch_size=32",
         "--set", "agent.n_epochs=1", "--set", "eval_episodes=2", "--eval-every", "128",
         "--checkpoint-every", "128", "--set", "agent.policy_kwargs={net_arch: [16]}",
-        "--set", "agent.n_quantiles=8", "--no-progress"]
+        "--set", "agent.n_quantiles=8", "--set", "agent.vgs=true", "--no-progress"]
 
 
 SCRIPT = Path(sys.executable).parent / "lifelong"  # the console script of pyproject.toml

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import gymnasium as gym
 
-AGENT = {"env": "CartPole-v1", "n_steps": 64, "batch_size": 32, "n_epochs": 2, "device": "cpu"}
+AGENT = {"env": "CartPole-v1", "n_steps": 64, "batch_size": 32, "n_epochs": 2, "device": "cpu", "vgs": True}
 CRASH_CODE = 17
 
 

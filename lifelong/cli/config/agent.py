@@ -92,6 +92,7 @@ AGENT_KNOWN: dict[str, V] = {
     "vgs": Bool(),
     "vgs_kwargs": Kwargs(_vgs_class),
     "normalize_returns": Bool(),
+    "normalize_returns_horizon": Optional(Float(min=1.0)),
     "cvar_alpha": Optional(Float(0.0, 1.0, min_open=True)),
     "diagnostics_every": Optional(Int(min=0)),
 }

@@ -1,0 +1,383 @@
+"""The benchmark suite: Stable-Baselines3 PPO, the default DistributionalPPO and one ablation per
+part that is on by default, with real statistics.
+
+Every agent gets rl-baselines3-zoo's tuned hyperparameters for Stable-Baselines3's PPO
+(``hyperparams/ppo.yml`` of rl-zoo3 2.9.2), the same for every agent, including the policy
+network arguments. Only the budget differs from the zoo's: ``timesteps`` below is what this
+2-core machine allows (the zoo's own budget is in ``zoo_timesteps``).
+
+Agents (``--agent``, repeatable; default: the first six):
+
+* ``sb3``       Stable-Baselines3 PPO;
+* ``default``   ``DistributionalPPO`` with all its defaults;
+* ``twin-off``  ``twin_critics=False`` (one critic);
+* ``dist-off``  the distributional critic off: one output (``n_quantiles=1``) regressed on the mean
+  with Stable-Baselines3's squared error. With one quantile at tau = 1/2 and a threshold far
+  beyond any normalised error (``huber_kappa=100``) the quantile-Huber loss is
+  ``1/2 * u^2/2 / kappa = u^2 / (4 kappa)``, so ``vf_coef`` is multiplied by ``4 kappa``: the
+  value loss is then exactly ``vf_coef * u^2`` like Stable-Baselines3's (in normalised return
+  units). ``n_quantiles=1`` at the default ``huber_kappa`` would regress the *median*
+  (quantile loss), a biased value on skewed returns: an ablation should remove the distribution,
+  not swap the mean for the median;
+* ``adam``      ``optimizer="adam"`` (Stable-Baselines3's Adam, ``eps=1e-5``);
+* ``vgs-off`` / ``vgs-on``  the gradient scaler off / on (whichever is not the default);
+* ``vgs-a1e-2``, ``vgs-a1e-1``, ``vgs-a1e-4``  the scaler on at another ``alpha``.
+
+Protocol. One run = (environment, agent, seed): ``learn(timesteps)`` on ``n_envs`` training
+environments seeded ``seed`` (``VecNormalize`` where the zoo normalises), then a final
+deterministic evaluation over ``--eval-episodes`` (default 10) episodes on a fresh environment
+seeded ``seed + 10000`` (observation statistics copied, rewards unnormalised). The score of a run
+is that evaluation's mean return; the mean of the last 100 training episodes is recorded beside
+it (``train_last100``). Each finished run is appended to the JSONL file at once (one writer, the
+parent process); an interrupted suite resumes, skipping the (env, agent, seed, timesteps) rows
+already there.
+
+Statistics (``--summarise FILE``, also printed at the end of a run). Per environment: the median
+score over seeds, with the per-seed range. Normalised score ``(score - random) / (reference -
+random)`` with the random and reference scores of :data:`ENVS`; the interquartile mean (IQM)
+over all runs and environments, with 95% stratified-bootstrap confidence intervals (rliable,
+2000 resamples), for each agent and for the differences default - SB3 and default - ablation;
+and a performance profile (rliable) written to ``--profile`` (default docs/suite_profile.png).
+Only seeds finished by every agent on an environment enter the aggregate, and every environment
+enters with the same number of seeds (the smallest such count).
+
+    python benchmarks/suite.py --quick                           # smoke run, seconds
+    nice -n 10 python benchmarks/suite.py --workers 2 --seeds 5 --jsonl runs/suite.jsonl
+    python benchmarks/suite.py --summarise runs/suite.jsonl --profile docs/suite_profile.png
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+torch.set_num_threads(1)
+
+from stable_baselines3 import PPO  # noqa: E402
+from stable_baselines3.common.env_util import make_vec_env  # noqa: E402
+from stable_baselines3.common.evaluation import evaluate_policy  # noqa: E402
+from stable_baselines3.common.vec_env import VecNormalize  # noqa: E402
+from torch import nn  # noqa: E402
+
+from lifelong import DistributionalPPO  # noqa: E402
+from lifelong.agent.schedules import Linear  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_MUJOCO_NET = dict(log_std_init=-2, ortho_init=False, activation_fn=nn.ReLU, net_arch=dict(pi=[256, 256], vf=[256, 256]))
+
+#: rl-zoo3 2.9.2 hyperparams/ppo.yml per environment (Hopper-v5 uses the zoo's Hopper-v4 entry);
+#: ``random``: mean return of uniformly random actions (100 episodes, 20 for HalfCheetah, seeds 0..);
+#: ``reference``: the environment's reward threshold where Gymnasium defines one (CartPole: its
+#: maximum 500), Pendulum-v1: -150 (a solved swing-up).
+ENVS: dict[str, dict[str, Any]] = {
+    "CartPole-v1": dict(
+        n_envs=8, normalize=False, zoo_timesteps=100_000, timesteps=100_000, quick=2_048,
+        random=23.7, reference=500.0,
+        hp=dict(n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20, ent_coef=0.0,
+                learning_rate=Linear(1e-3, 0.0), clip_range=Linear(0.2, 0.0)),
+    ),
+    "Acrobot-v1": dict(
+        n_envs=16, normalize=True, zoo_timesteps=1_000_000, timesteps=50_000, quick=4_096,
+        random=-497.1, reference=-100.0,
+        hp=dict(n_steps=256, gae_lambda=0.94, gamma=0.99, n_epochs=4, ent_coef=0.0),
+    ),
+    "LunarLander-v3": dict(
+        n_envs=16, normalize=False, zoo_timesteps=1_000_000, timesteps=200_000, quick=16_384,
+        random=-192.0, reference=200.0,
+        hp=dict(n_steps=1024, batch_size=64, gae_lambda=0.98, gamma=0.999, n_epochs=4, ent_coef=0.01),
+    ),
+    "Pendulum-v1": dict(
+        n_envs=4, normalize=False, zoo_timesteps=100_000, timesteps=60_000, quick=4_096,
+        random=-1207.6, reference=-150.0,
+        hp=dict(n_steps=1024, gae_lambda=0.95, gamma=0.9, n_epochs=10, ent_coef=0.0, learning_rate=1e-3,
+                clip_range=0.2, use_sde=True, sde_sample_freq=4),
+    ),
+    "MountainCarContinuous-v0": dict(
+        n_envs=1, normalize=True, zoo_timesteps=20_000, timesteps=20_000, quick=512,
+        random=-33.3, reference=90.0,
+        hp=dict(batch_size=256, n_steps=8, gamma=0.9999, learning_rate=7.77e-05, ent_coef=0.00429, clip_range=0.1,
+                n_epochs=10, gae_lambda=0.9, max_grad_norm=5.0, vf_coef=0.19, use_sde=True,
+                policy_kwargs=dict(log_std_init=-3.29, ortho_init=False)),
+    ),
+    "Hopper-v5": dict(
+        n_envs=1, normalize=True, zoo_timesteps=1_000_000, timesteps=30_000, quick=1_024,
+        random=16.7, reference=3800.0,
+        hp=dict(batch_size=32, n_steps=512, gamma=0.999, learning_rate=9.80828e-05, ent_coef=0.00229519,
+                clip_range=0.2, n_epochs=5, gae_lambda=0.99, max_grad_norm=0.7, vf_coef=0.835671,
+                policy_kwargs=_MUJOCO_NET),
+    ),
+}
+
+DIST_OFF_KAPPA = 100.0
+
+#: agent name -> DistributionalPPO keyword overrides (``None``: Stable-Baselines3 PPO); a callable
+#: takes the environment's hyperparameters (``dist-off`` rescales ``vf_coef``).
+AGENTS: dict[str, Any] = {
+    "sb3": None,
+    "default": {},
+    "twin-off": {"twin_critics": False},
+    "dist-off": lambda hp: {"n_quantiles": 1, "huber_kappa": DIST_OFF_KAPPA,
+                            "vf_coef": hp.get("vf_coef", 0.5) * 4 * DIST_OFF_KAPPA},
+    "adam": {"optimizer": "adam"},
+    "vgs-off": {"vgs": False},
+    "vgs-on": {"vgs": True},
+    "vgs-a1e-4": {"vgs": True, "vgs_kwargs": {"alpha": 1e-4}},
+    "vgs-a1e-2": {"vgs": True, "vgs_kwargs": {"alpha": 1e-2}},
+    "vgs-a1e-1": {"vgs": True, "vgs_kwargs": {"alpha": 1e-1}},
+}
+
+
+def default_agents() -> list[str]:
+    """SB3, the default agent and one ablation per part on by default (the scaler's row flips it)."""
+    vgs_default = inspect.signature(DistributionalPPO.__init__).parameters["vgs"].default
+    return ["sb3", "default", "twin-off", "dist-off", "adam", "vgs-off" if vgs_default else "vgs-on"]
+
+
+def agent_kwargs(agent: str, hp: dict[str, Any]) -> dict[str, Any] | None:
+    extra = AGENTS[agent]
+    return extra(hp) if callable(extra) else extra
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return out + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def run_one(job: tuple[str, str, int, int, int, str]) -> dict[str, Any]:
+    """Train one (env, agent, seed) for ``timesteps`` and evaluate it (see the module docstring)."""
+    torch.set_num_threads(1)
+    env_id, agent, seed, timesteps, eval_episodes, commit = job
+    spec = ENVS[env_id]
+    hp = dict(spec["hp"])
+    env = make_vec_env(env_id, n_envs=spec["n_envs"], seed=seed)
+    if spec["normalize"]:
+        env = VecNormalize(env, gamma=hp["gamma"])
+    extra = agent_kwargs(agent, hp)
+    if extra is None:
+        model = PPO("MlpPolicy", env, seed=seed, device="cpu", **hp)
+    else:
+        model = DistributionalPPO("MlpPolicy", env, seed=seed, device="cpu", **{**hp, **extra})
+    start, start_cpu = time.perf_counter(), time.process_time()
+    model.learn(timesteps)
+    wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
+    eval_env = make_vec_env(env_id, n_envs=1, seed=seed + 10_000)
+    if spec["normalize"]:
+        eval_env = VecNormalize(eval_env, training=False, norm_reward=False)
+        eval_env.obs_rms = env.obs_rms.copy()
+    returns, _ = evaluate_policy(model, eval_env, n_eval_episodes=eval_episodes, deterministic=True,
+                                 return_episode_rewards=True)
+    train = [ep["r"] for ep in model.ep_info_buffer] if model.ep_info_buffer else []
+    env.close()
+    eval_env.close()
+    return dict(env=env_id, agent=agent, seed=seed, timesteps=timesteps, steps_done=int(model.num_timesteps),
+                score=float(np.mean(returns)), eval_std=float(np.std(returns)), eval_episodes=eval_episodes,
+                train_last100=float(np.mean(train)) if train else None, wall=wall, cpu=cpu, commit=commit)
+
+
+def key(row: dict[str, Any]) -> tuple[str, str, int, int]:
+    return (row["env"], row["agent"], int(row["seed"]), int(row["timesteps"]))
+
+
+def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
+    p = Path(path)
+    if not p.exists():
+        return []
+    rows = []
+    for n, line in enumerate(p.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{p}:{n} is not a JSON line ({e}); fix or remove it to resume") from e
+    return rows
+
+
+# ----------------------------------------------------------------------------- statistics
+
+def normalised(row: dict[str, Any]) -> float:
+    spec = ENVS[row["env"]]
+    return (row["score"] - spec["random"]) / (spec["reference"] - spec["random"])
+
+
+def score_matrices(rows: list[dict[str, Any]], agents: list[str]) -> tuple[dict[str, np.ndarray], list[str], int]:
+    """``{agent: [n_seeds, n_envs]}`` normalised scores over the seeds every agent finished on
+    every included environment (environments with fewer than 2 such seeds are left out)."""
+    envs, common = [], {}
+    for env_id in ENVS:
+        seeds = None
+        for agent in agents:
+            s = {r["seed"] for r in rows if r["env"] == env_id and r["agent"] == agent}
+            seeds = s if seeds is None else seeds & s
+        if seeds and len(seeds) >= 2:
+            envs.append(env_id)
+            common[env_id] = sorted(seeds)
+    if not envs:
+        return {}, [], 0
+    n = min(len(common[e]) for e in envs)
+    by_key = {(r["env"], r["agent"], r["seed"]): r for r in rows}
+    mats = {a: np.array([[normalised(by_key[(e, a, common[e][i])]) for e in envs] for i in range(n)])
+            for a in agents}
+    return mats, envs, n
+
+
+def summarise(rows: list[dict[str, Any]], agents: list[str], profile: str | None = None, reps: int = 2000,
+              seed: int = 0) -> str:
+    """The markdown tables (per-environment medians; IQM with CIs; differences) and the profile."""
+    from rliable import library as rly
+    from rliable import metrics
+
+    out = []
+    agents = [a for a in agents if any(r["agent"] == a for r in rows)]
+    # one row per (env, agent, seed): the latest budget written wins
+    latest: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for r in rows:
+        latest[(r["env"], r["agent"], r["seed"])] = r
+    rows = list(latest.values())
+    env_list = [e for e in ENVS if any(r["env"] == e for r in rows)]
+    header = "| env (steps) | " + " | ".join(agents) + " |"
+    out += ["Final deterministic evaluation return: median over seeds [min, max] (seeds)", "",
+            header, "|" + "---|" * (len(agents) + 1)]
+    for e in env_list:
+        cells = []
+        for a in agents:
+            s = sorted(r["score"] for r in rows if r["env"] == e and r["agent"] == a)
+            cells.append(f"{np.median(s):.1f} [{s[0]:.0f}, {s[-1]:.0f}] ({len(s)})" if s else "—")
+        steps = sorted({r["timesteps"] for r in rows if r["env"] == e})
+        out.append(f"| {e} ({'/'.join(str(x) for x in steps)}) | " + " | ".join(cells) + " |")
+    if "sb3" in agents and "default" in agents:
+        out += ["", "Default vs SB3 per environment: the medians' gap against SB3's own seed spread (max - min)",
+                "", "| env | median default - median sb3 | sb3 spread | gap within the spread |", "|---|---|---|---|"]
+        for e in env_list:
+            d = [r["score"] for r in rows if r["env"] == e and r["agent"] == "default"]
+            b = [r["score"] for r in rows if r["env"] == e and r["agent"] == "sb3"]
+            if d and b:
+                gap, spread = float(np.median(d) - np.median(b)), float(max(b) - min(b))
+                out.append(f"| {e} | {gap:+.1f} | {spread:.1f} | {'yes' if gap >= -spread else 'NO'} |")
+    mats, envs, n = score_matrices(rows, agents)
+    if not mats:
+        return "\n".join(out)
+    iqm = lambda x: np.array([metrics.aggregate_iqm(x)])  # noqa: E731
+    rng = np.random.RandomState(seed)
+    point, ci = rly.get_interval_estimates(mats, iqm, reps=reps, random_state=rng)
+    out += ["", f"IQM of normalised scores over {n} seeds x {len(envs)} environments ({', '.join(envs)}), "
+            "95% stratified-bootstrap CI:", "", "| agent | IQM | 95% CI |", "|---|---|---|"]
+    for a in agents:
+        out.append(f"| {a} | {point[a][0]:.3f} | [{ci[a][0][0]:.3f}, {ci[a][1][0]:.3f}] |")
+    if "default" in mats:
+        diffs = {f"default - {a}": [mats["default"], mats[a]] for a in agents if a != "default"}
+        dpoint, dci = rly.get_interval_estimates(
+            diffs, lambda x, y: np.array([metrics.aggregate_iqm(x) - metrics.aggregate_iqm(y)]), reps=reps,
+            random_state=rng)
+        out += ["", "| IQM difference | point | 95% CI |", "|---|---|---|"]
+        for name in diffs:
+            out.append(f"| {name} | {dpoint[name][0]:+.3f} | [{dci[name][0][0]:+.3f}, {dci[name][1][0]:+.3f}] |")
+    if profile:
+        write_profile(mats, profile, reps)
+        out += ["", f"performance profile: {profile}"]
+    return "\n".join(out)
+
+
+def write_profile(mats: dict[str, np.ndarray], path: str, reps: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from rliable import library as rly
+    from rliable import plot_utils
+
+    taus = np.linspace(-0.1, 1.1, 61)
+    profiles, cis = rly.create_performance_profile(mats, taus, reps=reps)
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    colors = dict(zip(mats, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    plot_utils.plot_performance_profiles(profiles, taus, performance_profile_cis=cis, ax=ax, colors=colors,
+                                         xlabel="normalised score τ", ylabel="fraction of runs > τ",
+                                         labelsize="medium", ticklabelsize="small")
+    ax.legend(handles=[plt.Line2D([], [], color=colors[a], label=a) for a in mats], fontsize="small",
+              loc="upper right")
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- command line
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--env", action="append", choices=list(ENVS), help="environment (repeatable); default: all")
+    p.add_argument("--agent", action="append", choices=list(AGENTS), help="agent (repeatable); default: sb3, "
+                   "default and one ablation per part on by default")
+    p.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1 (default 5)")
+    p.add_argument("--budget", action="append", default=[], metavar="ENV=STEPS", help="budget override (repeatable)")
+    p.add_argument("--eval-episodes", type=int, default=10)
+    p.add_argument("--workers", type=int, default=1, help="processes, one torch thread each")
+    p.add_argument("--jsonl", default="runs/suite.jsonl", help="results, one JSON line per finished run (resumable)")
+    p.add_argument("--profile", default=str(ROOT / "docs" / "suite_profile.png"), help="performance-profile PNG")
+    p.add_argument("--quick", action="store_true", help="smoke run: CartPole-v1 and Pendulum-v1, tiny budgets, "
+                   "2 seeds, 2 evaluation episodes")
+    p.add_argument("--summarise", metavar="JSONL", help="only print the statistics of a results file")
+    p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    a = p.parse_args(argv)
+    if min(a.seeds, a.workers, a.eval_episodes, a.reps) < 1:
+        p.error("--seeds, --workers, --eval-episodes and --reps must be >= 1")
+    agents = a.agent or default_agents()
+    if a.summarise:
+        print(summarise(read_rows(a.summarise), agents, a.profile, reps=a.reps))
+        return 0
+    envs = a.env or (["CartPole-v1", "Pendulum-v1"] if a.quick else list(ENVS))
+    seeds = 2 if a.quick and a.seeds == 5 else a.seeds
+    episodes = 2 if a.quick else a.eval_episodes
+    budgets = {e: ENVS[e]["quick"] if a.quick else ENVS[e]["timesteps"] for e in envs}
+    for item in a.budget:
+        name, _, value = item.partition("=")
+        if name not in ENVS or not value.isdigit() or int(value) < 1:
+            p.error(f"--budget {item!r}: expected ENV=STEPS with ENV in {list(ENVS)} and STEPS >= 1")
+        budgets[name] = int(value)
+    Path(a.jsonl).parent.mkdir(parents=True, exist_ok=True)
+    done = {key(r) for r in read_rows(a.jsonl)}
+    commit = git_commit()
+    # seed-major order, so that an interrupted suite has whole seeds of every (env, agent)
+    jobs = [(e, ag, s, budgets[e], episodes, commit) for s in range(seeds) for e in envs for ag in agents
+            if (e, ag, s, budgets[e]) not in done]
+    print(f"commit {commit}, torch {torch.__version__} ({torch.get_num_threads()} thread), {len(jobs)} runs to do "
+          f"({len(done)} already in {a.jsonl}), workers={a.workers}; budgets {budgets}", flush=True)
+    t0 = time.perf_counter()
+
+    def record(row: dict[str, Any]) -> None:
+        with open(a.jsonl, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(f"  {row['env']:25s} {row['agent']:10s} seed {row['seed']} score {row['score']:9.1f} "
+              f"({row['wall']:.0f}s)", flush=True)
+
+    if a.workers > 1:
+        with mp.get_context("spawn").Pool(a.workers) as pool:
+            for row in pool.imap_unordered(run_one, jobs):
+                record(row)
+    else:
+        for job in jobs:
+            record(run_one(job))
+    print(f"\n{len(jobs)} runs in {time.perf_counter() - t0:.0f}s\n")
+    rows = [r for r in read_rows(a.jsonl) if r["env"] in envs and r["timesteps"] == budgets[r["env"]]]
+    print(summarise(rows, agents, a.profile, reps=a.reps))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
