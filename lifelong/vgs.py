@@ -30,9 +30,8 @@ Nothing here holds a parameter, an optimizer or a logger between calls: the stat
 statistics, keyed by *position* in the optimizer's parameter order, plus the recorded
 parameter shapes, so a changed layout is a ``ValueError`` instead of a silent mix-up.
 
-This module holds the scaler; beside it are the argument checks (``lifelong._vgs_validation``),
-the statistics (``lifelong._vgs_stats``), the gradient norms, finiteness check and clipping
-(``lifelong._vgs_grads``) and the layout messages (``lifelong._vgs_layout``).
+This module holds, in order: the argument checks, the layout messages, the statistics, the
+gradient norms with the finiteness check and clipping, and the scaler itself.
 """
 from __future__ import annotations
 
