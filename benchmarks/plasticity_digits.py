@@ -192,7 +192,7 @@ class BatchedOptimizer:
         # mechanisms of lifelong.optim (off values give the paper's rule): decay toward the
         # initial weights, gate temperature per run; gate and utility modes shared by all runs
         self.l2, self.temperature = hp("l2_init"), hp("gate_temperature", 1.0)
-        self.gate = _shared(configs, "gate", "global", ("global", "layer"))
+        self.gate = _shared(configs, "gate", "global", ("global", "layer", "none"))
         self.utility = _shared(configs, "utility", "weight", ("weight", "unit"))
         self.any_l2 = bool((self.l2 > 0).any())
         self.initial = [p.detach().clone() for p in params] if self.any_l2 else []
@@ -253,7 +253,7 @@ class BatchedOptimizer:
             mx = layer_max[i] if self.gate == "layer" else run_max
             eta = (mx / corr).clamp(tiny, big).reshape(-1, 1, 1)
             scale = torch.div(-1.0 / corr, eta * self.temperature).clamp_min(-big)
-            gate = torch.sigmoid(u * scale)                                # 1 - s (per unit)
+            gate = torch.sigmoid(u * scale) if self.gate != "none" else torch.full_like(u, 0.5)  # 1 - s
             d = m / (v.sqrt() + EPS * sqrt_c2) if adaptive else g          # d / step_scale
             if self.any_noise:
                 d = d + self._noise(p) * (self.sigma / step_scale)
@@ -286,7 +286,7 @@ def verify_engine(steps: int = 25, hidden: int = 32, batch: int = 8) -> float:
     if mechanisms:
         for name, kind, cls, lr in (("upgd+mech", "upgd", UPGD, 0.05),
                                     ("adaptive_upgd+mech", "adaptive_upgd", AdaptiveUPGD, 1e-3)):
-            for gate, utility in (("layer", "unit"), ("global", "weight")):
+            for gate, utility in (("layer", "unit"), ("global", "weight"), ("none", "weight")):
                 mech = {**mechanisms, "gate": gate, "utility": utility}
                 cfg = {"lr": lr, "sigma": 0.0, "weight_decay": 1e-3, **mech}
                 refs[f"{name}/{gate}/{utility}"] = (

@@ -240,6 +240,9 @@ def apply_update(layout: FlatGroup, group: dict[str, Any], eta: Tensor | None,
     lr, sigma, l2 = group["lr"], group["sigma"], group["l2_init"]
     utility_correction, step_scale, eps = corrections(step, group, adaptive)
     temperature = group["gate_temperature"]
+    if group["gate"] == "none":
+        _apply_ungated(layout, group, generator, adaptive, step_scale, eps)
+        return
     u = layout.buffers["utility"]
     gate = layout.scratch("gate", layout.n_utility)
     if group["gate"] == "layer" and 0 not in layout.utility_sizes:  # eta per tensor, at once
@@ -290,5 +293,35 @@ def apply_update(layout: FlatGroup, group: dict[str, Any], eta: Tensor | None,
                                 value=-2.0 * lr * step_scale)
     else:
         torch._foreach_addcmul_(P, Gs, gates, value=-2.0 * lr)
+    if layout.gather:
+        torch._foreach_copy_(list(params), layout.scratch_views("param", layout.n))
+
+
+def _apply_ungated(layout: FlatGroup, group: dict[str, Any], generator: torch.Generator | None,
+                   adaptive: bool, step_scale: float, eps: float) -> None:
+    """``gate="none"``: ``1 - s = 1/2`` for every weight, so ``2 (1 - s) = 1`` and the step is
+    the base optimizer's (SGD's or Adam's) plus decay and noise, with no gate pass at all."""
+    params = layout.params
+    lr, sigma, l2 = group["lr"], group["sigma"], group["l2_init"]
+    if layout.gather:
+        P, Gs = [layout.scratch("param", layout.n)], [layout.scratch("grad", layout.n)]
+    else:
+        P, Gs = list(params), [p.grad for p in params]
+    decay = 1.0 - lr * group["weight_decay"] - lr * l2
+    if decay != 1.0:
+        torch._foreach_mul_(P, decay)
+    if l2 != 0.0:
+        torch._foreach_add_(P, _operand(layout, "initial"), alpha=lr * l2)       # + lr l2 w0
+    if sigma != 0.0:
+        noise = draw_noise(layout.scratch("noise", layout.n), generator)
+        torch._foreach_add_(P, _scratch_operand(layout, "noise", noise), alpha=-lr * sigma)
+    if adaptive:
+        denom = layout.scratch("denom", layout.n)
+        torch.sqrt(layout.buffers["exp_avg_sq"], out=denom)
+        denom.add_(eps)
+        torch._foreach_addcdiv_(P, _operand(layout, "exp_avg"), _scratch_operand(layout, "denom", denom),
+                                value=-lr * step_scale)
+    else:
+        torch._foreach_add_(P, Gs, alpha=-lr)
     if layout.gather:
         torch._foreach_copy_(list(params), layout.scratch_views("param", layout.n))

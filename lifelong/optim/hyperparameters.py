@@ -13,7 +13,7 @@ from torch import Tensor
 #: the mechanisms beyond the paper and the value of each that gives the paper's rule exactly;
 #: a param group saved before a mechanism existed is read with that value
 MECHANISMS_OFF = {"gate": "global", "gate_temperature": 1.0, "utility": "weight", "l2_init": 0.0}
-GATES = ("global", "layer")
+GATES = ("global", "layer", "none")
 UTILITIES = ("weight", "unit")
 
 

@@ -7,7 +7,7 @@ Per parameter with gradient ``g`` at its own step ``t`` (see :mod:`lifelong.opti
 
     u <- beta_u u + (1 - beta_u) x,   x = -g * w  (utility="weight")
                                       x = -sum over the unit's row of g * w  (utility="unit")
-    gate = 1 - s = sigmoid(-û / (eta * temperature))
+    gate = 1 - s = sigmoid(-û / (eta * temperature))     (gate="none": 1/2)
     w <- w (1 - lr wd - lr l2_init) + lr l2_init w0 - 2 lr (d + sigma xi) gate
 """
 from __future__ import annotations
@@ -51,8 +51,10 @@ def update_statistics(bucket: dict[str, Any], group: dict[str, Any], adaptive: b
 
 
 def _gate(u: Tensor, p: Tensor, group: dict[str, Any], eta: Tensor | None,
-          utility_correction: float) -> Tensor:
-    """``1 - s`` shaped like ``p``."""
+          utility_correction: float) -> Tensor | None:
+    """``1 - s`` shaped like ``p``; None for ``gate="none"`` (``1 - s = 1/2`` everywhere)."""
+    if group["gate"] == "none":
+        return None
     if group["gate"] == "layer":
         eta = u.max() / utility_correction if u.numel() else None
     gate = torch.mul(u, gate_scale(eta, p, utility_correction, group["gate_temperature"])).sigmoid_()
@@ -76,6 +78,15 @@ def apply_update(bucket: dict[str, Any], group: dict[str, Any], eta: Tensor | No
             p.mul_(decay)
         if l2 != 0.0:
             p.add_(bucket["initial"][i], alpha=lr * l2)                       # + lr l2 w0
+        if gate is None:  # gate="none": 2 (1 - s) = 1, the base optimizer's step
+            if noise is not None:
+                p.add_(noise[i], alpha=-lr * sigma)                            # - lr xi
+            if adaptive:
+                denom = bucket["exp_avg_sq"][i].sqrt().add_(eps)
+                p.addcdiv_(bucket["exp_avg"][i], denom, value=-lr * step_scale)
+            else:
+                p.add_(g, alpha=-lr)
+            continue
         if noise is not None:
             p.addcmul_(noise[i], gate, value=-2.0 * lr * sigma)                # - 2 lr xi (1 - s)
         if adaptive:

@@ -27,7 +27,9 @@ floor only changes anything when no utility is positive, and then no division by
 inversion of the gating) can happen.
 
 **Mechanisms beyond the paper**, per param group, each off by default (the rule above exactly):
-``gate="layer"`` (eta per parameter tensor), ``gate_temperature=T`` (``s = sigmoid(û / (eta
+``gate="layer"`` (eta per parameter tensor), ``gate="none"`` (``1 - s = 1/2``: the gate off,
+so that ``AdaptiveUPGD(gate="none", sigma=0, weight_decay=0)`` is Adam and, with ``l2_init``,
+Adam with L2-Init), ``gate_temperature=T`` (``s = sigmoid(û / (eta
 T))``), ``utility="unit"`` (one utility per output unit, ``-sum`` over its row of ``g * w``,
 its gate shared by the row) and ``l2_init`` (L2-Init, Kumar et al. 2023: ``w <- w - lr * l2_init
 * (w - w0)``, ``w0`` in the state as ``"initial"``).
@@ -270,8 +272,11 @@ class _UPGDBase(Optimizer):
         for f, (_, per, group) in zip(finite, entries):
             if f.numel() == 0:
                 continue
-            eta = eta_global if group["gate"] == "global" else f.max().clamp_min(tiny)
-            gate = torch.sigmoid(f / -(eta * group["gate_temperature"]))
+            if group["gate"] == "none":
+                gate = torch.full_like(f, 0.5)
+            else:
+                eta = eta_global if group["gate"] == "global" else f.max().clamp_min(tiny)
+                gate = torch.sigmoid(f / -(eta * group["gate_temperature"]))
             gate_sum = gate_sum + gate.sum() * per
             count += f.numel() * per
         values = torch.stack([gate_sum / count, everything.mean(), everything.max().clamp_min(tiny),
@@ -294,7 +299,10 @@ class UPGD(_UPGDBase):
         beta_utility: decay of the utility trace, in ``[0, 1)``.
         sigma: standard deviation of the Gaussian perturbation (``>= 0``; 0 turns it off).
         gate: ``"global"`` (the paper: ``eta`` is the maximum over every stepping weight of
-            every group with a global gate) or ``"layer"`` (``eta`` per parameter tensor).
+            every group with a global gate), ``"layer"`` (``eta`` per parameter tensor) or
+            ``"none"`` (``1 - s = 1/2`` for every weight: no protection, the base optimizer's
+            step plus ``weight_decay``, ``l2_init`` and noise; the utility trace is still
+            kept, for diagnostics and for a later switch of the gate).
         gate_temperature: ``T > 0`` in ``s = sigmoid(û / (eta * T))``; 1 is the paper's, a
             smaller ``T`` spreads the gate away from 1/2.
         utility: ``"weight"`` (the paper's per-weight ``-g * w``) or ``"unit"`` (one utility

@@ -22,6 +22,7 @@ def formula_step(params, grads, state, hp, adaptive):
         eta = max(max û over all tensors, tiny)   (gate="global")
             = max(max û over this tensor, tiny)   (gate="layer")
         s   = sigmoid(û / (eta T))          (a unit's s on every weight of its row)
+            = 1/2                           (gate="none")
         w  <- w (1 - lr wd) - lr l2 (w - w0) - 2 lr d (1 - s)
     in float64 on ``params`` (in place); ``state`` per index. sigma = 0."""
     b, lr, wd, l2, T = (hp["beta_utility"], hp["lr"], hp["weight_decay"], hp["l2_init"],
@@ -46,7 +47,7 @@ def formula_step(params, grads, state, hp, adaptive):
     for i, (w, g) in enumerate(zip(params, grads)):
         st = state[i]
         eta = global_eta if hp["gate"] == "global" else max(u_hat[i].max().item(), tiny)
-        s = torch.sigmoid(u_hat[i] / (eta * T))
+        s = torch.sigmoid(u_hat[i] / (eta * T)) if hp["gate"] != "none" else torch.full_like(u_hat[i], 0.5)
         if hp["utility"] == "unit":
             rows = w.shape[0] if w.dim() else 1
             s = s.reshape(rows, 1).expand(rows, w.numel() // rows).reshape(w.shape)
@@ -76,6 +77,8 @@ CONFIGS = [
     {"utility": "unit", "gate": "layer"},
     {"l2_init": 0.7},
     {"l2_init": 0.3, "utility": "unit", "gate_temperature": 0.5},
+    {"gate": "none"},
+    {"gate": "none", "l2_init": 0.4, "utility": "unit"},
 ]
 
 
@@ -233,3 +236,49 @@ def test_class_and_defaults_rebuild_the_same_optimizer(cls):
         original.step()
         rebuilt.step()
     assert all(torch.equal(p, q) for p, q in zip(a, b))
+
+
+@pytest.mark.parametrize("foreach", [None, False])
+@pytest.mark.parametrize("cls,base", [(UPGD, torch.optim.SGD), (AdaptiveUPGD, torch.optim.Adam)])
+def test_gate_none_without_noise_or_decay_is_the_base_optimizer(cls, base, foreach):
+    """gate="none" with sigma = weight_decay = 0 takes exactly the base optimizer's step at the
+    same lr (SGD for UPGD, Adam for AdaptiveUPGD), on both paths, with a changing lr."""
+    torch.manual_seed(0)
+    net_a = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2))
+    net_b = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2))
+    net_b.load_state_dict(net_a.state_dict())
+    kw = {"eps": 1e-5} if base is torch.optim.Adam else {}
+    ours = cls(net_a.parameters(), lr=1e-2, gate="none", sigma=0.0, weight_decay=0.0, foreach=foreach, **kw)
+    theirs = base(net_b.parameters(), lr=1e-2, **kw)
+    for t in range(30):
+        x, y = torch.randn(8, 4), torch.randn(8, 2)
+        for opt in (ours, theirs):
+            opt.param_groups[0]["lr"] = 1e-2 * (1 - t / 30)
+        for net, opt in ((net_a, ours), (net_b, theirs)):
+            opt.zero_grad()
+            ((net(x) - y) ** 2).mean().backward()
+            opt.step()
+    for a, b in zip(net_a.parameters(), net_b.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+    assert ours.gating_stats()["gate_mean"] == 0.5
+
+
+@pytest.mark.parametrize("foreach", [None, False])
+def test_gate_none_noise_is_lr_sigma_xi(foreach):
+    """gate="none": the perturbation is -lr sigma xi with xi the generator's standard normal
+    draw for all stepping weights at once, in parameter order (2 (1 - s) = 1)."""
+    params = model()
+    start = [p.detach().clone() for p in params]
+    gen = torch.Generator().manual_seed(7)
+    expected_xi = torch.randn(sum(p.numel() for p in params), generator=gen.clone_state(),
+                              dtype=torch.float64)
+    opt = UPGD(params, lr=0.1, sigma=0.3, weight_decay=0.0, gate="none", generator=gen, foreach=foreach)
+    grads = grads_for(params, 0)
+    for p, g in zip(params, grads):
+        p.grad = g.clone()
+    opt.step()
+    offset = 0
+    for p, w, g in zip(params, start, grads):
+        xi = expected_xi[offset:offset + p.numel()].view(p.shape)
+        offset += p.numel()
+        torch.testing.assert_close(p.detach(), w - 0.1 * g - 0.1 * 0.3 * xi, rtol=1e-12, atol=1e-12)
