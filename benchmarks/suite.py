@@ -6,7 +6,8 @@ Every agent gets rl-baselines3-zoo's tuned hyperparameters for Stable-Baselines3
 network arguments. Only the budget differs from the zoo's: ``timesteps`` below is what this
 2-core machine allows (the zoo's own budget is in ``zoo_timesteps``).
 
-Agents (``--agent``, repeatable; default: the first six):
+Agents (``--agent``, repeatable; default: SB3, the default agent and one ablation per part that is
+on by default, see :func:`default_agents`):
 
 * ``sb3``       Stable-Baselines3 PPO;
 * ``default``   ``DistributionalPPO`` with all its defaults;
@@ -20,6 +21,9 @@ Agents (``--agent``, repeatable; default: the first six):
   (quantile loss), a biased value on skewed returns: an ablation should remove the distribution,
   not swap the mean for the median;
 * ``adam``      ``optimizer="adam"`` (Stable-Baselines3's Adam, ``eps=1e-5``);
+* ``adaptive-upgd``  ``optimizer="adaptive_upgd"`` (the UPGD family around Adam, paper defaults);
+* ``l2-init``   Adam with L2-Init (Kumar et al. 2023) at ``l2_init=0.1``: ``AdaptiveUPGD`` with
+  ``gate="none"``, no noise, no weight decay and Adam's ``eps=1e-5`` (the plasticity candidate);
 * ``vgs-off`` / ``vgs-on``  the gradient scaler off / on (whichever is not the default);
 * ``vgs-a1e-2``, ``vgs-a1e-1``, ``vgs-a1e-4``  the scaler on at another ``alpha``.
 
@@ -130,6 +134,9 @@ AGENTS: dict[str, Any] = {
     "dist-off": lambda hp: {"n_quantiles": 1, "huber_kappa": DIST_OFF_KAPPA,
                             "vf_coef": hp.get("vf_coef", 0.5) * 4 * DIST_OFF_KAPPA},
     "adam": {"optimizer": "adam"},
+    "adaptive-upgd": {"optimizer": "adaptive_upgd"},
+    "l2-init": {"optimizer": "adaptive_upgd", "optimizer_kwargs": {
+        "gate": "none", "sigma": 0.0, "weight_decay": 0.0, "eps": 1e-5, "l2_init": 0.1}},
     "vgs-off": {"vgs": False},
     "vgs-on": {"vgs": True},
     "vgs-a1e-4": {"vgs": True, "vgs_kwargs": {"alpha": 1e-4}},
@@ -139,9 +146,12 @@ AGENTS: dict[str, Any] = {
 
 
 def default_agents() -> list[str]:
-    """SB3, the default agent and one ablation per part on by default (the scaler's row flips it)."""
-    vgs_default = inspect.signature(DistributionalPPO.__init__).parameters["vgs"].default
-    return ["sb3", "default", "twin-off", "dist-off", "adam", "vgs-off" if vgs_default else "vgs-on"]
+    """SB3, the default agent and one ablation per part on by default; the optimizer's and the
+    scaler's rows flip whichever choice is the default."""
+    parameters = inspect.signature(DistributionalPPO.__init__).parameters
+    optimizer_row = "adaptive-upgd" if parameters["optimizer"].default == "adam" else "adam"
+    return ["sb3", "default", "twin-off", "dist-off", optimizer_row,
+            "vgs-off" if parameters["vgs"].default else "vgs-on"]
 
 
 def agent_kwargs(agent: str, hp: dict[str, Any]) -> dict[str, Any] | None:

@@ -113,7 +113,7 @@ class DistributionalRecurrentPPO(DistributionalOnPolicyAlgorithm):
         categorical_projection: str = "two_hot",
         twin_critics: bool = True,
         value_aggregation: str = "min",
-        optimizer: str | type[th.optim.Optimizer] = "adaptive_upgd",
+        optimizer: str | type[th.optim.Optimizer] = "adam",
         optimizer_kwargs: dict[str, Any] | None = None,
         vgs: bool = False,
         vgs_kwargs: dict[str, Any] | None = None,

@@ -1,4 +1,4 @@
-"""A short, seeded CartPole run: the default agent (twin quantile critics, AdaptiveUPGD, VGS)
+"""A short, seeded CartPole run: the default agent (twin quantile critics, Adam, no scaler)
 must raise its deterministic evaluation return well above the untrained policy's, and both
 critics must learn to explain the returns."""
 import statistics

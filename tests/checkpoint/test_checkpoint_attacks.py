@@ -133,7 +133,7 @@ META_ATTACKS = {
     "schedule_garbage": _set(["constructor_kwargs", "learning_rate"], {"__schedule__": {"kind": "rm -rf"}}),
     "deep_kwargs": _set(["constructor_kwargs", "policy_kwargs"], DEEP),
     "algorithm_type": _set(["algorithm"], 7),
-    "optimizer_contradicts": _set(["optimizer_class"], "torch.optim.adam:Adam"),
+    "optimizer_contradicts": _set(["optimizer_class"], "lifelong.optim.upgd:AdaptiveUPGD"),
     "unknown_kwarg": _set(["constructor_kwargs", "no_such_argument"], 1),
     "tensorboard_only": _set(["constructor_kwargs", "batch_size"], 0),
 }

@@ -89,11 +89,12 @@ def trained(tmp_path_factory):
 @pytest.mark.parametrize(
     "config",
     [
-        dict(),  # quantile twin critics, AdaptiveUPGD, scaler on
+        dict(),  # quantile twin critics, Adam, no scaler
+        dict(optimizer="adaptive_upgd", vgs=True),  # the noise generator and utilities, the scaler
         dict(vec_normalize=True, critic="categorical", optimizer="upgd", vgs=False, ent_coef=0.01),
         dict(normalize_returns_horizon=2.0),  # the moving-average statistics move at every update
     ],
-    ids=["default", "categorical-upgd-vecnormalize", "return-horizon"],
+    ids=["default", "adaptive-upgd-vgs", "categorical-upgd-vecnormalize", "return-horizon"],
 )
 def test_exact_resume_is_bit_identical(tmp_path, config):
     n, m = 2 * ROLLOUT, 2 * ROLLOUT

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import gymnasium as gym
 
-AGENT = {"env": "CartPole-v1", "n_steps": 64, "batch_size": 32, "n_epochs": 2, "device": "cpu", "vgs": True}
+AGENT = {"env": "CartPole-v1", "n_steps": 64, "batch_size": 32, "n_epochs": 2, "device": "cpu", "vgs": True,
+         "optimizer": "adaptive_upgd"}  # the UPGD family: the search spaces include sigma
 CRASH_CODE = 17
 
 

@@ -44,7 +44,7 @@ DEFAULT_ALGO = "ppo"
 
 
 def _optimizer_class(ctx):
-    return OPTIMIZERS.get(ctx.get("optimizer", "adaptive_upgd"))
+    return OPTIMIZERS.get(ctx.get("optimizer", "adam"))
 
 
 def _vgs_class(ctx):
