@@ -24,6 +24,11 @@ on by default, see :func:`default_agents`):
 * ``adaptive-upgd``  ``optimizer="adaptive_upgd"`` (the UPGD family around Adam, paper defaults);
 * ``l2-init``   Adam with L2-Init (Kumar et al. 2023) at ``l2_init=0.1``: ``AdaptiveUPGD`` with
   ``gate="none"``, no noise, no weight decay and Adam's ``eps=1e-5`` (the plasticity candidate);
+* ``upgd-no-noise``, ``upgd-no-decay``, ``upgd-eps-1e-5``, ``upgd-layer-gate``: AdaptiveUPGD with
+  ``sigma=0``, ``weight_decay=0``, Adam's ``eps=1e-5`` or ``gate="layer"``; ``upgd-gate-only``:
+  all three, so the utility gate is its only difference from Adam; ``upgd-flat-gate``: that and
+  ``gate_temperature=1e12`` (the gate flat at 1/2: Adam's arithmetic, to float rounding);
+  ``l2-init-1``: ``l2-init`` at ``l2_init=1`` (the optimizer diagnosis in docs/agent.md);
 * ``vgs-off`` / ``vgs-on``  the gradient scaler off / on (whichever is not the default);
 * ``vgs-a1e-2``, ``vgs-a1e-1``, ``vgs-a1e-4``  the scaler on at another ``alpha``.
 
@@ -137,6 +142,17 @@ AGENTS: dict[str, Any] = {
     "adaptive-upgd": {"optimizer": "adaptive_upgd"},
     "l2-init": {"optimizer": "adaptive_upgd", "optimizer_kwargs": {
         "gate": "none", "sigma": 0.0, "weight_decay": 0.0, "eps": 1e-5, "l2_init": 0.1}},
+    # the optimizer diagnosis of docs/agent.md: AdaptiveUPGD with one part removed at a time
+    "upgd-no-noise": {"optimizer": "adaptive_upgd", "optimizer_kwargs": {"sigma": 0.0}},
+    "upgd-no-decay": {"optimizer": "adaptive_upgd", "optimizer_kwargs": {"weight_decay": 0.0}},
+    "upgd-eps-1e-5": {"optimizer": "adaptive_upgd", "optimizer_kwargs": {"eps": 1e-5}},
+    "upgd-layer-gate": {"optimizer": "adaptive_upgd", "optimizer_kwargs": {"gate": "layer"}},
+    "upgd-gate-only": {"optimizer": "adaptive_upgd", "optimizer_kwargs": {
+        "sigma": 0.0, "weight_decay": 0.0, "eps": 1e-5}},
+    "upgd-flat-gate": {"optimizer": "adaptive_upgd", "optimizer_kwargs": {
+        "sigma": 0.0, "weight_decay": 0.0, "eps": 1e-5, "gate_temperature": 1e12}},
+    "l2-init-1": {"optimizer": "adaptive_upgd", "optimizer_kwargs": {
+        "gate": "none", "sigma": 0.0, "weight_decay": 0.0, "eps": 1e-5, "l2_init": 1.0}},
     "vgs-off": {"vgs": False},
     "vgs-on": {"vgs": True},
     "vgs-a1e-4": {"vgs": True, "vgs_kwargs": {"alpha": 1e-4}},
