@@ -14,7 +14,14 @@ from lifelong.agent.policy import (
 from lifelong.agent.ppo import DistributionalPPO
 from lifelong.agent.recurrent import DistributionalRecurrentPPO
 
+#: the agents by name, as a configuration's ``algo`` (command line) or a PBT ``agent["algo"]``
+#: selects them
+ALGORITHMS: dict[str, type] = {"ppo": DistributionalPPO, "recurrent_ppo": DistributionalRecurrentPPO}
+DEFAULT_ALGO = "ppo"
+
 __all__ = [
+    "ALGORITHMS",
+    "DEFAULT_ALGO",
     "DistributionalPPO",
     "DistributionalRecurrentPPO",
     "DistributionalActorCriticPolicy",

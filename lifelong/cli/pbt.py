@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
+from lifelong.agent import DEFAULT_ALGO
 from lifelong.cli.config import ConfigError, parse_space, resolve
 from lifelong.cli.run_dir import agent_kwargs, check_env_id
 from lifelong.pbt import PBT, Choice, IntUniform, LogUniform, PBTError, Uniform
@@ -66,6 +67,8 @@ def build_pbt(config: Mapping, *, backend=None, workers=None, workdir=None, sync
     agent = {"env": config["env"], "n_envs": config["n_envs"],
              "env_kwargs": dict(config.get("env_kwargs") or {}), **agent_kwargs(config)}
     agent.pop("device", None) if agent.get("device") == "auto" else None
+    if config.get("algo", DEFAULT_ALGO) != DEFAULT_ALGO:
+        agent["algo"] = config["algo"]
     if config.get("normalize_obs") or config.get("normalize_reward"):  # as `lifelong train`
         agent["normalize"] = {"norm_obs": bool(config.get("normalize_obs")),
                               "norm_reward": bool(config.get("normalize_reward"))}

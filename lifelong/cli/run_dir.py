@@ -22,7 +22,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Mapping
 
-from lifelong.agent import schedules
+from lifelong.agent import ALGORITHMS, DEFAULT_ALGO, schedules
 from lifelong.checkpoint import CheckpointManager, read_archive
 from lifelong.checkpoint.codec import class_name
 from lifelong.checkpoint.members import _check_members
@@ -34,7 +34,6 @@ from lifelong.cli.config import (
     dump_yaml,
     resolve,
 )
-from lifelong.cli.config.agent import ALGORITHMS, DEFAULT_ALGO
 from lifelong.errors import CheckpointAgentError, CheckpointError
 
 CONFIG = "config.yaml"

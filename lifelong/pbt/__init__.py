@@ -1,4 +1,5 @@
-"""Population-based training (Jaderberg et al. 2017) of ``DistributionalPPO`` members.
+"""Population-based training (Jaderberg et al. 2017) of ``DistributionalPPO`` or
+``DistributionalRecurrentPPO`` members.
 
 ``PBT(...).run()`` trains a population, exploiting by truncation selection (the whole
 checkpoint of a top member is copied) and exploring within a search space (the recipient's own

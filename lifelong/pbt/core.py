@@ -27,11 +27,13 @@ __all__ = ["PBT", "PBTError", "BACKENDS"]
 
 
 class PBT:
-    """Population-based training of ``DistributionalPPO`` members (see docs/pbt.md).
+    """Population-based training of ``DistributionalPPO`` (or ``DistributionalRecurrentPPO``)
+    members (see docs/pbt.md).
 
-    ``agent`` holds ``DistributionalPPO`` arguments plus ``env`` (a Gymnasium id or a picklable
-    env factory), optionally ``eval_env``, ``n_envs``, ``env_kwargs`` and ``normalize`` (``True``
-    or a dict of ``VecNormalize`` arguments). Member ``i`` is seeded ``seed + i``; its initial
+    ``agent`` holds the agent's arguments plus ``env`` (a Gymnasium id or a picklable env
+    factory), optionally ``algo`` (``"ppo"``, the default, or ``"recurrent_ppo"``),
+    ``eval_env``, ``n_envs``, ``env_kwargs`` and ``normalize`` (``True`` or a dict of
+    ``VecNormalize`` arguments). Member ``i`` is seeded ``seed + i``; its initial
     config is drawn from ``space`` with a generator seeded by ``seed``.
 
     Extra arguments beyond DESIGN: ``synchronous`` (default True; False: asynchronous PBT),

@@ -11,6 +11,7 @@ Everything here runs in a worker process; nothing holds a model between interval
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import time
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ import numpy as np
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
 
-from lifelong.agent.ppo import DistributionalPPO
+from lifelong.agent import ALGORITHMS, DEFAULT_ALGO
 from lifelong.checkpoint import load_model, save_model
 from lifelong.errors import CheckpointError
 
@@ -52,7 +53,10 @@ EVAL_METRICS = (
     "eval_mean_length",
 )
 
-_SPEC_KEYS = ("env", "eval_env", "n_envs", "env_kwargs", "policy", "normalize")
+_SPEC_KEYS = ("algo", "env", "eval_env", "n_envs", "env_kwargs", "policy", "normalize")
+
+#: the policy a member builds when ``agent`` names none, per agent
+_DEFAULT_POLICY = {"ppo": "MlpPolicy", "recurrent_ppo": "MlpLstmPolicy"}
 
 #: ``VecNormalize`` arguments ``agent["normalize"]`` may set (``True`` means all defaults).
 NORMALIZE_KEYS = ("norm_obs", "norm_reward", "clip_obs", "clip_reward", "gamma", "epsilon", "norm_obs_keys")
@@ -93,13 +97,18 @@ def _jsonable(value: Any) -> Any:
 class AgentSpec:
     """The ``agent`` argument of ``PBT``, split into env construction and agent kwargs.
 
+    ``algo``: the agent, ``"ppo"`` (:class:`~lifelong.agent.ppo.DistributionalPPO`, the
+    default) or ``"recurrent_ppo"`` (:class:`~lifelong.agent.recurrent.DistributionalRecurrentPPO`:
+    its checkpoints hold the rollout's LSTM states, so an exploit moves them with the weights,
+    and evaluation carries each episode's state from step to step);
     ``env`` (required): a Gymnasium id or a picklable callable returning an env; ``eval_env``:
     the same for evaluation (default: ``env``); ``n_envs`` (default 1; a list gives member ``i``
     ``n_envs[i]`` copies: a population of uneven speed); ``env_kwargs``;
-    ``policy`` (default ``"MlpPolicy"``); ``normalize``: ``True`` or a dict of ``VecNormalize``
-    arguments (:data:`NORMALIZE_KEYS`) to train on a ``VecNormalize`` env; its statistics are
-    part of every checkpoint, so they move with an exploit and evaluation uses the member's own;
-    everything else goes to ``DistributionalPPO``.
+    ``policy`` (default ``"MlpPolicy"``, ``"MlpLstmPolicy"`` for the recurrent agent);
+    ``normalize``: ``True`` or a dict of ``VecNormalize`` arguments (:data:`NORMALIZE_KEYS`) to
+    train on a ``VecNormalize`` env; its statistics are part of every checkpoint, so they move
+    with an exploit and evaluation uses the member's own; everything else goes to the agent's
+    constructor.
     """
 
     env: Any
@@ -109,13 +118,22 @@ class AgentSpec:
     policy: Any = "MlpPolicy"
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     normalize: Mapping[str, Any] | None = None
+    algo: str = DEFAULT_ALGO
+
+    @property
+    def agent_class(self) -> type:
+        """The class every member of this spec is built and loaded as."""
+        return ALGORITHMS[self.algo]
 
     @classmethod
     def from_agent(cls, agent: Mapping[str, Any]) -> "AgentSpec":
         if not isinstance(agent, Mapping):
             raise ValueError(
-                f"agent={agent!r}: expected a dict of DistributionalPPO arguments with an 'env'"
+                f"agent={agent!r}: expected a dict of agent arguments with an 'env'"
             )
+        algo = agent.get("algo", DEFAULT_ALGO)
+        if algo not in ALGORITHMS:
+            raise ValueError(f"agent['algo']={algo!r}: expected one of {list(ALGORITHMS)}")
         if "env" not in agent:
             raise ValueError(
                 "agent has no 'env': expected a Gymnasium id such as 'CartPole-v1' "
@@ -169,14 +187,17 @@ class AgentSpec:
             eval_env=agent.get("eval_env"),
             n_envs=tuple(int(v) for v in values) if per_member else int(values[0]),
             env_kwargs=dict(env_kwargs),
-            policy=agent.get("policy", "MlpPolicy"),
+            policy=agent.get("policy", _DEFAULT_POLICY[algo]),
             kwargs=kwargs,
             normalize=normalize,
+            algo=algo,
         )
 
     def describe(self) -> dict[str, Any]:
-        """JSON description, used to refuse resuming a workdir with a different agent."""
+        """JSON description, used to refuse resuming a workdir with a different agent (the
+        default ``algo`` is left out, so workdirs made before the key existed still resume)."""
         return {
+            **({"algo": self.algo} if self.algo != DEFAULT_ALGO else {}),
             "env": _describe(self.env),
             "eval_env": _describe(self.eval_env),
             "n_envs": list(self.n_envs) if isinstance(self.n_envs, tuple) else self.n_envs,
@@ -192,7 +213,8 @@ class AgentSpec:
 
     def rollout_steps_of(self, index: int) -> int | None:
         """Env steps of one rollout of member ``index`` (``n_steps * n_envs``)."""
-        n_steps = self.kwargs.get("n_steps", 2048)
+        n_steps = self.kwargs.get(
+            "n_steps", inspect.signature(self.agent_class.__init__).parameters["n_steps"].default)
         return int(n_steps) * self.n_envs_of(index) if isinstance(n_steps, int) else None
 
 
@@ -242,12 +264,8 @@ def make_eval_env(spec: AgentSpec):
     return source(**dict(spec.env_kwargs))
 
 
-def _agent_class():
-    return DistributionalPPO
-
-
 def build_model(spec: AgentSpec, env, seed: int):
-    cls = _agent_class()
+    cls = spec.agent_class
     kwargs = dict(spec.kwargs)
     kwargs.setdefault("verbose", 0)
     return cls(spec.policy, env, seed=seed, **kwargs)
@@ -276,7 +294,7 @@ def prepare_model(
     if checkpoint is None:
         model = build_model(spec, env, seed)
     else:
-        model = load_model(_agent_class(), checkpoint, env=env, device=spec.kwargs.get("device", "auto"))
+        model = load_model(spec.agent_class, checkpoint, env=env, device=spec.kwargs.get("device", "auto"))
     if config:
         model.set_hyperparameters(**dict(config))
     check_live_parameters(model)
@@ -294,7 +312,8 @@ def evaluate(model, spec: AgentSpec, episodes: int, seed: int) -> dict[str, floa
     """Deterministic policy on a separate eval env, ``episodes`` episodes seeded ``seed + i``.
 
     With a ``VecNormalize`` training env, observations are normalised with the model's own
-    statistics (frozen: evaluation does not update them) before the policy sees them."""
+    statistics (frozen: evaluation does not update them) before the policy sees them. A
+    recurrent policy's state starts fresh with each episode and is carried from step to step."""
     normalizer = model.get_vec_normalize_env()
     env = make_eval_env(spec)
     rewards: list[float] = []
@@ -303,9 +322,11 @@ def evaluate(model, spec: AgentSpec, episodes: int, seed: int) -> dict[str, floa
         for i in range(episodes):
             obs, _ = env.reset(seed=seed + i)
             total, n, done = 0.0, 0, False
+            state = None
             while not done:
                 seen = obs if normalizer is None else normalizer.normalize_obs(obs)
-                action, _ = model.predict(seen, deterministic=True)
+                action, state = model.predict(seen, state=state, episode_start=np.array([n == 0]),
+                                              deterministic=True)
                 obs, reward, terminated, truncated, _ = env.step(action)
                 total += float(reward)
                 n += 1

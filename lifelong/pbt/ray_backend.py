@@ -42,7 +42,6 @@ from ray import tune
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import PopulationBasedTraining
 
-from lifelong.agent.ppo import DistributionalPPO
 from lifelong.checkpoint import load_model, save_model
 from lifelong.pbt.coordinator import last_line
 from lifelong.pbt.errors import PBTError
@@ -122,7 +121,7 @@ class LifelongTrainable(tune.Trainable):
         self._planned = None
         if self._pending is not None:
             self._model = load_model(
-                DistributionalPPO, io.BytesIO(self._pending), env=env, device=self.spec.kwargs.get("device", "auto")
+                self.spec.agent_class, io.BytesIO(self._pending), env=env, device=self.spec.kwargs.get("device", "auto")
             )
             self._pending = None
         elif self._model is None:

@@ -62,3 +62,21 @@ def test_train_resume_eval_report_a_recurrent_run(main, tmp_path):
     (out / "config.yaml").write_text(yaml.safe_dump(dict(cfg, algo="ppo", agent={})))
     one_line_error(main("resume", out, "--timesteps", "32", "--no-progress"),
                    "DistributionalRecurrentPPO checkpoint", "DistributionalPPO cannot load it")
+
+
+def test_pbt_with_algo_recurrent_ppo_trains_recurrent_members(main, tmp_path):
+    workdir = tmp_path / "pbt"
+    cfg = tmp_path / "pbt.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "env": "lifelong/CartPoleNoVel-v1", "algo": "recurrent_ppo",
+        "agent": {"n_steps": 32, "batch_size": 32, "n_epochs": 1,
+                  "policy_kwargs": {"lstm_hidden_size": 8, "net_arch": [8]}},
+        "pbt": {"population_size": 2, "interval_steps": 32, "total_steps": 64, "eval_episodes": 1,
+                "workdir": str(workdir)},
+        "space": {"learning_rate": {"loguniform": [1.0e-4, 3.0e-3]}},
+    }))
+    proc = main("pbt", cfg, "--workers", "2")
+    assert proc.returncode == 0, proc.stderr
+    for member in ("member_0", "member_1"):
+        (last,) = sorted((workdir / "members" / member).glob("step_000000064.zip"))
+        assert DistributionalRecurrentPPO.load(last).num_timesteps == 64

@@ -12,9 +12,8 @@ import copy
 import inspect
 from typing import Mapping
 
+from lifelong.agent import ALGORITHMS, DEFAULT_ALGO
 from lifelong.agent.optimizer import OPTIMIZERS
-from lifelong.agent.ppo import DistributionalPPO
-from lifelong.agent.recurrent import DistributionalRecurrentPPO
 from lifelong.cli.config.errors import ConfigError, suggest
 from lifelong.cli.config.run_options import RUN_KEYS
 from lifelong.cli.config.signature import signature_defaults
@@ -35,12 +34,8 @@ from lifelong.cli.config.validators import (
 )
 from lifelong.vgs import VarianceGradientScaler
 
-__all__ = ["AGENT_KNOWN", "AGENT_EXCLUDED", "ALGORITHMS", "DEFAULT_ALGO", "agent_class", "agent_defaults",
-           "algo_of_class"]
+__all__ = ["AGENT_KNOWN", "AGENT_EXCLUDED", "agent_class", "agent_defaults", "algo_of_class"]
 
-#: the ``algo`` key's values and the agent each builds
-ALGORITHMS: dict[str, type] = {"ppo": DistributionalPPO, "recurrent_ppo": DistributionalRecurrentPPO}
-DEFAULT_ALGO = "ppo"
 
 
 def _optimizer_class(ctx):

@@ -6,7 +6,8 @@ import copy
 import difflib
 from typing import Mapping
 
-from lifelong.cli.config.agent import DEFAULT_ALGO, _validate_agent, agent_defaults
+from lifelong.agent import DEFAULT_ALGO
+from lifelong.cli.config.agent import _validate_agent, agent_defaults
 from lifelong.cli.config.errors import ConfigError, _show, suggest
 from lifelong.cli.config.pbt_schema import _validate_pbt, parse_space
 from lifelong.cli.config.run_options import RUN_KEYS, SECTION_KEYS
