@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.utils import obs_as_tensor
 from torch import nn
 
 __all__ = [
@@ -489,7 +490,9 @@ class PlasticityCallback(BaseCallback):
         buffer = getattr(self.model, "rollout_buffer", None)
         if buffer is None:
             return
-        obs = observations_from_buffer(buffer, self.n_obs)
+        # buffer layout (a Discrete observation is stored as shape (1,)), as the policy's
+        # training forward takes it: not the env format that ``obs_to_tensor`` checks
+        obs = obs_as_tensor(observations_from_buffer(buffer, self.n_obs), self.model.device)
         self.last = policy_diagnostics(self.model.policy, obs, tau=self.tau)
         for k, v in self.last.items():
             self.logger.record(k, v)

@@ -236,3 +236,32 @@ def test_upgd_gates_follow_each_groups_gate_normalisation(mech):
         assert g.shape == p.shape and torch.allclose(g, expected, atol=1e-12)
     flat = torch.cat([g.flatten() for g in gates])
     assert float(flat.mean()) == pytest.approx(opt.gating_stats()["gate_mean"], abs=1e-9)
+
+
+# ------------------------------------------------------------------------ SB3 callback
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "FrozenLake-v1"])  # Box and Discrete observations
+def test_plasticity_callback_logs_the_diagnostics_of_sb3_ppo(env_id, tmp_path):
+    """On Stable-Baselines3's own PPO, every rollout with every_rollouts=1: the logged values are
+    policy_diagnostics of the rollout's observations in the buffer's layout (a Discrete
+    observation is stored as shape (1,), which the env-format obs_to_tensor refuses)."""
+    import csv
+
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.logger import configure
+    from stable_baselines3.common.utils import obs_as_tensor
+
+    model = PPO("MlpPolicy", env_id, n_steps=64, batch_size=32, n_epochs=1, seed=0, device="cpu")
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    callback = D.PlasticityCallback(every_rollouts=1, n_obs=16)
+    model.learn(128, callback=callback)
+    with open(tmp_path / "progress.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert callback.rollouts == 2 and len(rows) == 2
+    for row in rows:  # through the algorithm's logger, every rollout
+        assert np.isfinite(float(row["plasticity/dormant_fraction"]))
+        assert np.isfinite(float(row["plasticity/effective_rank"]))
+    for key, value in callback.last.items():  # the last rollout's values are what was logged
+        assert float(rows[-1][key]) == pytest.approx(value, rel=1e-5), key
+    # on the buffer's observations in its own layout, the diagnostics run for any space
+    obs = obs_as_tensor(D.observations_from_buffer(model.rollout_buffer, 16), model.device)
+    assert np.isfinite(D.policy_diagnostics(model.policy, obs)["plasticity/dormant_fraction"])
