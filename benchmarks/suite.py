@@ -115,7 +115,11 @@ ENVS: dict[str, dict[str, Any]] = {
     "MountainCarContinuous-v0": dict(
         n_envs=1, normalize=True, zoo_timesteps=20_000, timesteps=20_000, quick=512,
         random=-33.3, reference=90.0,
-        hp=dict(batch_size=256, n_steps=8, gamma=0.9999, learning_rate=7.77e-05, ent_coef=0.00429, clip_range=0.1,
+        # the zoo's batch_size is 256, larger than its rollout (n_steps 8 x 1 env): Stable-
+        # Baselines3 then trains on one truncated minibatch of the 8 samples, which is exactly
+        # what batch_size=8 does (same permutation, same samples), and DistributionalPPO refuses
+        # a minibatch larger than the rollout (docs/agent.md), so every agent gets 8
+        hp=dict(batch_size=8, n_steps=8, gamma=0.9999, learning_rate=7.77e-05, ent_coef=0.00429, clip_range=0.1,
                 n_epochs=10, gae_lambda=0.9, max_grad_norm=5.0, vf_coef=0.19, use_sde=True,
                 policy_kwargs=dict(log_std_init=-3.29, ortho_init=False)),
     ),
