@@ -519,12 +519,17 @@ def batched_config(spec: dict) -> tuple[str, dict]:
         kwargs = {**defaults, **kwargs}
         name = {"UPGD": "upgd", "AdaptiveUPGD": "adaptive_upgd", "UPGDW": "adaptive_upgd",
                 "Adam": "adam", "SGD": "sgd"}.get(cls.__name__, cls.__name__)
-    if name == "upgdw":
-        from lifelong.optim import UPGDW
+    if name in ("upgd", "adaptive_upgd", "upgdw"):
+        # the class's own defaults for what the configuration leaves out (sigma, weight_decay,
+        # ...): the batched rule's are 0, the optimizer's are not
         import inspect
-        defaults = {k: v.default for k, v in inspect.signature(UPGDW).parameters.items()
+
+        from lifelong.optim import UPGD, UPGDW, AdaptiveUPGD
+        cls = {"upgd": UPGD, "adaptive_upgd": AdaptiveUPGD, "upgdw": UPGDW}[name]
+        defaults = {k: v.default for k, v in inspect.signature(cls).parameters.items()
                     if v.default is not inspect.Parameter.empty}
-        kwargs, name = {**defaults, **kwargs}, "adaptive_upgd"
+        kwargs = {**defaults, **kwargs}
+        name = "upgd" if name == "upgd" else "adaptive_upgd"
     if name not in ("sgd", "adam", "upgd", "adaptive_upgd"):
         raise ValueError(f"optimizer {name!r} has no batched rule")
     fixed = {"betas": BETAS, "eps": EPS, "beta_utility": BETA_UTILITY, "foreach": None,
