@@ -252,6 +252,26 @@ def _read_file(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> b
     return data
 
 
+def read_file_object(file: Any, name: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """The bytes of an open binary file object from its start (as Stable-Baselines3 reads a zip
+    from one), at most ``max_bytes`` plus the zip overhead: a stream that holds more (a pipe,
+    ``/dev/zero``, a socket) is refused after that many bytes, never read to its end."""
+    max_bytes = _check_max_bytes(max_bytes)
+    limit = max_bytes + _ZIP_OVERHEAD
+    try:
+        if file.seekable():
+            file.seek(0)
+        data = file.read(limit + 1)
+    except OSError as exc:
+        raise _fail(name, f"cannot be read ({exc})") from exc
+    if not isinstance(data, bytes):
+        raise _fail(name, f"is not a binary file object (read() returned {type(data).__name__})")
+    if len(data) > limit:
+        raise _fail(name, f"holds more than the reading cap max_bytes={max_bytes:,} (refused after "
+                          f"{limit + 1:,} bytes; pass a larger max_bytes to load a checkpoint this big)")
+    return data
+
+
 def _open_zip(path: Any, data: bytes) -> zipfile.ZipFile:
     if not data:
         raise _fail(path, "empty file (0 bytes): not a checkpoint (an interrupted copy?)")

@@ -235,12 +235,6 @@ def file_object_name(file: Any) -> str:
     return f"<{type(file).__name__} file object>"
 
 
-def _read_file_object(file: Any) -> tuple[bytes, str]:
-    """The bytes of a checkpoint file object from its start, wherever its position is (as
-    Stable-Baselines3 reads a zip from a file object), and the name messages use for it."""
-    if file.seekable():
-        file.seek(0)
-    return file.read(), file_object_name(file)
 
 
 def _constructor_parameters(cls: type) -> set[str]:
@@ -315,8 +309,9 @@ def load_model(
     if isinstance(path, pathlib.Path):
         state = archive.read_archive(path, max_bytes)
     else:
-        data, path = _read_file_object(path)  # from here on, messages name the file object
-        state = archive.unpack(data, path, max_bytes)
+        path_name = file_object_name(path)  # from here on, messages name the file object
+        state = archive.unpack(archive.read_file_object(path, path_name, max_bytes), path_name, max_bytes)
+        path = path_name
     if POLICY in state:
         state[POLICY] = without_compile_prefix(state[POLICY])
     meta = _check_members(state, path)

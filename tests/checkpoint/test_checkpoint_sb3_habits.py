@@ -2,6 +2,7 @@
 ``torch.compile`` (SB3 GH#2137), file objects at any position, and messages that name them."""
 from __future__ import annotations
 
+import io
 import tempfile
 
 import numpy as np
@@ -84,3 +85,12 @@ def test_messages_name_a_file_object_not_its_descriptor_number(tmp_path):
     path.write_bytes(b"not a checkpoint")
     with open(path, "rb") as file, pytest.raises(CheckpointError, match=f"^{path}: not a zip"):
         DistributionalPPO.load(file)
+
+
+def test_a_file_object_is_read_only_up_to_the_cap():
+    """An endless stream (here /dev/zero; a pipe or a socket alike) is refused after max_bytes plus
+    the zip overhead, never read to its end; the message names it and the cap."""
+    with open("/dev/zero", "rb") as stream, pytest.raises(CheckpointError, match=r"^/dev/zero: holds more than the reading cap max_bytes=1,024"):
+        DistributionalPPO.load(stream, max_bytes=1024)
+    with pytest.raises(CheckpointError, match="not a binary file object"):
+        DistributionalPPO.load(io.StringIO("text"))
