@@ -242,7 +242,7 @@ class _UPGDBase(Optimizer):
 
         ``gate_mean``: mean of ``1 - s`` over all weights with a finite utility (each group
         with its own gate, temperature and utility mode; a unit's gate counts once per weight
-        of its row); ``utility_mean`` and ``utility_min``: of the finite bias-corrected
+        of its row; a ``gate="none"`` group counts 1/2 per weight); ``utility_mean`` and ``utility_min``: of the finite bias-corrected
         utilities ``û``; ``utility_max``: the global ``eta`` (floored maximum of the finite
         ``û``), i.e. the last step's ``eta`` when every parameter took part in it. Finite for
         finite input. Empty before the first step (or when no utility is finite)."""
