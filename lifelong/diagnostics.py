@@ -284,7 +284,7 @@ def upgd_gates(optimizer: Any) -> list[torch.Tensor]:
     ``û = u / (1 - beta_utility ** t)``; ``eta`` the maximum of the finite ``û`` over every
     group with ``gate="global"`` (per parameter tensor with ``gate="layer"``), floored at the
     smallest positive float64; with ``utility="unit"`` every weight of a unit's row takes its
-    unit's gate.
+    unit's gate; every weight of a ``gate="none"`` group has 1/2.
     """
     if not callable(getattr(optimizer, "gating_stats", None)):
         return []
@@ -308,6 +308,9 @@ def upgd_gates(optimizer: Any) -> list[torch.Tensor]:
                      default=tiny)
     gates = []
     for p, u, group in entries:
+        if group.get("gate", "global") == "none":  # the gate off: 1 - s = 1/2 everywhere
+            gates.append(torch.full(p.shape, 0.5, dtype=torch.float64))
+            continue
         eta = eta_global if group.get("gate", "global") == "global" else finite_max(u)
         eta = max(eta, tiny)
         gate = torch.sigmoid(u / -(eta * group.get("gate_temperature", 1.0)))

@@ -213,7 +213,8 @@ def test_upgd_gates_follow_the_paper_and_agree_with_gating_stats():
 
 @pytest.mark.parametrize("mech", [dict(gate="layer", gate_temperature=0.3),
                                   dict(gate="global", utility="unit"),
-                                  dict(gate="layer", utility="unit", gate_temperature=2.0)])
+                                  dict(gate="layer", utility="unit", gate_temperature=2.0),
+                                  dict(gate="none", l2_init=0.1)])
 def test_upgd_gates_follow_each_groups_gate_normalisation(mech):
     from lifelong.optim import AdaptiveUPGD
     torch.manual_seed(1)
@@ -230,6 +231,8 @@ def test_upgd_gates_follow_each_groups_gate_normalisation(mech):
     for p, g, u in zip(params, gates, u_hat):
         eta = max(float(u.max()) if mech["gate"] == "layer" else eta_all, np.finfo(np.float64).tiny)
         expected = torch.sigmoid(-u / (eta * mech.get("gate_temperature", 1.0)))
+        if mech["gate"] == "none":                     # the gate off: 1/2 on every weight
+            expected = torch.full(p.shape, 0.5, dtype=torch.float64)
         if mech.get("utility") == "unit":              # one gate per output unit (row)
             assert u.shape == (p.shape[0],)
             expected = expected.reshape(-1, *([1] * (p.dim() - 1))).expand(p.shape)
