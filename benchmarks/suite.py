@@ -29,6 +29,9 @@ on by default, see :func:`default_agents`):
   all three, so the utility gate is its only difference from Adam; ``upgd-flat-gate``: that and
   ``gate_temperature=1e12`` (the gate flat at 1/2: Adam's arithmetic, to float rounding);
   ``l2-init-1``: ``l2-init`` at ``l2_init=1`` (the optimizer diagnosis in docs/agent.md);
+* ``kappa-1``: ``huber_kappa=1`` (the quantile-Huber threshold, normalised return units);
+  ``single-mse-critic``: ``twin-off`` and ``dist-off`` together (one critic, squared error on
+  the mean: Stable-Baselines3's value function on normalised returns);
 * ``vgs-off`` / ``vgs-on``  the gradient scaler off / on (whichever is not the default);
 * ``vgs-a1e-2``, ``vgs-a1e-1``, ``vgs-a1e-4``  the scaler on at another ``alpha``.
 
@@ -157,6 +160,11 @@ AGENTS: dict[str, Any] = {
         "sigma": 0.0, "weight_decay": 0.0, "eps": 1e-5, "gate_temperature": 1e12}},
     "l2-init-1": {"optimizer": "adaptive_upgd", "optimizer_kwargs": {
         "gate": "none", "sigma": 0.0, "weight_decay": 0.0, "eps": 1e-5, "l2_init": 1.0}},
+    # the critic's loss and number: the quantile-Huber threshold at 1 (normalised units), and
+    # both critic ablations at once (one critic regressed on the mean with SB3's squared error)
+    "kappa-1": {"huber_kappa": 1.0},
+    "single-mse-critic": lambda hp: {"twin_critics": False, "n_quantiles": 1, "huber_kappa": DIST_OFF_KAPPA,
+                                     "vf_coef": hp.get("vf_coef", 0.5) * 4 * DIST_OFF_KAPPA},
     "vgs-off": {"vgs": False},
     "vgs-on": {"vgs": True},
     "vgs-a1e-4": {"vgs": True, "vgs_kwargs": {"alpha": 1e-4}},
