@@ -237,7 +237,7 @@ def apply_update(layout: FlatGroup, group: dict[str, Any], eta: Tensor | None,
     """Gate, weight decay, decay toward w0, noise and the step for the whole group."""
     params = layout.params
     step = layout.entries[0]["step"]
-    lr, sigma, l2 = group["lr"], group["sigma"], group["l2_init"]
+    lr, sigma = group["lr"], group["sigma"]
     utility_correction, step_scale, eps = corrections(step, group, adaptive)
     temperature = group["gate_temperature"]
     if group["gate"] == "none":
@@ -269,16 +269,7 @@ def apply_update(layout: FlatGroup, group: dict[str, Any], eta: Tensor | None,
         gates = [gate] if layout.gather else layout.split(gate)
     else:
         gates = _scratch_operand(layout, "gate", gate)
-    if layout.gather:
-        P, Gs = [layout.scratch("param", layout.n)], [layout.scratch("grad", layout.n)]
-    else:
-        P, Gs = list(params), [p.grad for p in params]
-
-    decay = 1.0 - lr * group["weight_decay"] - lr * l2
-    if decay != 1.0:
-        torch._foreach_mul_(P, decay)
-    if l2 != 0.0:
-        torch._foreach_add_(P, _operand(layout, "initial"), alpha=lr * l2)       # + lr l2 w0
+    P, Gs = _decayed_operands(layout, group)
     noise = None
     if sigma != 0.0:
         noise = draw_noise(layout.scratch("noise", layout.n), generator)
@@ -297,21 +288,29 @@ def apply_update(layout: FlatGroup, group: dict[str, Any], eta: Tensor | None,
         torch._foreach_copy_(list(params), layout.scratch_views("param", layout.n))
 
 
-def _apply_ungated(layout: FlatGroup, group: dict[str, Any], generator: torch.Generator | None,
-                   adaptive: bool, step_scale: float, eps: float) -> None:
-    """``gate="none"``: ``1 - s = 1/2`` for every weight, so ``2 (1 - s) = 1`` and the step is
-    the base optimizer's (SGD's or Adam's) plus decay and noise, with no gate pass at all."""
-    params = layout.params
-    lr, sigma, l2 = group["lr"], group["sigma"], group["l2_init"]
+def _decayed_operands(layout: FlatGroup, group: dict[str, Any]) -> tuple[list[Tensor], list[Tensor]]:
+    """The weights and gradients as ``_foreach`` operands (the gathered flat scratch buffers, or
+    the parameters themselves), after ``w <- w (1 - lr wd - lr l2) + lr l2 w0``."""
+    lr, l2 = group["lr"], group["l2_init"]
     if layout.gather:
         P, Gs = [layout.scratch("param", layout.n)], [layout.scratch("grad", layout.n)]
     else:
-        P, Gs = list(params), [p.grad for p in params]
+        P, Gs = list(layout.params), [p.grad for p in layout.params]
     decay = 1.0 - lr * group["weight_decay"] - lr * l2
     if decay != 1.0:
         torch._foreach_mul_(P, decay)
     if l2 != 0.0:
         torch._foreach_add_(P, _operand(layout, "initial"), alpha=lr * l2)       # + lr l2 w0
+    return P, Gs
+
+
+def _apply_ungated(layout: FlatGroup, group: dict[str, Any], generator: torch.Generator | None,
+                   adaptive: bool, step_scale: float, eps: float) -> None:
+    """``gate="none"``: ``1 - s = 1/2`` for every weight, so ``2 (1 - s) = 1`` and the step is
+    the base optimizer's (SGD's or Adam's) plus decay and noise, with no gate pass at all."""
+    params = layout.params
+    lr, sigma = group["lr"], group["sigma"]
+    P, Gs = _decayed_operands(layout, group)
     if sigma != 0.0:
         noise = draw_noise(layout.scratch("noise", layout.n), generator)
         torch._foreach_add_(P, _scratch_operand(layout, "noise", noise), alpha=-lr * sigma)
