@@ -159,13 +159,13 @@ def table(config: str, results: dict[str, dict[str, float]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", action="append", choices=list(CONFIGS), help="default: cartpole-8x256 and pendulum-zoo")
-    p.add_argument("--variant", action="append", choices=list(VARIANTS), help="default: sb3, ours, ours-adam")
+    p.add_argument("--variant", action="append", choices=list(VARIANTS), help="default: sb3, ours, ours-upgd")
     p.add_argument("--updates", type=int, default=10, help="timed updates per agent (after one warm-up update)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; each part is the median over rounds")
     p.add_argument("--json", default=None, help="write the numbers to this file")
     a = p.parse_args(argv)
     everything = {}
-    variants = a.variant or ["sb3", "ours", "ours-adam"]
+    variants = a.variant or ["sb3", "ours", "ours-upgd"]
     for config in a.config or ["cartpole-8x256", "pendulum-zoo"]:
         updates = a.updates if not config.startswith("pendulum") else max(1, a.updates // 3)
         runs: dict[str, list[dict[str, float]]] = {v: [] for v in variants}

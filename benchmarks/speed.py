@@ -49,8 +49,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
 
 VARIANTS: dict[str, dict[str, Any] | None] = {
     "sb3": None,                                        # stable_baselines3.PPO
-    "ours": {},                                         # the default DistributionalPPO
-    "ours-adam": {"optimizer": "adam", "vgs": False},   # its optimizer and scaler swapped for Adam
+    "ours": {},                                         # the default DistributionalPPO (Adam, no scaler)
+    "ours-upgd": {"optimizer": "adaptive_upgd"},        # with AdaptiveUPGD, the previous default
 }
 
 
@@ -75,12 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", action="append", choices=list(CONFIGS), help="default: all")
     p.add_argument("--variant", action="append", choices=[v for v in VARIANTS if v != "sb3"],
-                   help="agents compared with SB3 PPO (default: ours, ours-adam)")
+                   help="agents compared with SB3 PPO (default: ours, ours-upgd)")
     p.add_argument("--rounds", type=int, default=None, help="rounds (default: per configuration)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jsonl", default=None, help="append each round's times here")
     a = p.parse_args(argv)
-    variants = ["sb3", *(a.variant or ["ours", "ours-adam"])]
+    variants = ["sb3", *(a.variant or ["ours", "ours-upgd"])]
     for config in a.config or list(CONFIGS):
         c = CONFIGS[config]
         models = {v: make_model(config, v, a.seed) for v in variants}
