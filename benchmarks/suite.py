@@ -13,13 +13,12 @@ on by default, see :func:`default_agents`):
 * ``default``   ``DistributionalPPO`` with all its defaults;
 * ``twin-off``  ``twin_critics=False`` (one critic);
 * ``dist-off``  the distributional critic off: one output (``n_quantiles=1``) regressed on the mean
-  with Stable-Baselines3's squared error. With one quantile at tau = 1/2 and a threshold far
-  beyond any normalised error (``huber_kappa=100``) the quantile-Huber loss is
-  ``1/2 * u^2/2 / kappa = u^2 / (4 kappa)``, so ``vf_coef`` is multiplied by ``4 kappa``: the
-  value loss is then exactly ``vf_coef * u^2`` like Stable-Baselines3's (in normalised return
-  units). ``n_quantiles=1`` at the default ``huber_kappa`` would regress the *median*
-  (quantile loss), a biased value on skewed returns: an ablation should remove the distribution,
-  not swap the mean for the median;
+  with Stable-Baselines3's squared error: with one quantile the default mean-anchored loss has
+  no deviation to shape, and its gradient is exactly that of ``vf_coef * u^2`` (normalised units);
+* ``quantile-huber-mean``  ``quantile_mean_loss="quantile_huber"``: the quantiles' mean learns
+  through the quantile-Huber loss alone (QR-DQN's loss, the critic default until commit 7ef89ea);
+* ``twin-mean``  ``value_aggregation="mean"``: the twins' mean, not their minimum, for the
+  advantages;
 * ``adam``      ``optimizer="adam"`` (Stable-Baselines3's Adam, ``eps=1e-5``);
 * ``adaptive-upgd``  ``optimizer="adaptive_upgd"`` (the UPGD family around Adam, paper defaults);
 * ``l2-init``   Adam with L2-Init (Kumar et al. 2023) at ``l2_init=0.1``: ``AdaptiveUPGD`` with
@@ -33,7 +32,10 @@ on by default, see :func:`default_agents`):
   ``single-mse-critic``: ``twin-off`` and ``dist-off`` together (one critic, squared error on
   the mean: Stable-Baselines3's value function on normalised returns);
 * ``vgs-off`` / ``vgs-on``  the gradient scaler off / on (whichever is not the default);
-* ``vgs-a1e-2``, ``vgs-a1e-1``, ``vgs-a1e-4``  the scaler on at another ``alpha``.
+* ``vgs-a1e-2``, ``vgs-a1e-1``, ``vgs-a1e-4``  the scaler on at another ``alpha``;
+* ``NAME-qh-mean`` (for the optimizer and critic rows above): agent ``NAME`` with
+  ``quantile_mean_loss="quantile_huber"``, the critic these rows were recorded with before the
+  default changed (their rows keep their meaning under a rerun).
 
 Protocol. One run = (environment, agent, seed): ``learn(timesteps)`` on ``n_envs`` training
 environments seeded ``seed`` (``VecNormalize`` where the zoo normalises), then a final
@@ -135,16 +137,17 @@ ENVS: dict[str, dict[str, Any]] = {
     ),
 }
 
-DIST_OFF_KAPPA = 100.0
-
 #: agent name -> DistributionalPPO keyword overrides (``None``: Stable-Baselines3 PPO); a callable
-#: takes the environment's hyperparameters (``dist-off`` rescales ``vf_coef``).
+#: takes the environment's hyperparameters.
 AGENTS: dict[str, Any] = {
     "sb3": None,
     "default": {},
     "twin-off": {"twin_critics": False},
-    "dist-off": lambda hp: {"n_quantiles": 1, "huber_kappa": DIST_OFF_KAPPA,
-                            "vf_coef": hp.get("vf_coef", 0.5) * 4 * DIST_OFF_KAPPA},
+    # one quantile: its deviation from the mean is 0, so the default mean-anchored loss's gradient
+    # is exactly Stable-Baselines3's squared error (tests/agent/test_critics.py)
+    "dist-off": {"n_quantiles": 1},
+    "quantile-huber-mean": {"quantile_mean_loss": "quantile_huber"},
+    "twin-mean": {"value_aggregation": "mean"},
     "adam": {"optimizer": "adam"},
     "adaptive-upgd": {"optimizer": "adaptive_upgd"},
     "l2-init": {"optimizer": "adaptive_upgd", "optimizer_kwargs": {
@@ -163,8 +166,7 @@ AGENTS: dict[str, Any] = {
     # the critic's loss and number: the quantile-Huber threshold at 1 (normalised units), and
     # both critic ablations at once (one critic regressed on the mean with SB3's squared error)
     "kappa-1": {"huber_kappa": 1.0},
-    "single-mse-critic": lambda hp: {"twin_critics": False, "n_quantiles": 1, "huber_kappa": DIST_OFF_KAPPA,
-                                     "vf_coef": hp.get("vf_coef", 0.5) * 4 * DIST_OFF_KAPPA},
+    "single-mse-critic": {"twin_critics": False, "n_quantiles": 1},
     "vgs-off": {"vgs": False},
     "vgs-on": {"vgs": True},
     "vgs-a1e-4": {"vgs": True, "vgs_kwargs": {"alpha": 1e-4}},
@@ -172,13 +174,21 @@ AGENTS: dict[str, Any] = {
     "vgs-a1e-1": {"vgs": True, "vgs_kwargs": {"alpha": 1e-1}},
 }
 
+#: Rows measured before the critics' mean learnt by squared error (``quantile_mean_loss=
+#: "quantile_huber"`` was the default until commit 7ef89ea): ``NAME-qh-mean`` is agent ``NAME`` on
+#: that critic, so that the recorded rows keep their meaning (docs/agent.md).
+QH_MEAN_SUFFIX = "-qh-mean"
+for _name in ("twin-off", "kappa-1", "adam", "adaptive-upgd", "l2-init", "l2-init-1", "upgd-no-noise",
+              "upgd-no-decay", "upgd-eps-1e-5", "upgd-layer-gate", "upgd-gate-only", "upgd-flat-gate"):
+    AGENTS[_name + QH_MEAN_SUFFIX] = {**AGENTS[_name], "quantile_mean_loss": "quantile_huber"}
+
 
 def default_agents() -> list[str]:
     """SB3, the default agent and one ablation per part on by default; the optimizer's and the
     scaler's rows flip whichever choice is the default."""
     parameters = inspect.signature(DistributionalPPO.__init__).parameters
     optimizer_row = "adaptive-upgd" if parameters["optimizer"].default == "adam" else "adam"
-    return ["sb3", "default", "twin-off", "dist-off", optimizer_row,
+    return ["sb3", "default", "twin-off", "dist-off", "quantile-huber-mean", optimizer_row,
             "vgs-off" if parameters["vgs"].default else "vgs-on"]
 
 

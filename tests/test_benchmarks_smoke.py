@@ -117,17 +117,30 @@ def test_suite_runs_resumes_and_summarises(tmp_path, capsys):
 
 
 def test_suite_dist_off_ablation_is_sb3_squared_error():
-    """``dist-off``: one quantile at tau 1/2 with kappa K and vf_coef x 4K is exactly SB3's value
-    loss ``vf_coef * (target - v)^2`` (normalised units) for errors below K."""
+    """``dist-off`` (one quantile, the default mean-anchored loss) trains its value with exactly
+    the gradient of SB3's value loss ``vf_coef * (target - v)^2`` (normalised units)."""
     import torch
 
-    from lifelong.agent.critics import quantile_huber_loss
+    from lifelong import DistributionalPPO
+    from lifelong.agent.update import critic_losses
 
     mod = load("suite")
-    hp = {"vf_coef": 0.5}
-    kw = mod.agent_kwargs("dist-off", hp)
-    assert kw["n_quantiles"] == 1
-    v = torch.tensor([[0.3], [-2.0], [5.0]])
+    kw = mod.agent_kwargs("dist-off", {"vf_coef": 0.5})
+    model = DistributionalPPO("MlpPolicy", "CartPole-v1", n_steps=16, batch_size=16, device="cpu", **kw)
+    v = torch.tensor([[[0.3], [-2.0], [5.0]]] * 2, requires_grad=True)  # [critics, batch, 1]
     target = torch.tensor([1.0, 4.0, -40.0])
-    ours = kw["vf_coef"] * quantile_huber_loss(v, target, kw["huber_kappa"])
-    assert torch.allclose(ours, hp["vf_coef"] * (target - v[:, 0]) ** 2)
+    (model.vf_coef * critic_losses(model.policy, v, target, None, None, None, None).sum()).backward()
+    sb3 = v.detach().clone().requires_grad_(True)
+    (model.vf_coef * ((target - sb3[..., 0]) ** 2).mean(-1).sum()).backward()
+    assert torch.allclose(v.grad, sb3.grad)
+
+
+def test_suite_rows_of_the_previous_critic_keep_their_meaning():
+    """``NAME-qh-mean`` is ``NAME`` on the quantile-Huber mean (the critic before the default changed)."""
+    mod = load("suite")
+    assert mod.agent_kwargs("quantile-huber-mean", {}) == {"quantile_mean_loss": "quantile_huber"}
+    assert mod.agent_kwargs("twin-off-qh-mean", {}) == {"twin_critics": False, "quantile_mean_loss": "quantile_huber"}
+    assert mod.agent_kwargs("adam-qh-mean", {})["optimizer"] == "adam"
+    assert "quantile-huber-mean" in mod.default_agents()
+
+

@@ -81,6 +81,7 @@ class DistributionalOnPolicyAlgorithm(OnPolicyAlgorithm):
         critic: str,
         n_quantiles: int,
         huber_kappa: float,
+        quantile_mean_loss: str,
         n_atoms: int,
         v_min: float,
         v_max: float,
@@ -101,7 +102,7 @@ class DistributionalOnPolicyAlgorithm(OnPolicyAlgorithm):
             critic=critic, n_quantiles=n_quantiles, huber_kappa=huber_kappa, n_atoms=n_atoms, v_min=v_min,
             v_max=v_max, categorical_projection=categorical_projection, value_aggregation=value_aggregation,
             cvar_alpha=cvar_alpha, normalize_returns=normalize_returns,
-            normalize_returns_horizon=normalize_returns_horizon,
+            normalize_returns_horizon=normalize_returns_horizon, quantile_mean_loss=quantile_mean_loss,
         )
         # ---- optimizer and learning rate
         optimizer_class = self._resolve_optimizer(optimizer)

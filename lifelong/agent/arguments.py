@@ -25,7 +25,7 @@ __all__ = ["check_ppo_args", "check_spaces", "policy_name", "constructor_kwargs"
 SUPPORTED_ACTION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
 SUPPORTED_OBS_SPACES = (spaces.Box, spaces.Dict, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
 _POLICY_OWNED_KWARGS = (
-    "optimizer_class", "optimizer_kwargs", "critic", "n_quantiles", "huber_kappa", "n_atoms", "v_min", "v_max",
+    "optimizer_class", "optimizer_kwargs", "critic", "n_quantiles", "huber_kappa", "quantile_mean_loss", "n_atoms", "v_min", "v_max",
     "categorical_projection", "n_critics", "value_aggregation", "cvar_alpha", "normalize_returns",
     "normalize_returns_horizon",
 )
@@ -168,6 +168,7 @@ def constructor_kwargs(model: Any) -> dict[str, Any]:
         "critic": model.critic,
         "n_quantiles": model.n_quantiles,
         "huber_kappa": model.huber_kappa,
+        "quantile_mean_loss": model.quantile_mean_loss,
         "n_atoms": model.n_atoms,
         "v_min": model.v_min,
         "v_max": model.v_max,

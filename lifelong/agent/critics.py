@@ -39,7 +39,7 @@ Both :class:`~lifelong.agent.ppo.DistributionalPPO` and
 :class:`~lifelong.agent.policy.DistributionalActorCriticPolicy` hold a ``critic_spec`` and
 expose its fields as read-only attributes (``critic``, ``n_quantiles``, ``huber_kappa``,
 ``n_atoms``, ``v_min``, ``v_max``, ``categorical_projection``, ``value_aggregation``,
-``cvar_alpha``, ``normalize_returns``, ``normalize_returns_horizon``).
+``cvar_alpha``, ``normalize_returns``, ``normalize_returns_horizon``, ``quantile_mean_loss``).
 """
 from __future__ import annotations
 
@@ -54,9 +54,10 @@ from torch import nn
 
 from lifelong.agent.normalization import check_horizon
 
-__all__ = ["quantile_taus", "quantile_huber_loss", "categorical_support", "two_hot", "hl_gauss", "project_categorical", "categorical_cross_entropy", "categorical_expectation", "categorical_std", "aggregate", "aggregate_quantiles", "cvar_from_quantiles", "CRITICS", "AGGREGATIONS", "PROJECTIONS", "CriticEnsemble", "CriticSpec", "CRITIC_SPEC_FIELDS", "validate_distributional_args", "critic_spec_attributes"]
+__all__ = ["quantile_taus", "quantile_huber_loss", "categorical_support", "two_hot", "hl_gauss", "project_categorical", "categorical_cross_entropy", "categorical_expectation", "categorical_std", "aggregate", "aggregate_quantiles", "cvar_from_quantiles", "mean_anchored_quantile_loss", "CRITICS", "QUANTILE_MEAN_LOSSES", "AGGREGATIONS", "PROJECTIONS", "CriticEnsemble", "CriticSpec", "CRITIC_SPEC_FIELDS", "validate_distributional_args", "critic_spec_attributes"]
 
 CRITICS = ("quantile", "categorical")
+QUANTILE_MEAN_LOSSES = ("squared_error", "quantile_huber")
 AGGREGATIONS = ("min", "mean")
 PROJECTIONS = ("two_hot", "hl_gauss")
 
@@ -92,6 +93,53 @@ def quantile_huber_loss(
         weight = (taus - (target < quantiles).to(quantiles.dtype)).abs() / kappa
     loss = weight * huber
     return loss.mean(-1) if reduce else loss
+
+
+def mean_anchored_quantile_loss(
+    quantiles: th.Tensor,
+    target: th.Tensor,
+    kappa: float,
+    taus: th.Tensor | None = None,
+    old_quantiles: th.Tensor | None = None,
+    clip_range: float | None = None,
+) -> th.Tensor:
+    """The quantile critic's loss with its mean learnt by squared error, per sample ``[...]``.
+
+    With ``m = mean_i(q_i)`` and the deviations ``d_i = q_i - m``::
+
+        L = (G - m)^2 + mean_i rho_kappa_tau_i(G - (sg(m) + d_i))
+
+    (``sg``: stop-gradient; ``rho``: :func:`quantile_huber_loss`). The mean, the value PPO's
+    advantages consume, regresses on the target exactly as Stable-Baselines3's value function
+    does (squared error: a gradient proportional to the error); the quantile-Huber loss only
+    shapes the deviations (its gradient is projected onto ``sum_i d_i = 0``). Why: the
+    quantile-Huber gradient on a quantile is bounded by ``tau`` whatever the error (an L1-type
+    loss), so a critic whose mean learns through it alone tracks the value slower, and PPO's
+    advantages are noisier (docs/agent.md measures the cost). Fixed point: ``m = E[G]``, and the
+    ``q_i`` are the return's quantiles shifted by a common offset that is zero when the midpoint
+    quantiles average to the mean (to within their discretisation error).
+
+    With ``n_quantiles = 1`` the deviation is 0: the gradient is exactly the squared error's
+    (the quantile-Huber term is then a constant of the rollout, logged but not learnt from).
+    ``old_quantiles`` and ``clip_range``: PPO's value clipping, applied to the mean as
+    Stable-Baselines3 does (``max`` of the clipped and unclipped squared errors) and to every
+    quantile of the deviation term (element-wise ``max``), against the rollout's prediction.
+    """
+    mean = quantiles.mean(-1)
+    anchored = mean.detach().unsqueeze(-1) + (quantiles - mean.unsqueeze(-1))
+    mean_loss = (target - mean).square()
+    if clip_range is None:
+        return mean_loss + quantile_huber_loss(anchored, target, kappa, taus)
+    if old_quantiles is None:
+        raise ValueError("value clipping needs the rollout's quantiles (old_quantiles)")
+    old_mean = old_quantiles.mean(-1)
+    clipped_mean = old_mean + (mean - old_mean).clamp(-clip_range, clip_range)
+    clipped = old_quantiles + (anchored - old_quantiles).clamp(-clip_range, clip_range)
+    shape_loss = th.maximum(
+        quantile_huber_loss(anchored, target, kappa, taus, reduce=False),
+        quantile_huber_loss(clipped, target, kappa, taus, reduce=False),
+    ).mean(-1)
+    return th.maximum(mean_loss, (target - clipped_mean).square()) + shape_loss
 
 
 def categorical_support(v_min: float, v_max: float, n_atoms: int, device=None, dtype=th.float32) -> th.Tensor:
@@ -289,6 +337,7 @@ class CriticSpec:
     cvar_alpha: float | None
     normalize_returns: bool
     normalize_returns_horizon: float | None = None
+    quantile_mean_loss: str = "squared_error"
 
     @classmethod
     def build(
@@ -305,12 +354,13 @@ class CriticSpec:
         cvar_alpha: Any,
         normalize_returns: Any,
         normalize_returns_horizon: Any = None,
+        quantile_mean_loss: Any = "squared_error",
     ) -> CriticSpec:
         """Validate (:func:`validate_distributional_args`), then convert to plain Python types."""
         validate_distributional_args(
             critic=critic, n_quantiles=n_quantiles, huber_kappa=huber_kappa, n_atoms=n_atoms, v_min=v_min,
             v_max=v_max, categorical_projection=categorical_projection, value_aggregation=value_aggregation,
-            cvar_alpha=cvar_alpha,
+            cvar_alpha=cvar_alpha, quantile_mean_loss=quantile_mean_loss,
         )
         return cls(
             critic=critic,
@@ -324,6 +374,7 @@ class CriticSpec:
             cvar_alpha=None if cvar_alpha is None else float(cvar_alpha),
             normalize_returns=bool(normalize_returns),
             normalize_returns_horizon=check_horizon(normalize_returns_horizon, "normalize_returns_horizon"),
+            quantile_mean_loss=quantile_mean_loss,
         )
 
     def as_kwargs(self) -> dict[str, Any]:
@@ -353,6 +404,7 @@ def validate_distributional_args(
     categorical_projection: Any,
     value_aggregation: Any,
     cvar_alpha: Any,
+    quantile_mean_loss: Any = "squared_error",
 ) -> None:
     """``ValueError`` naming the argument, the bad value and what is accepted."""
 
@@ -366,6 +418,15 @@ def validate_distributional_args(
         raise ValueError(f"critic={critic!r} is not supported: accepted values are {list(CRITICS)}")
     if value_aggregation not in AGGREGATIONS:
         raise ValueError(f"value_aggregation={value_aggregation!r} is not supported: accepted values are {list(AGGREGATIONS)}")
+    if quantile_mean_loss not in QUANTILE_MEAN_LOSSES:
+        raise ValueError(
+            f"quantile_mean_loss={quantile_mean_loss!r} is not supported: accepted values are {list(QUANTILE_MEAN_LOSSES)}"
+        )
+    if critic == "categorical" and quantile_mean_loss != "squared_error":
+        raise ValueError(
+            f"quantile_mean_loss={quantile_mean_loss!r} applies to critic='quantile' only (got critic='categorical', "
+            "whose cross-entropy sets its mean): leave it at 'squared_error'"
+        )
     if categorical_projection not in PROJECTIONS:
         raise ValueError(
             f"categorical_projection={categorical_projection!r} is not supported: accepted values are {list(PROJECTIONS)}"

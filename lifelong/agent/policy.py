@@ -107,6 +107,7 @@ class DistributionalActorCriticPolicy(ActorCriticPolicy):
         critic: str = "quantile",
         n_quantiles: int = 32,
         huber_kappa: float = 0.03,
+        quantile_mean_loss: str = "squared_error",
         n_atoms: int = 51,
         v_min: float = -10.0,
         v_max: float = 10.0,
@@ -122,7 +123,7 @@ class DistributionalActorCriticPolicy(ActorCriticPolicy):
             critic=critic, n_quantiles=n_quantiles, huber_kappa=huber_kappa, n_atoms=n_atoms, v_min=v_min,
             v_max=v_max, categorical_projection=categorical_projection, value_aggregation=value_aggregation,
             cvar_alpha=cvar_alpha, normalize_returns=normalize_returns,
-            normalize_returns_horizon=normalize_returns_horizon,
+            normalize_returns_horizon=normalize_returns_horizon, quantile_mean_loss=quantile_mean_loss,
         )
         if n_critics not in (1, 2):
             raise ValueError(f"n_critics must be 1 or 2, got {n_critics!r}")
@@ -219,6 +220,7 @@ class DistributionalActorCriticPolicy(ActorCriticPolicy):
             critic=self.critic,
             n_quantiles=self.n_quantiles,
             huber_kappa=self.huber_kappa,
+            quantile_mean_loss=self.quantile_mean_loss,
             n_atoms=self.n_atoms,
             v_min=self.v_min,
             v_max=self.v_max,

@@ -75,6 +75,16 @@ class DistributionalPPO(DistributionalOnPolicyAlgorithm):
         0.03 was measured (``benchmarks/huber_kappa.py``): on a skewed unit-variance target the
         learned quantiles' mean is off by -0.003 sd and their spread is 0.985 of the true one,
         against +0.047 sd and 0.79 at ``huber_kappa=1``, which also learns slower.
+    :param quantile_mean_loss: how a quantile critic's *mean* (the value of the advantages)
+        learns. ``"squared_error"`` (default): the mean of the quantiles regresses on the return
+        by squared error, Stable-Baselines3's value loss, and the quantile-Huber loss shapes only
+        the quantiles' deviations from their mean
+        (:func:`~lifelong.agent.critics.mean_anchored_quantile_loss`). ``"quantile_huber"``: the
+        quantile-Huber loss alone moves every quantile (QR-DQN's loss), whose gradient is
+        bounded whatever the error, so the mean tracks the value slower; on the benchmark suite
+        it cost the agent its return (docs/agent.md). With ``critic="categorical"`` (whose
+        cross-entropy on two-hot targets already learns an unbiased mean) only the default is
+        accepted.
     :param n_atoms, v_min, v_max: categorical support, in *normalised* return units.
     :param categorical_projection: ``"two_hot"`` (default, mean-preserving) or ``"hl_gauss"``.
     :param twin_critics: two critics with independent parameters trained on the same targets.
@@ -150,6 +160,7 @@ class DistributionalPPO(DistributionalOnPolicyAlgorithm):
         critic: str = "quantile",
         n_quantiles: int = 32,
         huber_kappa: float = 0.03,
+        quantile_mean_loss: str = "squared_error",
         n_atoms: int = 51,
         v_min: float = -10.0,
         v_max: float = 10.0,
@@ -195,6 +206,7 @@ class DistributionalPPO(DistributionalOnPolicyAlgorithm):
             critic=critic,
             n_quantiles=n_quantiles,
             huber_kappa=huber_kappa,
+            quantile_mean_loss=quantile_mean_loss,
             n_atoms=n_atoms,
             v_min=v_min,
             v_max=v_max,

@@ -60,7 +60,7 @@ class DistributionalRecurrentPPO(DistributionalOnPolicyAlgorithm):
     ``max_grad_norm=0.5``, ``use_sde=False``, ``sde_sample_freq=-1``, ``target_kl=None``,
     ``stats_window_size=100``, ``tensorboard_log``, ``policy_kwargs``, ``verbose``, ``seed``,
     ``device``. The distributional arguments (``critic``, ``n_quantiles``, ``huber_kappa``,
-    ``n_atoms``, ``v_min``, ``v_max``, ``categorical_projection``, ``twin_critics``,
+    ``quantile_mean_loss``, ``n_atoms``, ``v_min``, ``v_max``, ``categorical_projection``, ``twin_critics``,
     ``value_aggregation``, ``optimizer``, ``optimizer_kwargs``, ``vgs``, ``vgs_kwargs``,
     ``normalize_returns``, ``cvar_alpha``, ``diagnostics_every``) are
     :class:`~lifelong.agent.ppo.DistributionalPPO`'s, with its defaults.
@@ -107,6 +107,7 @@ class DistributionalRecurrentPPO(DistributionalOnPolicyAlgorithm):
         critic: str = "quantile",
         n_quantiles: int = 32,
         huber_kappa: float = 0.03,
+        quantile_mean_loss: str = "squared_error",
         n_atoms: int = 51,
         v_min: float = -10.0,
         v_max: float = 10.0,
@@ -153,6 +154,7 @@ class DistributionalRecurrentPPO(DistributionalOnPolicyAlgorithm):
             critic=critic,
             n_quantiles=n_quantiles,
             huber_kappa=huber_kappa,
+            quantile_mean_loss=quantile_mean_loss,
             n_atoms=n_atoms,
             v_min=v_min,
             v_max=v_max,

@@ -12,8 +12,11 @@ The loss of one minibatch (normalised advantages ``A``, probability ratio ``r = 
 
     L = -mean(min(A r, A clip(r, 1 - eps, 1 + eps))) + ent_coef * L_ent + vf_coef * sum_k L_k
 
-where ``L_k`` is critic ``k``'s loss (quantile-Huber or cross-entropy, see
-:mod:`lifelong.agent.critics`; each critic gets the gradient a single critic would get) and
+where ``L_k`` is critic ``k``'s loss (see :mod:`lifelong.agent.critics`: by default the squared
+error of the quantiles' mean plus the quantile-Huber loss of their deviations,
+``mean_anchored_quantile_loss``; the plain quantile-Huber loss with
+``quantile_mean_loss="quantile_huber"``; cross-entropy for the categorical critic; each critic
+gets the gradient a single critic would get) and
 ``L_ent = -mean(entropy)`` (or ``mean(log pi)`` when the distribution has no entropy formula).
 """
 from __future__ import annotations
@@ -44,7 +47,11 @@ def critic_losses(
     mask: th.Tensor | None = None,
 ) -> th.Tensor:
     """Per-critic loss ``[n_critics]`` for outputs ``[n, B, K]`` and normalised targets ``[B]``."""
-    if policy.critic == "quantile":
+    if policy.critic == "quantile" and policy.quantile_mean_loss == "squared_error":
+        per_sample = C.mean_anchored_quantile_loss(
+            outputs, targets, policy.huber_kappa, policy.taus, old_outputs, clip_range_vf
+        )
+    elif policy.critic == "quantile":
         if clip_range_vf is None:
             per_sample = C.quantile_huber_loss(outputs, targets, policy.huber_kappa, policy.taus)
         else:

@@ -47,6 +47,81 @@ def test_quantile_regression_recovers_quantiles():
     assert torch.allclose(q.detach(), C.quantile_taus(4), atol=0.02)
 
 
+def _quantile_huber_reference(q, g, kappa):
+    """The quantile-Huber loss of one sample from its formula, in floats."""
+    n = len(q)
+    total = 0.0
+    for i, qi in enumerate(q):
+        tau, u = (2 * i + 1) / (2 * n), g - qi
+        h = u * u / 2 if abs(u) <= kappa else kappa * (abs(u) - kappa / 2)
+        total += abs(tau - (u < 0)) * h / kappa
+    return total / n
+
+
+def test_mean_anchored_loss_matches_its_formula_and_splits_the_gradient():
+    """``(G - m)^2 + QH(m + d)``: the value equals the formula; the gradient's component along
+    the mean, ``sum_i dL/dq_i``, is the squared error's ``2 (m - G)`` alone (the quantile-Huber
+    term moves only the deviations), and that term's gradient is the plain loss's, centred."""
+    torch.manual_seed(0)
+    q = torch.randn(3, 5, requires_grad=True)
+    g = torch.tensor([0.4, -2.0, 3.0])
+    loss = C.mean_anchored_quantile_loss(q, g, kappa=0.5)
+    for b in range(3):
+        qb = q[b].tolist()
+        m = sum(qb) / 5
+        assert loss[b].item() == pytest.approx((g[b].item() - m) ** 2 + _quantile_huber_reference(qb, g[b].item(), 0.5))
+    loss.sum().backward()
+    m = q.detach().mean(-1)
+    assert torch.allclose(q.grad.sum(-1), 2 * (m - g), atol=1e-5)
+    plain = q.detach().clone().requires_grad_(True)
+    C.quantile_huber_loss(plain, g, 0.5).sum().backward()
+    centred = plain.grad - plain.grad.mean(-1, keepdim=True)
+    assert torch.allclose(q.grad - (2 * (m - g) / 5).unsqueeze(-1), centred, atol=1e-6)
+
+
+def test_mean_anchored_loss_with_one_quantile_learns_by_the_squared_error():
+    """One quantile has no deviation: the gradient is exactly Stable-Baselines3's squared error's."""
+    v = torch.tensor([[0.3], [-2.0], [5.0]], requires_grad=True)
+    g = torch.tensor([1.0, 4.0, -40.0])
+    C.mean_anchored_quantile_loss(v, g, kappa=0.03).sum().backward()
+    assert torch.equal(v.grad[:, 0], 2 * (v.detach()[:, 0] - g))
+
+
+def test_mean_anchored_loss_clips_the_mean_and_the_quantiles():
+    """PPO's value clipping: the mean's squared error is the max of the clipped and unclipped
+    ones (Stable-Baselines3's rule), each quantile's Huber term likewise."""
+    old = torch.tensor([[0.0, 1.0]])
+    new = torch.tensor([[1.0, 2.0]], requires_grad=True)  # the mean moved 1.0 up, clip 0.25
+    g = torch.tensor([3.0])
+    loss = C.mean_anchored_quantile_loss(new, g, 1.0, old_quantiles=old, clip_range=0.25)
+    clipped_mean = 0.5 + 0.25
+    unclipped_mean = 1.5
+    mean_term = max((3 - clipped_mean) ** 2, (3 - unclipped_mean) ** 2)
+    n = 2
+    taus = [0.25, 0.75]
+    per = []
+    for i, (o, a) in enumerate(zip([0.0, 1.0], [1.0, 2.0])):
+        c = o + max(-0.25, min(0.25, a - o))
+        vals = []
+        for x in (a, c):
+            u = 3.0 - x
+            h = u * u / 2 if abs(u) <= 1.0 else abs(u) - 0.5
+            vals.append(abs(taus[i] - (u < 0)) * h)
+        per.append(max(vals))
+    shape_term = sum(per) / n
+    assert loss.item() == pytest.approx(mean_term + shape_term)
+    with pytest.raises(ValueError, match="old_quantiles"):
+        C.mean_anchored_quantile_loss(new, g, 1.0, clip_range=0.25)
+
+
+def test_quantile_mean_loss_is_validated():
+    kwargs = dict(critic="quantile", n_quantiles=4, huber_kappa=1.0, n_atoms=51, v_min=-1.0, v_max=1.0,
+                  categorical_projection="two_hot", value_aggregation="min", cvar_alpha=None)
+    C.validate_distributional_args(**kwargs, quantile_mean_loss="quantile_huber")
+    with pytest.raises(ValueError, match=r"quantile_mean_loss='l2' is not supported.*'squared_error', 'quantile_huber'"):
+        C.validate_distributional_args(**kwargs, quantile_mean_loss="l2")
+
+
 def test_two_hot_hand_computed():
     # atoms -1, -0.5, 0, 0.5, 1
     out = C.two_hot(torch.tensor([0.2, 1.0, -3.0, 0.0, -1.0]), -1.0, 1.0, 5)

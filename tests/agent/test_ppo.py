@@ -135,11 +135,29 @@ def test_normalize_returns_false_is_identity():
         assert torch.allclose(model.policy.critic_values(obs), raw)
 
 
-@pytest.mark.parametrize("critic", ["quantile", "categorical"])
-def test_value_clipping_runs_and_logs(critic):
-    model = make(critic=critic, clip_range_vf=0.1)
+@pytest.mark.parametrize("critic,mean_loss", [("quantile", "squared_error"), ("quantile", "quantile_huber"),
+                                               ("categorical", "squared_error")])
+def test_value_clipping_runs_and_logs(critic, mean_loss):
+    model = make(critic=critic, clip_range_vf=0.1, quantile_mean_loss=mean_loss)
     model.learn(64)
     assert model.logger.name_to_value["train/clip_range_vf"] == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("mean_loss", ["squared_error", "quantile_huber"])
+def test_quantile_critics_train_on_the_configured_mean_loss(mean_loss):
+    """Each critic's loss in training is the configured one: the mean-anchored loss by default,
+    the plain quantile-Huber loss with ``quantile_mean_loss="quantile_huber"``."""
+    model = make(quantile_mean_loss=mean_loss, n_quantiles=8)
+    assert model.quantile_mean_loss == model.policy.quantile_mean_loss == mean_loss
+    torch.manual_seed(0)
+    outputs, targets = torch.randn(2, 6, 8), torch.randn(6)
+    losses = critic_losses(model.policy, outputs, targets, None, None, None, None)
+    taus = C.quantile_taus(8)
+    if mean_loss == "squared_error":
+        expected = C.mean_anchored_quantile_loss(outputs, targets, model.huber_kappa, taus).mean(-1)
+    else:
+        expected = C.quantile_huber_loss(outputs, targets, model.huber_kappa, taus).mean(-1)
+    assert torch.allclose(losses, expected)
 
 
 def test_categorical_value_clipping_stops_gradient_outside_range():
@@ -333,6 +351,8 @@ def test_tunable_names_match():
         (dict(n_atoms=1), "n_atoms"),
         (dict(v_min=1.0, v_max=1.0), "v_min"),
         (dict(huber_kappa=0.0), "huber_kappa"),
+        (dict(quantile_mean_loss="huber"), "quantile_mean_loss='huber'.*squared_error"),
+        (dict(quantile_mean_loss="quantile_huber", critic="categorical"), "quantile_mean_loss.*critic='quantile' only"),
         (dict(cvar_alpha=0.0), "cvar_alpha"),
         (dict(cvar_alpha=1.5), "cvar_alpha"),
         (dict(cvar_alpha=0.5, critic="categorical"), "cvar_alpha"),

@@ -77,6 +77,7 @@ AGENT_KNOWN: dict[str, V] = {
     "critic": Choice("quantile", "categorical"),
     "n_quantiles": Int(min=1, max=MAX_OUTPUTS),
     "huber_kappa": Float(min=0.0, min_open=True),
+    "quantile_mean_loss": Choice("squared_error", "quantile_huber"),
     "n_atoms": Int(min=2, max=MAX_OUTPUTS),
     "v_min": Float(),
     "v_max": Float(),
