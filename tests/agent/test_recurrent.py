@@ -37,11 +37,23 @@ def test_takes_recurrent_ppos_arguments_and_defaults():
     for name, p in theirs.items():
         if p.default is not inspect.Parameter.empty:
             assert ours[name].default == p.default, name
-    # the distributional arguments are DistributionalPPO's, with its defaults
+    # the distributional arguments (DistributionalPPO's beyond SB3's PPO) are all here, with its
+    # defaults; the policies' critic settings default to the same values
+    from stable_baselines3 import PPO
+
+    from lifelong.agent.critics import CRITIC_SPEC_FIELDS
+    from lifelong.agent.lstm_policy import DistributionalLstmPolicy
+    from lifelong.agent.policy import DistributionalActorCriticPolicy
+
     ppo = inspect.signature(DistributionalPPO.__init__).parameters
-    for name in ("critic", "n_quantiles", "twin_critics", "value_aggregation", "cvar_alpha", "optimizer", "vgs",
-                 "normalize_returns", "huber_kappa", "n_atoms", "v_min", "v_max"):
+    distributional = set(ppo) - set(inspect.signature(PPO.__init__).parameters)
+    assert {"critic", "quantile_mean_loss", "twin_critics", "optimizer", "vgs"} <= distributional
+    for name in distributional:
         assert ours[name].default == ppo[name].default, name
+    for policy_class in (DistributionalActorCriticPolicy, DistributionalLstmPolicy):
+        policy = inspect.signature(policy_class.__init__).parameters
+        for name in CRITIC_SPEC_FIELDS:
+            assert name not in policy or policy[name].default == ppo[name].default, (policy_class, name)
 
 
 def test_policy_aliases_and_lstm_arguments():
