@@ -19,6 +19,8 @@ on by default, see :func:`default_agents`):
   through the quantile-Huber loss alone (QR-DQN's loss, the critic default until commit 7ef89ea);
 * ``twin-mean``  ``value_aggregation="mean"``: the twins' mean, not their minimum, for the
   advantages;
+* ``norm-off``  ``normalize_returns=False``: the critics regress raw returns, as
+  Stable-Baselines3's value function does;
 * ``adam``      ``optimizer="adam"`` (Stable-Baselines3's Adam, ``eps=1e-5``);
 * ``adaptive-upgd``  ``optimizer="adaptive_upgd"`` (the UPGD family around Adam, paper defaults);
 * ``l2-init``   Adam with L2-Init (Kumar et al. 2023) at ``l2_init=0.1``: ``AdaptiveUPGD`` with
@@ -148,6 +150,7 @@ AGENTS: dict[str, Any] = {
     "dist-off": {"n_quantiles": 1},
     "quantile-huber-mean": {"quantile_mean_loss": "quantile_huber"},
     "twin-mean": {"value_aggregation": "mean"},
+    "norm-off": {"normalize_returns": False},
     "adam": {"optimizer": "adam"},
     "adaptive-upgd": {"optimizer": "adaptive_upgd"},
     "l2-init": {"optimizer": "adaptive_upgd", "optimizer_kwargs": {
