@@ -144,3 +144,17 @@ def test_suite_rows_of_the_previous_critic_keep_their_meaning():
     assert "quantile-huber-mean" in mod.default_agents()
 
 
+
+
+def test_clip_binding_records_every_minibatch_norm(capsys):
+    """One rollout of rl-zoo CartPole (256 samples, 20 epochs of one minibatch) gives 20 recorded
+    norms per agent; with raw returns the critics' initial error makes the clip bind."""
+    mod = load("clip_binding")
+    raw = mod.gradient_norms("ours-raw", seed=0, steps=256)
+    assert raw.size == 20 and np.all(raw > 0)
+    assert np.mean(raw > 0.5) > 0.5
+    mod.main(["--steps", "256", "--seed", "0"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 0 |")]
+    assert [r.split(" | ")[1] for r in rows] == list(mod.AGENTS)
+    with pytest.raises(SystemExit):
+        mod.main(["--steps", "10"])
