@@ -120,7 +120,7 @@ def mean_anchored_quantile_loss(
     quantiles average to the mean (to within their discretisation error).
 
     With ``n_quantiles = 1`` the deviation is 0: the gradient is exactly the squared error's
-    (the quantile-Huber term is then a constant of the rollout, logged but not learnt from).
+    (the quantile-Huber term is then logged but carries no gradient).
     ``old_quantiles`` and ``clip_range``: PPO's value clipping, applied to the mean as
     Stable-Baselines3 does (``max`` of the clipped and unclipped squared errors) and to every
     quantile of the deviation term (element-wise ``max``), against the rollout's prediction.
