@@ -354,7 +354,7 @@ class CriticSpec:
         cvar_alpha: Any,
         normalize_returns: Any,
         normalize_returns_horizon: Any = None,
-        quantile_mean_loss: Any = "squared_error",
+        quantile_mean_loss: Any,
     ) -> CriticSpec:
         """Validate (:func:`validate_distributional_args`), then convert to plain Python types."""
         validate_distributional_args(
@@ -404,7 +404,7 @@ def validate_distributional_args(
     categorical_projection: Any,
     value_aggregation: Any,
     cvar_alpha: Any,
-    quantile_mean_loss: Any = "squared_error",
+    quantile_mean_loss: Any,
 ) -> None:
     """``ValueError`` naming the argument, the bad value and what is accepted."""
 

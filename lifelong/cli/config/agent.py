@@ -13,6 +13,7 @@ import inspect
 from typing import Mapping
 
 from lifelong.agent import ALGORITHMS, DEFAULT_ALGO
+from lifelong.agent.critics import QUANTILE_MEAN_LOSSES
 from lifelong.agent.optimizer import OPTIMIZERS
 from lifelong.cli.config.errors import ConfigError, suggest
 from lifelong.cli.config.run_options import RUN_KEYS
@@ -77,7 +78,7 @@ AGENT_KNOWN: dict[str, V] = {
     "critic": Choice("quantile", "categorical"),
     "n_quantiles": Int(min=1, max=MAX_OUTPUTS),
     "huber_kappa": Float(min=0.0, min_open=True),
-    "quantile_mean_loss": Choice("squared_error", "quantile_huber"),
+    "quantile_mean_loss": Choice(*QUANTILE_MEAN_LOSSES),
     "n_atoms": Int(min=2, max=MAX_OUTPUTS),
     "v_min": Float(),
     "v_max": Float(),
