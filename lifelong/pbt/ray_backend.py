@@ -13,13 +13,16 @@
   gives Tune a copy; it restores through ``lifelong.checkpoint`` and applies the trial's config
   *after* restoring (the learning rate cannot silently revert to the donor's).
 - The driver keeps the same ``state.json`` as the local backend (members' configs, scores,
-  checkpoints, history, lineage), updated on every result, exploit and restart.
+  checkpoints, history, lineage), updated on every result, exploit and restart. A result is
+  recorded by the scheduler before its decisions, and by a Tune callback when the scheduler
+  never sees it (a stop result); its ``lifelong_result_id`` keeps it from being recorded twice.
 - Resume: ``Tuner.restore`` of a PBT experiment recorded results twice and then scheduled no
   trial (Ray 2.60), so an interrupted run is rebuilt from ``state.json`` and the member
   checkpoints instead: a new Tune experiment whose trials start from each member's recorded
   checkpoint, config and step. In synchronous mode, members that had already finished the
   interval after the last common boundary are rolled back to it (their checkpoint and config at
-  that boundary are in the history), so the resumed population meets at the same boundary.
+  that boundary are in the history; retention keeps that checkpoint), so the resumed population
+  meets at the same boundary; without that checkpoint the resume is a ``PBTError``.
 - Checkpoint retention: Tune's ``num_to_keep`` pruning can delete a checkpoint that PBT later
   restores (seen with Ray 2.60). Tune's copies are therefore kept (``num_to_keep=None``);
   ``keep_checkpoints`` applies to the member folders.
@@ -32,6 +35,7 @@ import json
 import os
 import shutil
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Callable
 
@@ -155,6 +159,7 @@ class LifelongTrainable(tune.Trainable):
             "num_timesteps": int(self._model.num_timesteps),
             "train_mean_reward": train_mean_reward(self._model),
             "interval_seconds": time.perf_counter() - t0,
+            "lifelong_result_id": uuid.uuid4().hex,
         }
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:
@@ -208,13 +213,19 @@ class _Recorder:
         self.state = state
         self.retention = CheckpointRetention(settings)
         self.emit = emit
+        self._recorded: set[str] = set()  # ids of the results recorded in this run
 
     def interval(self, trial: Trial, result: dict) -> None:
         member = _member_id(trial.config[MEMBER_KEY])
         s = self.state.members[member]
         step = int(result["lifelong_step"])
-        if s["checkpoint"] == self.settings.rel(result["lifelong_checkpoint"]):
-            return  # the same result again (Tune re-sends the last one when a trial completes)
+        result_id = result.get("lifelong_result_id")
+        if result_id is not None:
+            if result_id in self._recorded:
+                return  # seen already: by the scheduler, then Tune's callbacks; or re-sent at the end
+            self._recorded.add(result_id)
+        if s["step"] == step and s["checkpoint"] == self.settings.rel(result["lifelong_checkpoint"]):
+            return  # the interval again, after a restart from the checkpoint that preceded it
         row = {
             "step": step,
             "member": member,
@@ -397,9 +408,23 @@ class LifelongPBTScheduler(PopulationBasedTraining):
         )
 
 
-class _RestartCallback(tune.Callback):
+class _RecorderCallback(tune.Callback):
+    """Records what the scheduler does not see.
+
+    - A result that meets the stop criterion skips ``on_trial_result`` of the scheduler, and
+      reaches ``on_trial_complete`` only if the trial is still running when Tune stops it (a
+      trial paused or saving at that moment gets ``on_trial_remove``): Tune's callbacks get
+      every result, so each is recorded here too (the recorder ignores a result it has).
+    - A trial restarted after an error (``max_restarts``).
+    """
+
     def __init__(self, key: str) -> None:
         self._key = key
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        recorder = _RECORDERS[self._key]
+        if recorder.settings.metric in result and "lifelong_step" in result:
+            recorder.interval(trial, result)
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         _RECORDERS[self._key].restart(trial)
@@ -422,10 +447,16 @@ def resume_plan(state: PopulationState) -> dict[str, dict[str, Any]]:
                 continue
             rows = [r for r in state.history if r["member"] == m and r["step"] == s["step"]]
             row = rows[-1] if rows else None
-            if row is None or not row.get("started_from") or settings.abs(row["started_from"]) is None:
-                continue
-            if not settings.abs(row["started_from"]).exists():
-                continue
+            fresh = row is not None and row.get("started_from") is None and b == 0  # its first interval
+            back = None if row is None else settings.abs(row.get("started_from"))
+            if not fresh and (back is None or not back.exists()):
+                # resuming anyway would leave the population one interval apart: Tune's barrier
+                # then waits for a step no member reaches, or a member skips an interval
+                raise PBTError(
+                    f"cannot resume the synchronous population in {settings.workdir}: {m} is at step "
+                    f"{s['step']}, past the boundary {b} of the others, and the checkpoint it started that "
+                    f"interval from ({None if row is None else row.get('started_from')}) is gone"
+                )
             state.history.remove(row)
             previous = [r for r in state.history if r["member"] == m]
             s.update(step=b, checkpoint=row["started_from"], config=dict(row["config"]),
@@ -509,7 +540,7 @@ def run_ray(settings: PBTSettings, emit: Callable[[dict[str, Any]], Any]) -> PBT
             stop={"lifelong_step": settings.total_steps},
             checkpoint_config=tune.CheckpointConfig(num_to_keep=None, checkpoint_frequency=1, checkpoint_at_end=True),
             failure_config=tune.FailureConfig(max_failures=settings.max_restarts),
-            callbacks=[_RestartCallback(key)],
+            callbacks=[_RecorderCallback(key)],
             verbose=0,
         )
         tuner = tune.Tuner(

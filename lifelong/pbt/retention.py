@@ -51,14 +51,24 @@ class CheckpointRetention:
         return [p for _, p in found]
 
     def prune(self, state: PopulationState, members: Iterable[str] | None = None) -> None:
+        """Delete all but the member's newest ``keep_checkpoints`` files, never its current one
+        and, in a synchronous population, never the one a resume rolls it back to: a member
+        past the slowest member's step restarts from the checkpoint its latest interval
+        started from (``ray_backend.resume_plan``)."""
         if self.settings.keep_checkpoints is None:
             return
+        boundary = min(s["step"] for s in state.members.values())
         for m in state.members if members is None else members:
-            current = state.checkpoint_of(m)
+            needed = {state.checkpoint_of(m)}
+            if self.settings.synchronous and state.members[m]["step"] > boundary:
+                rows = [r for r in state.history if r["member"] == m]
+                if rows and rows[-1].get("started_from"):
+                    needed.add(self.settings.abs(rows[-1]["started_from"]))
+            needed = {p.resolve() for p in needed if p is not None}
             files = self.files(m)
             keep = set(files[: self.settings.keep_checkpoints])
             for p in files:
-                if p in keep or (current is not None and p.resolve() == current.resolve()):
+                if p in keep or p.resolve() in needed:
                     continue
                 try:
                     p.unlink()

@@ -121,7 +121,6 @@ def test_ray_run_killed_midway_resumes_from_lifelong_state(tmp_path, mode):
     rerun: the population is rebuilt from state.json and the member checkpoints and finishes,
     with every member's interval recorded once per step."""
     import os
-    import signal
     import subprocess
     import sys
     import time
@@ -144,19 +143,121 @@ def test_ray_run_killed_midway_resumes_from_lifelong_state(tmp_path, mode):
                 break
             time.sleep(0.2)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the driver and every Ray process it started
+        _kill_session(proc.pid)  # as a crashed machine: the driver and every Ray process it started
         proc.wait()
     assert 3 <= rows < 10, f"the run was to be killed midway (recorded {rows} of 10 intervals)"
+    before = json.loads((workdir / "state.json").read_text())
     done = subprocess.run([sys.executable, str(script), str(workdir), mode], env=env, capture_output=True,
                           text=True, timeout=700, start_new_session=True)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "finished [160, 160]" in done.stdout
     state = json.loads((workdir / "state.json").read_text())
+    story = f"before the resume: {_story(before)}\nafter: {_story(state)}"
     rows = [(r["member"], r["step"], r["score"], r["started_from"]) for r in state["history"]]
-    assert len(rows) == len(set(rows))  # no result recorded twice (what Tune's restore did)
+    assert len(rows) == len(set(rows)), story  # no result recorded twice (what Tune's restore did)
     if mode == "sync":  # 2 members x 5 intervals, each once; async: a recipient takes its donor's step
         assert sorted((r["member"], r["step"]) for r in state["history"]) == [
-            (f"member_{i}", s) for i in range(2) for s in (32, 64, 96, 128, 160)]
+            (f"member_{i}", s) for i in range(2) for s in (32, 64, 96, 128, 160)], story
     assert (workdir / "ray" / "population-1").is_dir()  # the rebuilt experiment
     for m in state["members"].values():
         assert m["step"] == 160 and (workdir / m["checkpoint"]).is_file()
+
+
+def _kill_session(sid):
+    """SIGKILL every process of session ``sid``: Ray's workers run in process groups of their own,
+    so killing the driver's group would leave them training (and writing checkpoints)."""
+    import os
+    import signal
+
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if os.getsid(int(name)) == sid:
+                    os.kill(int(name), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass  # gone already, or not ours
+
+
+def _story(state):
+    """The rows and events of a state.json, one line each, for an assertion's message."""
+    rows = [f"{r['member']}@{r['step']} from {r['started_from']} ({r.get('trial')})" for r in state["history"]]
+    events = [f"{e['event']} {e.get('recipient', e.get('member'))}<-{e.get('donor')} at {e['step']}"
+              for e in state["events"]]
+    return "\n  " + "\n  ".join(rows + events)
+
+
+def _interrupted_sync_state(tmp_path, keep_checkpoints=2):
+    """A synchronous 2-member Ray population interrupted after member_0 finished the interval
+    64 -> 128 and member_1 had not: its files and rows written as the recorder writes them."""
+    from lifelong.pbt.persistence import PopulationState
+    from lifelong.pbt.retention import CheckpointRetention
+
+    settings = PBT(agent=AGENT, space=SPACE, population_size=2, interval_steps=64, total_steps=320,
+                   truncation=0.5, workdir=tmp_path, backend="ray", seed=0,
+                   keep_checkpoints=keep_checkpoints).settings
+    state = PopulationState.new(settings)
+    retention = CheckpointRetention(settings)
+    for member, step in (("member_0", 64), ("member_1", 64), ("member_0", 128)):
+        s = state.members[member]
+        file = tmp_path / "members" / member / f"step_{step:09d}.zip"
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_bytes(b"checkpoint")
+        state.history.append({"member": member, "step": step, "score": float(step), "config": dict(s["config"]),
+                              "started_from": s["checkpoint"], "checkpoint": settings.rel(file)})
+        s.update(step=step, checkpoint=settings.rel(file), score=float(step))
+        retention.prune(state, [member])
+    return state
+
+
+def test_sync_resume_rolls_a_member_back_to_the_common_boundary(tmp_path):
+    from lifelong.pbt.ray_backend import resume_plan
+
+    state = _interrupted_sync_state(tmp_path)
+    plan = resume_plan(state)
+    assert plan["0"]["step"] == plan["1"]["step"] == 64
+    assert plan["0"]["checkpoint"] == str((tmp_path / "members/member_0/step_000000064.zip").resolve())
+    assert [(r["member"], r["step"]) for r in state.history] == [("member_0", 64), ("member_1", 64)]
+    assert state.members["member_0"]["score"] == 64.0  # its score at the boundary
+
+
+def test_retention_keeps_the_checkpoint_a_sync_resume_rolls_back_to(tmp_path):
+    """keep_checkpoints=1 keeps only the newest file, but member_0 (ahead of member_1) still
+    needs the one its latest interval started from."""
+    from lifelong.pbt.ray_backend import resume_plan
+
+    state = _interrupted_sync_state(tmp_path, keep_checkpoints=1)
+    assert (tmp_path / "members/member_0/step_000000064.zip").is_file()
+    assert resume_plan(state)["0"]["step"] == 64
+
+
+def test_sync_resume_without_the_rollback_checkpoint_is_a_clear_error(tmp_path):
+    from lifelong.pbt.errors import PBTError
+    from lifelong.pbt.ray_backend import resume_plan
+
+    state = _interrupted_sync_state(tmp_path)
+    (tmp_path / "members/member_0/step_000000064.zip").unlink()
+    with pytest.raises(PBTError, match=r"member_0 is at step 128, past the boundary 64.*step_000000064\.zip"):
+        resume_plan(state)
+
+
+def test_recorder_records_each_result_once_whoever_reports_it(tmp_path):
+    """The scheduler and Tune's callbacks may both report a result (a stop result reaches only
+    the callbacks): each is recorded once, even after an exploit moved the member on."""
+    from types import SimpleNamespace
+
+    from lifelong.pbt.persistence import PopulationState
+    from lifelong.pbt.ray_backend import MEMBER_KEY, _Recorder
+
+    settings = _make(tmp_path).settings
+    recorder = _Recorder(settings, PopulationState.new(settings), emit=lambda event: None)
+    trial = SimpleNamespace(config={MEMBER_KEY: 1}, trial_id="t1")
+    file = tmp_path / "members/member_1/step_000000128.zip"
+    result = {"lifelong_step": 128, settings.metric: 9.0, "lifelong_checkpoint": str(file),
+              "lifelong_config": {}, "lifelong_result_id": "a"}
+    recorder.interval(trial, result)
+    recorder.state.members["member_1"]["checkpoint"] = "members/member_1/exploit_000000128_from_member_0.zip"
+    recorder.interval(trial, dict(result))  # the callback's copy, after the exploit
+    assert [(r["member"], r["step"]) for r in recorder.state.history] == [("member_1", 128)]
+    recorder.interval(trial, {**result, "lifelong_step": 256, "lifelong_result_id": "b",
+                              "lifelong_checkpoint": str(file.with_name("step_000000256.zip"))})
+    assert [r["step"] for r in recorder.state.history] == [128, 256]
