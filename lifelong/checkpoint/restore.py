@@ -41,6 +41,20 @@ from lifelong.errors import CheckpointAgentError, CheckpointError, CheckpointMis
 __all__ = ["load_state", "load_model"]
 
 
+def arguments_of_older_files(cls: type, ctor: dict[str, Any]) -> None:
+    """Fill in, in place, a constructor argument that was added after a file was written, with the
+    value that reproduces how that file's model was trained (a new default must not change a
+    resumed run's training; pass the argument to ``load`` to choose otherwise):
+
+    - ``quantile_mean_loss`` (added in commit 0d82bac, default ``"squared_error"``): before it,
+      a quantile critic's mean learnt through the quantile-Huber loss, ``"quantile_huber"``.
+    """
+    params = inspect.signature(cls.__init__).parameters
+    if "quantile_mean_loss" in params and "quantile_mean_loss" not in ctor:
+        if ctor.get("critic", params["critic"].default) == "quantile":
+            ctor["quantile_mean_loss"] = "quantile_huber"
+
+
 def saved_optimizer_class(model: Any, meta: dict) -> str | None:
     """The stored name (``module:Qualname``) of the optimizer class a checkpoint was written with
     (older files: its ``optimizer`` constructor argument, resolved as ``model``'s class resolves
@@ -341,6 +355,7 @@ def load_model(
     with from_file(path, META, "its constructor arguments"):
         ctor = from_json(meta["constructor_kwargs"], custom_objects, "constructor argument")
         ctor.pop("tensorboard_log", None)  # where to write logs is the caller's decision, never a file's
+        arguments_of_older_files(cls, ctor)
         policy_override = custom_objects.pop("policy", custom_objects.pop("policy_class", None))
         policy = policy_override
         if policy is None:

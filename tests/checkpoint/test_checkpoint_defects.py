@@ -139,3 +139,20 @@ def test_save_removes_temporaries_of_killed_saves(saved, tmp_path):
     assert not old.exists() and not list(tmp_path.glob(".model.zip.*.tmp"))
     assert DistributionalPPO.load(target, device="cpu").num_timesteps == 32
 
+
+
+def test_a_file_from_before_quantile_mean_loss_resumes_with_the_loss_it_was_trained_with(saved, tmp_path):
+    """Files written before ``quantile_mean_loss`` existed trained the critics' mean with the
+    quantile-Huber loss: loading one must not switch a resumed run to the new default."""
+    env, model, path = saved
+    assert model.quantile_mean_loss == "squared_error"
+    older = _with_meta(path, tmp_path / "older.zip", lambda m: m["constructor_kwargs"].pop("quantile_mean_loss"))
+    assert DistributionalPPO.load(older, env=env, device="cpu").quantile_mean_loss == "quantile_huber"
+    chosen = DistributionalPPO.load(older, env=env, device="cpu", quantile_mean_loss="squared_error")
+    assert chosen.quantile_mean_loss == "squared_error"  # the caller's choice wins
+    assert DistributionalPPO.load(path, env=env, device="cpu").quantile_mean_loss == "squared_error"
+    categorical = DistributionalPPO("MlpPolicy", env, n_steps=16, batch_size=16, critic="categorical", device="cpu",
+                                    policy_kwargs={"net_arch": [8]})
+    cat_older = _with_meta(categorical.save(tmp_path / "cat.zip"), tmp_path / "cat_older.zip",
+                           lambda m: m["constructor_kwargs"].pop("quantile_mean_loss"))
+    assert DistributionalPPO.load(cat_older, env=env, device="cpu").quantile_mean_loss == "squared_error"
