@@ -75,7 +75,7 @@ def run_population(key: dict, args, root: Path) -> dict:
         space=space,
         population_size=2 if uneven else args.population,
         interval_steps=args.interval,
-        total_steps=args.interval * args.intervals,
+        total_steps=args.interval * (args.uneven_intervals if uneven else args.intervals),
         truncation=0.5 if uneven else 0.25,
         eval_episodes=1 if uneven else args.eval_episodes,
         workdir=workdir,
@@ -89,11 +89,17 @@ def run_population(key: dict, args, root: Path) -> dict:
     finished_first = {}
     total = {"steps": 0}
 
+    started: set[str] = set()  # members with at least one finished interval
+    all_started = {}
+
     def on_event(event):
         if event["event"] == "interval":
             total["steps"] += int(event["env_steps"])
             now = time.perf_counter() - t0
             done.append((now, total["steps"]))
+            started.add(event["member"])
+            if len(started) == pbt.settings.population_size and not all_started:
+                all_started.update(t=now, steps=total["steps"])
             if event["step"] >= pbt.total_steps and not finished_first:
                 finished_first.update(t=now, steps=total["steps"])
 
@@ -102,12 +108,24 @@ def run_population(key: dict, args, root: Path) -> dict:
     rows = [json.loads(x) for x in (workdir / "intervals.jsonl").read_text().splitlines()]
     busy = sum(r["seconds"]["total"] for r in rows)
     cpu = sum(r["seconds"]["cpu"] for r in rows)
+    # a member's interval time in steady state: its median over intervals after its first (the
+    # first one builds the model and env in a fresh worker)
+    later = {}
+    for r in rows:
+        if r["step"] > pbt.settings.interval_steps:
+            later.setdefault(r["member"], []).append(r["seconds"]["total"])
+    member_s = {m: statistics.median(v) for m, v in sorted(later.items())}
+    window = finished_first["t"] - all_started["t"]
     out = {
         **key,
         "env_steps": total["steps"],
         "wall_s": wall,
         "steps_per_s": total["steps"] / wall,
         "all_training_steps_per_s": finished_first["steps"] / finished_first["t"],
+        # the same once every member has finished its first interval (start-up excluded)
+        "steady_all_training_steps_per_s": (
+            (finished_first["steps"] - all_started["steps"]) / window if window > 0 else float("nan")),
+        "member_interval_s": member_s,
         "cpu_ms_per_step": 1e3 * cpu / total["steps"],
         "idle_fraction": 1.0 - busy / (key["workers"] * wall),
         "exploits": len(result.exploits),
@@ -146,15 +164,26 @@ def summarize_scaling(rows: list[dict]) -> None:
               f"{x['steps_per_s']:>8.0f} {x['all_training_steps_per_s']:>17.0f} {x['cpu_ms_per_step']:>11.2f} "
               f"{x['idle_fraction']:>6.2f} {x['loadavg']:>5.1f}")
     uni = [x for x in rows if x["kind"] == "uniform"]
-    for mode in ("async", "sync"):
+    for mode in ("async", "sync") if uni else ():
         med, all_ = _median_ratio(uni, {"mode": mode, "workers": 2}, {"mode": mode, "workers": 1}, "steps_per_s")
         print(f"uniform, {mode}: 2 workers / 1 worker end to end: median {med:.2f}x over rounds {[round(r, 2) for r in all_]}"
               + (" (goal >= 1.8x)" if mode == "async" else ""))
     une = [x for x in rows if x["kind"] == "uneven"]
-    for field, what in (("all_training_steps_per_s", "while every member trains"), ("steps_per_s", "end to end")):
+    fields = (("all_training_steps_per_s", "while every member trains"),
+              ("steady_all_training_steps_per_s", "while every member trains, start-up excluded"),
+              ("steps_per_s", "end to end"))
+    for field, what in fields if une else ():
+        if not all(field in x for x in une):
+            continue  # rows of an older version of this script
         med, all_ = _median_ratio(une, {"mode": "async"}, {"mode": "sync"}, field)
         print(f"uneven (n_envs=[1, 16], 2 workers): async / sync throughput {what}: median {med:.2f}x "
               f"over rounds {[round(r, 2) for r in all_]}" + (" (goal >= 1.5x)" if field != "steps_per_s" else ""))
+    speeds = [max(t.values()) / min(t.values()) for x in une if x["mode"] == "sync" and len(t := x.get("member_interval_s", {})) == 2]
+    if speeds:
+        ratio = statistics.median(speeds)
+        print(f"uneven: the slow member's interval takes {ratio:.2f}x the fast one's (median over sync rounds); "
+              f"with 2 members on 2 workers the barrier's cost bounds async / sync at (1 + {ratio:.2f}) / 2 "
+              f"= {(1 + ratio) / 2:.2f}x while both train")
 
 
 def summarize_learning(rows: list[dict]) -> None:
@@ -180,17 +209,19 @@ def main() -> None:
     p.add_argument("--population", type=int, default=4)
     p.add_argument("--interval", type=int, default=2048)
     p.add_argument("--intervals", type=int, default=4)
+    p.add_argument("--uneven-intervals", type=int, default=12,
+                   help="intervals of the uneven population (long enough for the fast member to lap the slow one)")
     p.add_argument("--n-steps", type=int, default=256)
     p.add_argument("--eval-episodes", type=int, default=2)
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--quick", action="store_true", help="3 intervals of 1024 steps, 2 rounds")
+    p.add_argument("--quick", action="store_true", help="3 intervals of 1024 steps (uneven: 4), 2 rounds")
     p.add_argument("--learning", action="store_true", help="final scores, sync vs async, over --seeds")
     p.add_argument("--only", choices=["uniform", "uneven"], default=None, help="scaling: one population kind")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--out", type=Path, default=None, help="JSONL of finished runs (resumed if it exists)")
     args = p.parse_args()
     if args.quick:
-        args.interval, args.intervals, args.rounds = 1024, 3, 2
+        args.interval, args.intervals, args.uneven_intervals, args.rounds = 1024, 3, 4, 2
     if args.learning:
         args.eval_episodes = max(args.eval_episodes, 5)
         plan = [{"kind": "learning", "mode": m, "workers": 2, "seed": s, "round": 0}
