@@ -204,7 +204,7 @@ def summarize_learning(rows: list[dict]) -> None:
               + (f"  per seed {[round(by[m][s], 1) for s in seeds]}" if m in by else ""))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--population", type=int, default=4)
     p.add_argument("--interval", type=int, default=2048)
@@ -219,7 +219,7 @@ def main() -> None:
     p.add_argument("--only", choices=["uniform", "uneven"], default=None, help="scaling: one population kind")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--out", type=Path, default=None, help="JSONL of finished runs (resumed if it exists)")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     if args.quick:
         args.interval, args.intervals, args.uneven_intervals, args.rounds = 1024, 3, 4, 2
     if args.learning:

@@ -158,3 +158,22 @@ def test_clip_binding_records_every_minibatch_norm(capsys):
     assert [r.split(" | ")[1] for r in rows] == list(mod.AGENTS)
     with pytest.raises(SystemExit):
         mod.main(["--steps", "10"])
+
+
+def test_pbt_scaling_uneven_reports_throughput_and_the_barriers_bound(tmp_path, capsys):
+    """Both modes of the uneven population, one round of 6 short intervals: every run is a JSON
+    line with the steady-state figure and the members' interval times; a rerun resumes."""
+    mod = load("pbt_scaling")
+    out = tmp_path / "scaling.jsonl"
+    argv = ["--only", "uneven", "--rounds", "1", "--interval", "1024", "--uneven-intervals", "6", "--out", str(out)]
+    mod.main(argv)
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert sorted(r["mode"] for r in rows) == ["async", "sync"]
+    for r in rows:
+        assert r["env_steps"] >= 2 * 6 * 1024 and r["steps_per_s"] > 0
+        assert set(r["member_interval_s"]) == {"member_0", "member_1"}
+        assert r["steady_all_training_steps_per_s"] > 0 and 0 <= r["idle_fraction"] < 1
+    text = capsys.readouterr().out
+    assert "start-up excluded" in text and "bounds async / sync at (1 + " in text
+    mod.main(argv)  # everything is recorded: nothing runs again
+    assert len(out.read_text().splitlines()) == 2
