@@ -30,7 +30,7 @@ from sb3_contrib.common.recurrent.type_aliases import RNNStates
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
-from stable_baselines3.common.utils import explained_variance, obs_as_tensor
+from stable_baselines3.common.utils import explained_variance
 from stable_baselines3.common.vec_env import VecEnv
 
 from lifelong.agent import critics as C
@@ -43,7 +43,7 @@ from lifelong.agent.lstm_policy import (
 )
 from lifelong.agent.optimizer import DEFAULT_LEARNING_RATE
 from lifelong.agent.sequences import sequence_buffer_class
-from lifelong.agent.rollout import lambda_returns
+from lifelong.agent.rollout import lambda_returns, observation_tensor
 from lifelong.checkpoint import register_classes
 
 __all__ = ["DistributionalRecurrentPPO"]
@@ -228,7 +228,7 @@ class DistributionalRecurrentPPO(DistributionalOnPolicyAlgorithm):
             if self.use_sde and self.sde_sample_freq > 0 and n_steps % self.sde_sample_freq == 0:
                 policy.reset_noise(n_envs)
             with th.no_grad():
-                obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
+                obs_tensor = observation_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
                 episode_starts = th.tensor(self._last_episode_starts, dtype=th.float32, device=self.device)
                 actions, log_probs, outputs, lstm_states = policy.rollout_step(obs_tensor, lstm_states, episode_starts)
                 values, means = policy.bootstrap_values(outputs)
@@ -273,7 +273,7 @@ class DistributionalRecurrentPPO(DistributionalOnPolicyAlgorithm):
 
         with th.no_grad():
             episode_starts = th.tensor(dones, dtype=th.float32, device=self.device)
-            last = policy.critic_outputs(obs_as_tensor(new_obs, self.device), lstm_states.vf, episode_starts)  # type: ignore[arg-type]
+            last = policy.critic_outputs(observation_tensor(new_obs, self.device), lstm_states.vf, episode_starts)  # type: ignore[arg-type]
             last_aggregate, last_mean = policy.bootstrap_values(last)
         # advantages: GAE over the aggregate (Stable-Baselines3's own computation); the critics'
         # targets: TD(lambda) returns over the twins' mean (lifelong.agent.rollout.lambda_returns)

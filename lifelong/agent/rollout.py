@@ -71,9 +71,26 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 
-__all__ = ["collect_rollouts", "lambda_returns", "rollout_values", "write_step"]
+__all__ = ["collect_rollouts", "lambda_returns", "observation_tensor", "rollout_values", "write_step"]
 
 _PLAIN_ADD = (RolloutBuffer.add, DictRolloutBuffer.add)
+
+
+def observation_tensor(obs: np.ndarray | dict[str, np.ndarray], device: th.device) -> th.Tensor | dict[str, th.Tensor]:
+    """``obs_as_tensor`` with one memory layout whatever the array's strides: row-major, strides
+    recomputed from the shape (a view; a copy only where the array is not contiguous).
+
+    Why: ``VecTransposeImage`` hands a channel-last image to the policy as a transposed view. With
+    one channel it is contiguous, but its strides ``(HW, 1, W, 1)`` also read as channels-last,
+    and torch's convolution then sums in another order than for the strides ``(HW, HW, W, 1)`` of
+    the same values restored from a checkpoint. The features differ in the last bits; a
+    recurrent agent's LSTM state carries that into training, and exact resume is no longer
+    bit-identical (``tests/checkpoint/test_checkpoint_recurrent.py``, the CNN case).
+    """
+    tensors = obs_as_tensor(obs, device)
+    if isinstance(tensors, dict):
+        return {k: v.contiguous().view(v.shape) for k, v in tensors.items()}
+    return tensors.contiguous().view(tensors.shape)
 
 
 def lambda_returns(
@@ -192,7 +209,7 @@ def collect_rollouts(
         if resample_sde and n_steps % model.sde_sample_freq == 0:
             policy.reset_noise(n_envs)
         with th.no_grad():
-            obs_tensor = obs_as_tensor(model._last_obs, device)
+            obs_tensor = observation_tensor(model._last_obs, device)
             actions, log_probs = policy.act(obs_tensor)
         actions = actions.cpu().numpy()
         clipped_actions = _clip_actions(model, actions)
