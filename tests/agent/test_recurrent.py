@@ -243,3 +243,38 @@ def test_plasticity_diagnostics_run_on_the_stored_lstm_states():
     for d in (before, after):
         assert set(d) == {"plasticity/dormant_fraction", "plasticity/effective_rank", "plasticity/weight_norm"}
         assert all(np.isfinite(v) for v in d.values()) and d["plasticity/effective_rank"] > 0
+
+
+# ------------------------------------------------------------------ sequence processing
+@pytest.mark.parametrize("layers", [1, 2])
+def test_process_sequence_computes_sb3_contribs_loop(layers):
+    """One LSTM call per batch of sequences whose episodes start only at their first step (every
+    training minibatch) gives sb3-contrib's step-by-step loop, outputs, states and gradients;
+    a start inside a sequence takes the loop itself; one step (the rollout) is bit-identical."""
+    from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
+
+    from lifelong.agent.lstm_policy import process_sequence
+
+    reference = RecurrentActorCriticPolicy._process_sequence
+    g = torch.Generator().manual_seed(0)
+    lstm = torch.nn.LSTM(5, 8, num_layers=layers)
+    n_seq, steps = 6, 7
+    states = (torch.randn(layers, n_seq, 8, generator=g), torch.randn(layers, n_seq, 8, generator=g))
+    first = torch.tensor([1.0, 0.0, 1.0, 0.0, 0.0, 1.0])
+    cases = {"first steps only": torch.zeros(n_seq, steps), "inside": torch.zeros(n_seq, steps)}
+    cases["first steps only"][:, 0] = first
+    cases["inside"][:, 0], cases["inside"][3, 4] = first, 1.0
+    for name, starts in cases.items():
+        x = torch.randn(n_seq * steps, 5, generator=g)
+        outs = []
+        for fn in (process_sequence, reference):
+            lstm.zero_grad()
+            xg = x.clone().requires_grad_(True)
+            out, (h, c) = fn(xg, states, starts.flatten(), lstm)
+            (out.square().sum() + h.sum() + c.sum()).backward()
+            outs.append([out.detach(), h.detach(), c.detach(), xg.grad] + [p.grad.clone() for p in lstm.parameters()])
+        for a, b in zip(*outs):
+            assert torch.allclose(a, b, atol=1e-6, rtol=1e-5), name
+    x = torch.randn(n_seq, 5, generator=g)  # one step per environment
+    for a, b in zip(process_sequence(x, states, first, lstm), reference(x, states, first, lstm)):
+        assert all(torch.equal(u, v) for u, v in zip(a, b)) if isinstance(a, tuple) else torch.equal(a, b)
