@@ -89,9 +89,14 @@ def resolve_learning_rate(learning_rate: Any, optimizer_kwargs: Any) -> tuple[di
 
 
 def policy_optimizer_kwargs(optimizer_class: type[th.optim.Optimizer], optimizer_kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The ``optimizer_kwargs`` the policy builds its optimizer with (a copy; ``"adam"`` gets
-    Stable-Baselines3's ``eps=1e-5`` unless given)."""
+    """The ``optimizer_kwargs`` the policy builds its optimizer with (a copy). ``"adam"`` gets
+    Stable-Baselines3's ``eps=1e-5`` and torch's fused implementation (``fused=True``: one kernel
+    for all parameters, on the CPU as on a GPU; the same update as the per-tensor loop torch
+    otherwise runs on the CPU, rounded differently: 63 vs 248 us per step for the default
+    CartPole policy, one thread), unless given (or ``foreach`` is)."""
     optimizer_kwargs = dict(optimizer_kwargs)
     if optimizer_class is th.optim.Adam:
         optimizer_kwargs.setdefault("eps", 1e-5)  # as Stable-Baselines3's PPO
+        if "foreach" not in optimizer_kwargs:
+            optimizer_kwargs.setdefault("fused", True)
     return optimizer_kwargs
