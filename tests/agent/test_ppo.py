@@ -255,6 +255,19 @@ def test_default_optimizer_and_vgs():
     assert isinstance(make(vgs=True).vgs, VarianceGradientScaler)
 
 
+def test_default_adam_is_fused_unless_the_user_chooses_and_a_loaded_state_keeps_its_own():
+    assert make().policy.optimizer.defaults["fused"] is True
+    chosen = make(optimizer_kwargs={"foreach": True}).policy.optimizer.defaults
+    assert chosen["foreach"] is True and not chosen["fused"]
+    assert make(optimizer_kwargs={"fused": False}).policy.optimizer.defaults["fused"] is False
+    # a state written by the per-tensor loop (an older checkpoint) resumes with that loop
+    looped = torch.optim.Adam(make().policy.parameters(), eps=1e-5)
+    model = make()
+    model.policy.optimizer.load_state_dict(looped.state_dict())
+    assert model.policy.optimizer.param_groups[0]["fused"] is None
+    model.learn(64)
+
+
 def test_optimizer_class_and_kwargs():
     model = make(optimizer=torch.optim.SGD, optimizer_kwargs=dict(momentum=0.9))
     assert type(model.policy.optimizer) is torch.optim.SGD
