@@ -88,6 +88,10 @@ AGENTS: dict[str, dict[str, Any] | None] = {
     "default": {},
     "adam": {"optimizer": "adam"},
     "twin-off": {"twin_critics": False},
+    # ablations of the distributional parts, as in benchmarks/suite.py
+    "twin-mean": {"value_aggregation": "mean"},
+    "norm-off": {"normalize_returns": False},
+    "single-mse-critic": {"twin_critics": False, "n_quantiles": 1},
 }
 
 

@@ -152,6 +152,9 @@ AGENTS: dict[str, Any] = {
     "twin-mean": {"value_aggregation": "mean"},
     "norm-off": {"normalize_returns": False},
     "adam": {"optimizer": "adam"},
+    # Adam's per-tensor Python loop on the CPU (torch's default there): the agent's default until
+    # it built Adam fused; the same update, rounded differently (the rows of the default before)
+    "adam-loop": {"optimizer_kwargs": {"fused": False}},
     "adaptive-upgd": {"optimizer": "adaptive_upgd"},
     "l2-init": {"optimizer": "adaptive_upgd", "optimizer_kwargs": {
         "gate": "none", "sigma": 0.0, "weight_decay": 0.0, "eps": 1e-5, "l2_init": 0.1}},

@@ -142,6 +142,11 @@ def test_suite_rows_of_the_previous_critic_keep_their_meaning():
     assert mod.agent_kwargs("twin-off-qh-mean", {}) == {"twin_critics": False, "quantile_mean_loss": "quantile_huber"}
     assert mod.agent_kwargs("adam-qh-mean", {})["optimizer"] == "adam"
     assert "quantile-huber-mean" in mod.default_agents()
+    # the default before Adam was built fused: the same agent with torch's per-tensor loop
+    from lifelong import DistributionalPPO
+
+    looped = DistributionalPPO("MlpPolicy", "CartPole-v1", device="cpu", **mod.agent_kwargs("adam-loop", {}))
+    assert looped.policy.optimizer.defaults["fused"] is False
 
 
 
