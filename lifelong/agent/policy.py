@@ -376,9 +376,38 @@ def sample_actions(policy: Any, latent_pi: th.Tensor, deterministic: bool) -> tu
             actions = mean + noise * log_std.exp()
             log_prob = (-0.5 * noise * noise - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
         return actions, log_prob
+    if _plain_gsde(policy):
+        mean = policy.action_net(latent_pi)
+        latent_sde, scale = _gsde_latent_and_scale(policy, latent_pi)
+        actions = mean if deterministic else mean + policy.action_dist.get_noise(latent_sde)
+        return actions, _normal_log_prob(actions, mean, scale).sum(dim=1)
     distribution = policy._get_action_dist_from_latent(latent_pi)
     actions = distribution.get_actions(deterministic=deterministic)
     return actions, distribution.log_prob(actions)
+
+
+def _plain_gsde(policy: Any) -> bool:
+    """gSDE without a squashing bijector (SB3's default for PPO): its distribution is a Normal of
+    mean ``action_net(latent)`` and a state-dependent scale, sampled through the exploration
+    matrix, which :func:`sample_actions` and :func:`log_prob_entropy` compute without building
+    the ``torch.distributions.Normal`` SB3 builds at every call."""
+    return isinstance(policy.action_dist, StateDependentNoiseDistribution) and policy.action_dist.bijector is None
+
+
+def _gsde_latent_and_scale(policy: Any, latent_pi: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+    """SB3's ``StateDependentNoiseDistribution.proba_distribution``, op for op: the latent the
+    noise reads (detached unless ``learn_features``) and the scale
+    ``sqrt((latent^2) @ std^2 + epsilon)``."""
+    dist = policy.action_dist
+    latent_sde = latent_pi if dist.learn_features else latent_pi.detach()
+    variance = th.mm(latent_sde**2, dist.get_std(policy.log_std) ** 2)
+    return latent_sde, th.sqrt(variance + dist.epsilon)
+
+
+def _normal_log_prob(value: th.Tensor, loc: th.Tensor, scale: th.Tensor) -> th.Tensor:
+    """``torch.distributions.Normal(loc, scale).log_prob(value)``, the same operations in the same
+    order: ``-(value - loc)^2 / (2 scale^2) - log(scale) - log(sqrt(2 pi))``."""
+    return -((value - loc) ** 2) / (2 * scale**2) - scale.log() - math.log(math.sqrt(2 * math.pi))
 
 
 def log_prob_entropy(policy: Any, latent_pi: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, th.Tensor | None]:
@@ -397,5 +426,10 @@ def log_prob_entropy(policy: Any, latent_pi: th.Tensor, actions: th.Tensor) -> t
         log_prob = (-0.5 * z * z - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
         entropy = (0.5 + 0.5 * math.log(2 * math.pi) + log_std).sum(-1)
         return log_prob, entropy
+    if _plain_gsde(policy):
+        mean = policy.action_net(latent_pi)
+        _, scale = _gsde_latent_and_scale(policy, latent_pi)
+        # Normal's entropy, 0.5 + 0.5 log(2 pi) + log(scale), summed over the action dimensions
+        return _normal_log_prob(actions, mean, scale).sum(dim=1), (0.5 + 0.5 * math.log(2 * math.pi) + th.log(scale)).sum(dim=1)
     distribution = policy._get_action_dist_from_latent(latent_pi)
     return distribution.log_prob(actions), distribution.entropy()

@@ -459,6 +459,28 @@ def test_fast_paths_match_sb3_distributions(env):
         assert torch.allclose(det.float(), dist.get_actions(deterministic=True).float().reshape(det.shape))
 
 
+@pytest.mark.parametrize("n_noise", [1, 64])
+def test_gsde_fast_path_is_sb3s_distribution_to_the_bit(n_noise):
+    """gSDE (one exploration matrix, or one per sample): actions, log-probabilities and entropy
+    of the rollout's and the loss's paths equal those of SB3's StateDependentNoiseDistribution."""
+    model = make("Pendulum-v1", use_sde=True)
+    policy = model.policy
+    torch.manual_seed(1)
+    policy.reset_noise(n_noise)
+    obs = torch.randn(64, policy.observation_space.shape[0])
+    dist = policy.get_distribution(obs)
+    actions, log_prob = policy.act(obs)
+    assert torch.equal(actions, dist.get_actions().reshape(actions.shape))
+    assert torch.equal(log_prob, dist.log_prob(actions))
+    lp, ent, _ = policy.evaluate_actions_distributional(obs, actions)
+    assert torch.equal(lp, dist.log_prob(actions)) and torch.equal(ent, dist.entropy())
+    det, det_lp = policy.act(obs, deterministic=True)
+    assert torch.equal(det, dist.get_actions(deterministic=True)) and torch.equal(det_lp, dist.log_prob(det))
+    # gradients reach the same parameters (log_std, the actor; not the latent, learn_features=False)
+    lp.sum().backward()
+    assert policy.log_std.grad is not None and policy.action_net.weight.grad is not None
+
+
 def test_cnn_policy_on_images():
     obs_space = spaces.Box(0, 255, (36, 36, 1), dtype=np.uint8)
     model = make(SpaceEnv(obs_space, spaces.Discrete(2)), policy="CnnPolicy", n_steps=16, batch_size=8, n_epochs=1,
