@@ -23,6 +23,9 @@
   interval after the last common boundary are rolled back to it (their checkpoint and config at
   that boundary are in the history; retention keeps that checkpoint), so the resumed population
   meets at the same boundary; without that checkpoint the resume is a ``PBTError``.
+- A donor that Tune is still saving for its pause is exploited from that save, not from a
+  second one whose result the pause drops (its directory is then overwritten by the donor's
+  next save: the recipient would skip an interval).
 - Checkpoint retention: Tune's ``num_to_keep`` pruning can delete a checkpoint that PBT later
   restores (seen with Ray 2.60). Tune's copies are therefore kept (``num_to_keep=None``);
   ``keep_checkpoints`` applies to the member folders.
@@ -43,6 +46,7 @@ import numpy as np
 import ray
 import torch
 from ray import tune
+from ray.train._internal.session import _FutureTrainingResult
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import PopulationBasedTraining
 
@@ -351,6 +355,18 @@ class LifelongPBTScheduler(PopulationBasedTraining):
         return [by_id[i] for i in reversed(bottom)], [by_id[i] for i in reversed(top)]
 
     def _checkpoint_or_exploit(self, trial, tune_controller, upper_quantile, lower_quantile):
+        saving = trial.temporary_state.saving_to
+        if trial in upper_quantile and trial.status == Trial.RUNNING and isinstance(saving, _FutureTrainingResult):
+            # Tune is already saving this trial: the save of the pause it decided when the trial
+            # reached the boundary. Tune's PBT would schedule a second save, which persists to the
+            # trial's next checkpoint directory; but executing the pause drops that second save's
+            # result, so Tune's checkpoint index does not advance, and the trial's next save (an
+            # interval later) overwrites the directory an exploit was told to restore. The
+            # recipient then starts from the donor's *next* interval (a skipped interval in the
+            # history: the CI failure of the synchronous kill/resume test). Use the save in flight.
+            self._trial_state[trial].last_checkpoint = saving
+            self._num_checkpoints += 1
+            return None
         step = int(self._trial_state[trial].last_train_time or 0)
         if trial not in lower_quantile or step >= self._settings.total_steps:
             return super()._checkpoint_or_exploit(trial, tune_controller, upper_quantile, [])

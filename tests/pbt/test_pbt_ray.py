@@ -261,3 +261,32 @@ def test_recorder_records_each_result_once_whoever_reports_it(tmp_path):
     recorder.interval(trial, {**result, "lifelong_step": 256, "lifelong_result_id": "b",
                               "lifelong_checkpoint": str(file.with_name("step_000000256.zip"))})
     assert [r["step"] for r in recorder.state.history] == [128, 256]
+
+
+def test_a_donor_being_saved_for_its_pause_is_exploited_from_that_save(tmp_path):
+    """Tune's PBT schedules a second save of an upper-quantile trial that is still RUNNING; when
+    the trial is already saving for its pause, executing the pause drops that second save's
+    result, Tune's checkpoint index does not advance, and the donor's next save overwrites the
+    directory the recipient restores (seen in CI: a recipient skipped an interval). The scheduler
+    uses the save in flight instead, and schedules none."""
+    from types import SimpleNamespace
+
+    from ray.train._internal.session import _FutureTrainingResult
+    from ray.tune.experiment import Trial
+    from ray.tune.schedulers.pbt import _PBTTrialState
+
+    from lifelong.pbt.ray_backend import LifelongPBTScheduler
+
+    scheduler = LifelongPBTScheduler(settings=_make(tmp_path).settings)
+    in_flight = _FutureTrainingResult(None)
+    class RunningTrial:  # the attributes the scheduler reads; hashable, as Tune's trials are
+        status, trial_id, experiment_tag = Trial.RUNNING, "d", "0"
+        config = {"lifelong_member": 0}
+        temporary_state = SimpleNamespace(saving_to=in_flight)
+
+    donor = RunningTrial()
+    scheduler._trial_state[donor] = _PBTTrialState(donor)
+    saves = []
+    controller = SimpleNamespace(_schedule_trial_save=lambda trial, result=None: saves.append(trial))
+    scheduler._checkpoint_or_exploit(donor, controller, [donor], [])
+    assert scheduler._trial_state[donor].last_checkpoint is in_flight and saves == []
