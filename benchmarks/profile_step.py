@@ -36,7 +36,7 @@ torch.set_num_threads(1)
 import stable_baselines3.common.on_policy_algorithm as sb3_onpolicy  # noqa: E402
 
 import lifelong.agent.metrics as lifelong_metrics  # noqa: E402
-import lifelong.agent.ppo as lifelong_ppo  # noqa: E402
+import lifelong.agent.update as lifelong_update  # noqa: E402
 import lifelong.agent.rollout as lifelong_rollout  # noqa: E402
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
 from speed import CONFIGS, VARIANTS, make_model  # noqa: E402
@@ -104,7 +104,7 @@ def instrument(model: Any, timers: Timers) -> Callable[[], None]:
     patches = [
         (sb3_onpolicy, "obs_as_tensor"), (lifelong_rollout, "obs_as_tensor"), (lifelong_rollout, "write_step"),
         (lifelong_rollout, "lambda_returns"), (lifelong_metrics, "log_train"), (torch.nn.utils, "clip_grad_norm_"),
-        (torch.Tensor, "backward"), (lifelong_ppo, "clip_grad_norm"), (lifelong_ppo, "zero_grad"),
+        (torch.Tensor, "backward"), (lifelong_update, "clip_grad_norm"), (lifelong_update, "zero_grad"),
     ]
     names = {"obs_as_tensor": "obs conversion", "write_step": "buffer writes", "lambda_returns": "GAE",
              "log_train": "logging", "clip_grad_norm_": "grad clipping", "backward": "backward",

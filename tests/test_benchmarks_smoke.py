@@ -182,3 +182,16 @@ def test_pbt_scaling_uneven_reports_throughput_and_the_barriers_bound(tmp_path, 
     assert "start-up excluded" in text and "bounds async / sync at (1 + " in text
     mod.main(argv)  # everything is recorded: nothing runs again
     assert len(out.read_text().splitlines()) == 2
+
+
+def test_profile_step_times_every_part_of_an_update():
+    """The profiler wraps the agent's hot functions where they live today (it broke silently when
+    the gradient helpers moved): one update of each variant gives positive times for the parts
+    every update has, and they sum to no more than the update's CPU time."""
+    mod = load("profile_step")
+    for variant in ("sb3", "ours"):
+        parts = mod.profile("cartpole-zoo", variant, updates=1)
+        for part in ("rollout/env step", "train/minibatch forward", "train/backward", "train/optimizer step",
+                     "train/grad clipping"):
+            assert parts.get(part, 0.0) > 0.0, (variant, part, parts)
+        assert sum(v for k, v in parts.items() if k != "total") <= parts["total"] * 1.05
