@@ -380,7 +380,7 @@ def sample_actions(policy: Any, latent_pi: th.Tensor, deterministic: bool) -> tu
         mean = policy.action_net(latent_pi)
         latent_sde, scale = _gsde_latent_and_scale(policy, latent_pi)
         actions = mean if deterministic else mean + policy.action_dist.get_noise(latent_sde)
-        return actions, _normal_log_prob(actions, mean, scale).sum(dim=1)
+        return actions, _normal_log_prob(actions, mean, scale, scale.log()).sum(dim=1)
     distribution = policy._get_action_dist_from_latent(latent_pi)
     actions = distribution.get_actions(deterministic=deterministic)
     return actions, distribution.log_prob(actions)
@@ -404,10 +404,11 @@ def _gsde_latent_and_scale(policy: Any, latent_pi: th.Tensor) -> tuple[th.Tensor
     return latent_sde, th.sqrt(variance + dist.epsilon)
 
 
-def _normal_log_prob(value: th.Tensor, loc: th.Tensor, scale: th.Tensor) -> th.Tensor:
+def _normal_log_prob(value: th.Tensor, loc: th.Tensor, scale: th.Tensor, log_scale: th.Tensor) -> th.Tensor:
     """``torch.distributions.Normal(loc, scale).log_prob(value)``, the same operations in the same
-    order: ``-(value - loc)^2 / (2 scale^2) - log(scale) - log(sqrt(2 pi))``."""
-    return -((value - loc) ** 2) / (2 * scale**2) - scale.log() - math.log(math.sqrt(2 * math.pi))
+    order: ``-(value - loc)^2 / (2 scale^2) - log(scale) - log(sqrt(2 pi))`` (``log_scale`` given,
+    so that the entropy reuses it)."""
+    return -((value - loc) ** 2) / (2 * scale**2) - log_scale - math.log(math.sqrt(2 * math.pi))
 
 
 def log_prob_entropy(policy: Any, latent_pi: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, th.Tensor | None]:
@@ -429,7 +430,9 @@ def log_prob_entropy(policy: Any, latent_pi: th.Tensor, actions: th.Tensor) -> t
     if _plain_gsde(policy):
         mean = policy.action_net(latent_pi)
         _, scale = _gsde_latent_and_scale(policy, latent_pi)
+        log_scale = scale.log()
         # Normal's entropy, 0.5 + 0.5 log(2 pi) + log(scale), summed over the action dimensions
-        return _normal_log_prob(actions, mean, scale).sum(dim=1), (0.5 + 0.5 * math.log(2 * math.pi) + th.log(scale)).sum(dim=1)
+        entropy = (0.5 + 0.5 * math.log(2 * math.pi) + log_scale).sum(dim=1)
+        return _normal_log_prob(actions, mean, scale, log_scale).sum(dim=1), entropy
     distribution = policy._get_action_dist_from_latent(latent_pi)
     return distribution.log_prob(actions), distribution.entropy()
