@@ -28,12 +28,57 @@ import torch as th
 from lifelong.agent import critics as C
 from lifelong.agent.gradients import clip_grad_norm, zero_grad
 
-__all__ = ["critic_losses", "minibatch_loss", "stop_early", "gradient_step", "MinibatchLoss"]
+__all__ = ["clipped_surrogate", "critic_losses", "minibatch_loss", "stop_early", "gradient_step", "MinibatchLoss"]
 
 
 def _mean(x: th.Tensor, mask: th.Tensor | None) -> th.Tensor:
     """``mean(x)``, over the valid samples only when ``mask`` is given (``x`` is ``[B]``)."""
     return x.mean() if mask is None else x[mask].mean()
+
+
+class _ClippedSurrogate(th.autograd.Function):
+    """:func:`clipped_surrogate` as one autograd node (loss and gradient in the forward pass)."""
+
+    @staticmethod
+    def forward(ctx: Any, log_prob: th.Tensor, old_log_prob: th.Tensor, advantages: th.Tensor, clip_range: float, weights: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor]:  # type: ignore[override]
+        log_ratio = log_prob - old_log_prob
+        ratio = th.exp(log_ratio)
+        unclipped = advantages * ratio
+        clipped = advantages * ratio.clamp(1 - clip_range, 1 + clip_range)
+        loss = -(th.minimum(unclipped, clipped) @ weights)
+        # d loss / d log_prob_b = -w_b A_b r_b where the unclipped term is the minimum, else 0
+        ctx.save_for_backward(th.where(unclipped <= clipped, unclipped, 0.0).mul_(weights).neg_())
+        ratio_minus_one = ratio - 1
+        approx_kl = (ratio_minus_one - log_ratio) @ weights
+        clip_fraction = (ratio_minus_one.abs() > clip_range).to(weights.dtype) @ weights
+        ctx.mark_non_differentiable(approx_kl, clip_fraction)
+        return loss, approx_kl, clip_fraction
+
+    @staticmethod
+    @th.autograd.function.once_differentiable
+    def backward(ctx: Any, grad_loss: th.Tensor, _kl: th.Tensor, _clip: th.Tensor) -> tuple[th.Tensor | None, ...]:  # type: ignore[override]
+        (grad,) = ctx.saved_tensors
+        return grad * grad_loss, None, None, None, None
+
+
+def clipped_surrogate(
+    log_prob: th.Tensor, old_log_prob: th.Tensor, advantages: th.Tensor, clip_range: float, mask: th.Tensor | None = None
+) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+    """PPO's clipped surrogate loss with its statistics: ``(loss, approx_kl, clip_fraction)``.
+
+    With ``r = exp(log_prob - old_log_prob)`` and (already normalised) advantages ``A``::
+
+        loss          = -mean(min(A r, A clip(r, 1 - eps, 1 + eps)))
+        approx_kl     = mean((r - 1) - log r)          (Schulman's k3 estimator)
+        clip_fraction = mean(|r - 1| > eps)
+
+    means over the valid samples when ``mask`` is given. One autograd node: the gradient,
+    ``d loss / d log_prob = -A r / B`` where the unclipped term is the minimum (ties included:
+    inside the clip range both terms carry the same gradient) and 0 where the clipped one is, is
+    computed in the forward pass (the autograd form records eight nodes for it). Only
+    ``log_prob`` gets a gradient; the statistics carry none.
+    """
+    return _ClippedSurrogate.apply(log_prob, old_log_prob, advantages, float(clip_range), C.sample_weights(log_prob, mask))
 
 
 def critic_losses(
@@ -48,6 +93,8 @@ def critic_losses(
 ) -> th.Tensor:
     """Per-critic loss ``[n_critics]`` for outputs ``[n, B, K]`` and normalised targets ``[B]``."""
     if policy.critic == "quantile" and policy.quantile_mean_loss == "squared_error":
+        if clip_range_vf is None:  # the default: one autograd node, gradient in closed form
+            return C.batch_mean_anchored_quantile_loss(outputs, targets, policy.huber_kappa, policy.taus, mask)
         per_sample = C.mean_anchored_quantile_loss(
             outputs, targets, policy.huber_kappa, policy.taus, old_outputs, clip_range_vf
         )
@@ -109,16 +156,11 @@ def minibatch_loss(
             valid = advantages[mask]
             # one valid sample has no std: it then gets advantage 0, not NaN
             advantages = (advantages - valid.mean()) / (th.nan_to_num(valid.std(), nan=0.0) + 1e-8)
-    log_ratio = log_prob - old_log_prob
-    ratio = th.exp(log_ratio)
-    policy_loss = -_mean(th.min(advantages * ratio, advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range)), mask)
+    policy_loss, approx_kl, clip_fraction = clipped_surrogate(log_prob, old_log_prob, advantages, clip_range, mask)
     losses = critic_losses(model.policy, outputs, targets, target_probs, old_outputs, old_means, clip_range_vf, mask)
     entropy_loss = _mean(log_prob, mask) if entropy is None else -_mean(entropy, mask)
     # Sum over critics: each critic gets the gradient a single critic would get.
     loss = policy_loss + model.ent_coef * entropy_loss + model.vf_coef * losses.sum()
-    with th.no_grad():
-        approx_kl = _mean((ratio - 1) - log_ratio, mask)
-        clip_fraction = _mean((th.abs(ratio - 1) > clip_range).float(), mask)
     stats = th.cat([th.stack([policy_loss.detach(), entropy_loss.detach(), clip_fraction]), losses.detach()])
     return MinibatchLoss(loss, stats, approx_kl)
 

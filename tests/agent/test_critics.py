@@ -87,6 +87,37 @@ def test_mean_anchored_loss_with_one_quantile_learns_by_the_squared_error():
     assert torch.equal(v.grad[:, 0], 2 * (v.detach()[:, 0] - g))
 
 
+@pytest.mark.parametrize("n_quantiles, kappa", [(32, 0.03), (5, 0.5), (1, 0.03), (8, 100.0)])
+def test_batch_loss_equals_the_reference_and_its_gradient(n_quantiles, kappa):
+    """The closed-form loss (one autograd node) against the autograd reference, in float64:
+    each critic's batch mean and the gradient of a weighted sum of critics, with and without a
+    mask (the recurrent agent's padding)."""
+    torch.manual_seed(n_quantiles)
+    taus = C.quantile_taus(n_quantiles, dtype=torch.float64)
+    q = (0.7 * torch.randn(2, 40, n_quantiles, dtype=torch.float64)).requires_grad_(True)
+    g = torch.randn(40, dtype=torch.float64)
+    mask = torch.rand(40) < 0.6
+    scale = torch.tensor([0.5, 1.5], dtype=torch.float64)
+    for m in (None, mask):
+        per_sample = C.mean_anchored_quantile_loss(q, g, kappa, taus)
+        expected = per_sample.mean(-1) if m is None else per_sample[:, m].mean(-1)
+        (expected_grad,) = torch.autograd.grad((expected * scale).sum(), q)
+        got = C.batch_mean_anchored_quantile_loss(q, g, kappa, taus, m)
+        (got_grad,) = torch.autograd.grad((got * scale).sum(), q)
+        assert torch.allclose(got, expected, rtol=1e-12, atol=1e-14)
+        assert torch.allclose(got_grad, expected_grad, rtol=1e-10, atol=1e-15)
+        if m is not None:
+            assert torch.all(got_grad[:, ~m] == 0)
+
+
+def test_batch_loss_rejects_bad_shapes_and_kappa():
+    q = torch.zeros(2, 3, 4)
+    with pytest.raises(ValueError, match="huber_kappa must be > 0, got 0"):
+        C.batch_mean_anchored_quantile_loss(q, torch.zeros(3), 0.0, C.quantile_taus(4))
+    with pytest.raises(ValueError, match=r"targets \[B\], got \(2, 3, 4\) and \(4,\)"):
+        C.batch_mean_anchored_quantile_loss(q, torch.zeros(4), 1.0, C.quantile_taus(4))
+
+
 def test_mean_anchored_loss_clips_the_mean_and_the_quantiles():
     """PPO's value clipping: the mean's squared error is the max of the clipped and unclipped
     ones (Stable-Baselines3's rule), each quantile's Huber term likewise."""

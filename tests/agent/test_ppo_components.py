@@ -113,3 +113,41 @@ def test_return_normalizer_horizon_is_validated(bad):
     from lifelong import DistributionalPPO
     with pytest.raises(ValueError, match=r"normalize_returns_horizon=.*None.*>= 1"):
         DistributionalPPO("MlpPolicy", "CartPole-v1", normalize_returns_horizon=bad)
+
+
+def _surrogate_reference(log_prob, old_log_prob, advantages, clip_range, mask):
+    """PPO's clipped objective and statistics as Stable-Baselines3 writes them (autograd)."""
+    if mask is not None:
+        log_prob, old_log_prob, advantages = log_prob[mask], old_log_prob[mask], advantages[mask]
+    ratio = torch.exp(log_prob - old_log_prob)
+    loss = -torch.min(advantages * ratio, advantages * torch.clamp(ratio, 1 - clip_range, 1 + clip_range)).mean()
+    with torch.no_grad():
+        log_ratio = log_prob - old_log_prob
+        approx_kl = ((ratio - 1) - log_ratio).mean()
+        clip_fraction = (torch.abs(ratio - 1) > clip_range).to(ratio.dtype).mean()
+    return loss, approx_kl, clip_fraction
+
+
+def test_clipped_surrogate_equals_ppo_objective_and_its_gradient():
+    """The one-node surrogate against the autograd formula (float64): loss, statistics and the
+    gradient in all four regions (advantage sign x ratio inside/outside the clip range), at
+    ratio exactly 1 (the first minibatch of an update, where min's two terms tie) and with a mask."""
+    from lifelong.agent.update import clipped_surrogate
+
+    torch.manual_seed(0)
+    old = torch.randn(64, dtype=torch.float64)
+    shift = torch.cat([torch.zeros(16, dtype=torch.float64), 0.6 * torch.randn(48, dtype=torch.float64)])
+    advantages = torch.randn(64, dtype=torch.float64)
+    mask = torch.rand(64) < 0.7
+    for m in (None, mask):
+        lp_ref = (old + shift).requires_grad_(True)
+        lp = (old + shift).requires_grad_(True)
+        expected = _surrogate_reference(lp_ref, old, advantages, 0.2, m)
+        got = clipped_surrogate(lp, old, advantages, 0.2, m)
+        for e, g in zip(expected, got):
+            assert torch.allclose(g, e, rtol=1e-12, atol=1e-15)
+        (expected_grad,) = torch.autograd.grad(3.0 * expected[0], lp_ref)
+        (grad,) = torch.autograd.grad(3.0 * got[0], lp)
+        assert torch.allclose(grad, expected_grad, rtol=1e-12, atol=1e-15)
+        assert (grad != 0).sum() > 16 and (grad == 0).sum() > 4  # clipped samples carry no gradient
+        assert not got[1].requires_grad and not got[2].requires_grad
