@@ -169,6 +169,9 @@ AGENTS: dict[str, Any] = {
         "sigma": 0.0, "weight_decay": 0.0, "eps": 1e-5, "gate_temperature": 1e12}},
     "l2-init-1": {"optimizer": "adaptive_upgd", "optimizer_kwargs": {
         "gate": "none", "sigma": 0.0, "weight_decay": 0.0, "eps": 1e-5, "l2_init": 1.0}},
+    # the strength that kept plasticity on benchmarks/continual_rl.py (docs/continual.md)
+    "l2-init-0.3": {"optimizer": "adaptive_upgd", "optimizer_kwargs": {
+        "gate": "none", "sigma": 0.0, "weight_decay": 0.0, "eps": 1e-5, "l2_init": 0.3}},
     # the critic's loss and number: the quantile-Huber threshold at 1 (normalised units), and
     # both critic ablations at once (one critic regressed on the mean with SB3's squared error)
     "kappa-1": {"huber_kappa": 1.0},
@@ -187,6 +190,14 @@ QH_MEAN_SUFFIX = "-qh-mean"
 for _name in ("twin-off", "kappa-1", "adam", "adaptive-upgd", "l2-init", "l2-init-1", "upgd-no-noise",
               "upgd-no-decay", "upgd-eps-1e-5", "upgd-layer-gate", "upgd-gate-only", "upgd-flat-gate"):
     AGENTS[_name + QH_MEAN_SUFFIX] = {**AGENTS[_name], "quantile_mean_loss": "quantile_huber"}
+
+
+#: Agents whose rows are in a results file but that no option rebuilds: ``--summarise`` reads
+#: them, running them is refused.
+RECORDED: dict[str, str] = {
+    "default-autograd-losses": "the default agent before commit 434e7fb, whose critics' loss and clipped "
+    "surrogate were autograd formulas (the same equations, rounded differently)",
+}
 
 
 def default_agents() -> list[str]:
@@ -376,8 +387,8 @@ def write_profile(mats: dict[str, np.ndarray], path: str, reps: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", action="append", choices=list(ENVS), help="environment (repeatable); default: all")
-    p.add_argument("--agent", action="append", choices=list(AGENTS), help="agent (repeatable); default: sb3, "
-                   "default and one ablation per part on by default")
+    p.add_argument("--agent", action="append", choices=[*AGENTS, *RECORDED], help="agent (repeatable); default: "
+                   "sb3, default and one ablation per part on by default")
     p.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1 (default 5)")
     p.add_argument("--budget", action="append", default=[], metavar="ENV=STEPS", help="budget override (repeatable)")
     p.add_argument("--eval-episodes", type=int, default=10)
@@ -395,6 +406,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.summarise:
         print(summarise(read_rows(a.summarise), agents, a.profile, reps=a.reps))
         return 0
+    recorded = [name for name in agents if name in RECORDED]
+    if recorded:
+        p.error(f"--agent {recorded[0]!r} cannot be run, only summarised: {RECORDED[recorded[0]]}")
     envs = a.env or (["CartPole-v1", "Pendulum-v1"] if a.quick else list(ENVS))
     seeds = 2 if a.quick and a.seeds == 5 else a.seeds
     episodes = 2 if a.quick else a.eval_episodes

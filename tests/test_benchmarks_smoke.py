@@ -195,3 +195,13 @@ def test_profile_step_times_every_part_of_an_update():
                      "train/grad clipping"):
             assert parts.get(part, 0.0) > 0.0, (variant, part, parts)
         assert sum(v for k, v in parts.items() if k != "total") <= parts["total"] * 1.05
+
+
+def test_suite_summarises_but_refuses_to_run_a_recorded_agent(capsys):
+    """Rows that no option rebuilds (the default before the one-node losses) can be summarised,
+    not run: running one is a one-line error with exit status 2, naming the agent."""
+    mod = load("suite")
+    with pytest.raises(SystemExit) as exc:
+        mod.main(["--agent", "default-autograd-losses", "--quick"])
+    assert exc.value.code == 2
+    assert "'default-autograd-losses' cannot be run, only summarised" in capsys.readouterr().err
