@@ -47,7 +47,8 @@ class _ClippedSurrogate(th.autograd.Function):
         clipped = advantages * ratio.clamp(1 - clip_range, 1 + clip_range)
         loss = -(th.minimum(unclipped, clipped) @ weights)
         # d loss / d log_prob_b = -w_b A_b r_b where the unclipped term is the minimum, else 0
-        ctx.save_for_backward(th.where(unclipped <= clipped, unclipped, 0.0).mul_(weights).neg_())
+        # (written so that a NaN sample's gradient is NaN, as autograd's would be)
+        ctx.save_for_backward(th.where(clipped < unclipped, 0.0, unclipped).mul_(weights).neg_())
         ratio_minus_one = ratio - 1
         approx_kl = (ratio_minus_one - log_ratio) @ weights
         clip_fraction = (ratio_minus_one.abs() > clip_range).to(weights.dtype) @ weights

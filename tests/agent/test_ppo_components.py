@@ -151,3 +151,13 @@ def test_clipped_surrogate_equals_ppo_objective_and_its_gradient():
         assert torch.allclose(grad, expected_grad, rtol=1e-12, atol=1e-15)
         assert (grad != 0).sum() > 16 and (grad == 0).sum() > 4  # clipped samples carry no gradient
         assert not got[1].requires_grad and not got[2].requires_grad
+
+
+def test_clipped_surrogate_gradient_is_nan_where_autograd_s_is():
+    """A NaN log-probability must not vanish from the gradient (autograd's would be NaN)."""
+    from lifelong.agent.update import clipped_surrogate
+
+    log_prob = torch.tensor([0.1, float("nan"), -0.2], requires_grad=True)
+    loss, _, _ = clipped_surrogate(log_prob, torch.zeros(3), torch.tensor([1.0, 1.0, -1.0]), 0.2)
+    (grad,) = torch.autograd.grad(loss, log_prob)
+    assert torch.isnan(loss) and torch.isnan(grad[1]) and torch.isfinite(grad[[0, 2]]).all()
