@@ -51,6 +51,7 @@ VARIANTS: dict[str, dict[str, Any] | None] = {
     "sb3": None,                                        # stable_baselines3.PPO
     "ours": {},                                         # the default DistributionalPPO (Adam, no scaler)
     "ours-upgd": {"optimizer": "adaptive_upgd"},        # with AdaptiveUPGD, the previous default
+    "ours-one-critic": {"twin_critics": False},         # what the twin critics cost
 }
 
 
