@@ -139,6 +139,13 @@ ENVS: dict[str, dict[str, Any]] = {
     ),
 }
 
+def adam_l2_init(strength: float) -> dict[str, Any]:
+    """Adam with L2-Init (Kumar et al. 2023): ``AdaptiveUPGD`` with its gate, noise and weight
+    decay off is Adam (SB3's ``eps=1e-5``), plus the decay toward the initial weights."""
+    return {"optimizer": "adaptive_upgd", "optimizer_kwargs": {
+        "gate": "none", "sigma": 0.0, "weight_decay": 0.0, "eps": 1e-5, "l2_init": strength}}
+
+
 #: agent name -> DistributionalPPO keyword overrides (``None``: Stable-Baselines3 PPO); a callable
 #: takes the environment's hyperparameters.
 AGENTS: dict[str, Any] = {
@@ -156,8 +163,7 @@ AGENTS: dict[str, Any] = {
     # it built Adam fused; the same update, rounded differently (the rows of the default before)
     "adam-loop": {"optimizer_kwargs": {"fused": False}},
     "adaptive-upgd": {"optimizer": "adaptive_upgd"},
-    "l2-init": {"optimizer": "adaptive_upgd", "optimizer_kwargs": {
-        "gate": "none", "sigma": 0.0, "weight_decay": 0.0, "eps": 1e-5, "l2_init": 0.1}},
+    "l2-init": adam_l2_init(0.1),
     # the optimizer diagnosis of docs/agent.md: AdaptiveUPGD with one part removed at a time
     "upgd-no-noise": {"optimizer": "adaptive_upgd", "optimizer_kwargs": {"sigma": 0.0}},
     "upgd-no-decay": {"optimizer": "adaptive_upgd", "optimizer_kwargs": {"weight_decay": 0.0}},
@@ -167,11 +173,9 @@ AGENTS: dict[str, Any] = {
         "sigma": 0.0, "weight_decay": 0.0, "eps": 1e-5}},
     "upgd-flat-gate": {"optimizer": "adaptive_upgd", "optimizer_kwargs": {
         "sigma": 0.0, "weight_decay": 0.0, "eps": 1e-5, "gate_temperature": 1e12}},
-    "l2-init-1": {"optimizer": "adaptive_upgd", "optimizer_kwargs": {
-        "gate": "none", "sigma": 0.0, "weight_decay": 0.0, "eps": 1e-5, "l2_init": 1.0}},
+    "l2-init-1": adam_l2_init(1.0),
     # the strength that kept plasticity on benchmarks/continual_rl.py (docs/continual.md)
-    "l2-init-0.3": {"optimizer": "adaptive_upgd", "optimizer_kwargs": {
-        "gate": "none", "sigma": 0.0, "weight_decay": 0.0, "eps": 1e-5, "l2_init": 0.3}},
+    "l2-init-0.3": adam_l2_init(0.3),
     # the critic's loss and number: the quantile-Huber threshold at 1 (normalised units), and
     # both critic ablations at once (one critic regressed on the mean with SB3's squared error)
     "kappa-1": {"huber_kappa": 1.0},
