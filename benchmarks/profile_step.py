@@ -11,7 +11,7 @@ rounds (the agents' order alternating):
   our in-place ``write_step``), episode bookkeeping (``_update_info_buffer``), GAE, and the rest
   of the loop (callbacks, Python);
   train: minibatch forward (``evaluate_actions``; ours also the critics' old outputs), backward,
-  zero_grad, gradient clipping, optimizer step, scaler (``vgs.step``, without the optimizer step
+  or both with the loss where ours computes the gradients in closed form (``closed_form.minibatch_step``), zero_grad, gradient clipping, optimizer step, scaler (``vgs.step``, without the optimizer step
   it calls), logging, and the rest (losses, indexing, normaliser).
 
     python benchmarks/profile_step.py                      # CartPole-v1 8x256 and Pendulum-v1 zoo
@@ -35,6 +35,7 @@ torch.set_num_threads(1)
 
 import stable_baselines3.common.on_policy_algorithm as sb3_onpolicy  # noqa: E402
 
+import lifelong.agent.closed_form as lifelong_closed_form  # noqa: E402
 import lifelong.agent.metrics as lifelong_metrics  # noqa: E402
 import lifelong.agent.update as lifelong_update  # noqa: E402
 import lifelong.agent.rollout as lifelong_rollout  # noqa: E402
@@ -44,7 +45,8 @@ from speed import CONFIGS, VARIANTS, make_model  # noqa: E402
 PARTS = [
     ("rollout", "env step"), ("rollout", "obs conversion"), ("rollout", "policy forward"), ("rollout", "buffer writes"),
     ("rollout", "episode bookkeeping"), ("rollout", "GAE"), ("rollout", "loop rest (callbacks, Python)"),
-    ("train", "minibatch forward"), ("train", "backward"), ("train", "zero_grad"), ("train", "grad clipping"),
+    ("train", "minibatch forward"), ("train", "backward"), ("train", "forward, loss and backward (closed form)"),
+    ("train", "zero_grad"), ("train", "grad clipping"),
     ("train", "optimizer step"), ("train", "scaler (VGS)"), ("train", "logging"), ("train", "rest (losses, indexing)"),
 ]
 
@@ -105,10 +107,12 @@ def instrument(model: Any, timers: Timers) -> Callable[[], None]:
         (sb3_onpolicy, "obs_as_tensor"), (lifelong_rollout, "obs_as_tensor"), (lifelong_rollout, "write_step"),
         (lifelong_rollout, "lambda_returns"), (lifelong_metrics, "log_train"), (torch.nn.utils, "clip_grad_norm_"),
         (torch.Tensor, "backward"), (lifelong_update, "clip_grad_norm"), (lifelong_update, "zero_grad"),
+        (lifelong_closed_form, "minibatch_step"),
     ]
     names = {"obs_as_tensor": "obs conversion", "write_step": "buffer writes", "lambda_returns": "GAE",
              "log_train": "logging", "clip_grad_norm_": "grad clipping", "backward": "backward",
-             "clip_grad_norm": "grad clipping", "zero_grad": "zero_grad"}
+             "clip_grad_norm": "grad clipping", "zero_grad": "zero_grad",
+             "minibatch_step": "forward, loss and backward (closed form)"}
     originals = [(obj, name, getattr(obj, name)) for obj, name in patches]
     for obj, name, fn in originals:
         setattr(obj, name, w(names[name], fn))

@@ -52,6 +52,7 @@ VARIANTS: dict[str, dict[str, Any] | None] = {
     "ours": {},                                         # the default DistributionalPPO (Adam, no scaler)
     "ours-upgd": {"optimizer": "adaptive_upgd"},        # with AdaptiveUPGD, the previous default
     "ours-one-critic": {"twin_critics": False},         # what the twin critics cost
+    "ours-autograd": {"closed_form_gradients": False},   # the default with autograd's backward (the reference)
 }
 
 
@@ -61,7 +62,11 @@ def make_model(config: str, variant: str, seed: int) -> Any:
     extra = VARIANTS[variant]
     if extra is None:
         return PPO("MlpPolicy", env, seed=seed, device="cpu", **c["hp"])
-    return DistributionalPPO("MlpPolicy", env, seed=seed, device="cpu", **c["hp"], **extra)
+    extra = dict(extra)
+    closed_form = extra.pop("closed_form_gradients", True)  # a model attribute, not an argument
+    model = DistributionalPPO("MlpPolicy", env, seed=seed, device="cpu", **c["hp"], **extra)
+    model.closed_form_gradients = closed_form
+    return model
 
 
 def timed_update(model: Any, updates: int) -> tuple[float, float]:

@@ -189,10 +189,11 @@ def test_profile_step_times_every_part_of_an_update():
     the gradient helpers moved): one update of each variant gives positive times for the parts
     every update has, and they sum to no more than the update's CPU time."""
     mod = load("profile_step")
-    for variant in ("sb3", "ours"):
+    for variant in ("sb3", "ours", "ours-autograd"):
         parts = mod.profile("cartpole-zoo", variant, updates=1)
-        for part in ("rollout/env step", "train/minibatch forward", "train/backward", "train/optimizer step",
-                     "train/grad clipping"):
+        passes = ["train/forward, loss and backward (closed form)"] if variant == "ours" else [
+            "train/minibatch forward", "train/backward"]
+        for part in ("rollout/env step", *passes, "train/optimizer step", "train/grad clipping"):
             assert parts.get(part, 0.0) > 0.0, (variant, part, parts)
         assert sum(v for k, v in parts.items() if k != "total") <= parts["total"] * 1.05
 

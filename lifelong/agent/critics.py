@@ -54,7 +54,7 @@ from torch import nn
 
 from lifelong.agent.normalization import check_horizon
 
-__all__ = ["quantile_taus", "quantile_huber_loss", "categorical_support", "two_hot", "hl_gauss", "project_categorical", "categorical_cross_entropy", "categorical_expectation", "categorical_std", "aggregate", "aggregate_quantiles", "cvar_from_quantiles", "mean_anchored_quantile_loss", "batch_mean_anchored_quantile_loss", "sample_weights", "CRITICS", "QUANTILE_MEAN_LOSSES", "AGGREGATIONS", "PROJECTIONS", "CriticEnsemble", "CriticSpec", "CRITIC_SPEC_FIELDS", "validate_distributional_args", "critic_spec_attributes"]
+__all__ = ["quantile_taus", "quantile_huber_loss", "categorical_support", "two_hot", "hl_gauss", "project_categorical", "categorical_cross_entropy", "categorical_expectation", "categorical_std", "aggregate", "aggregate_quantiles", "cvar_from_quantiles", "mean_anchored_quantile_loss", "batch_mean_anchored_quantile_loss", "mean_anchored_quantile_terms", "sample_weights", "CRITICS", "QUANTILE_MEAN_LOSSES", "AGGREGATIONS", "PROJECTIONS", "CriticEnsemble", "CriticSpec", "CRITIC_SPEC_FIELDS", "validate_distributional_args", "critic_spec_attributes"]
 
 CRITICS = ("quantile", "categorical")
 QUANTILE_MEAN_LOSSES = ("squared_error", "quantile_huber")
@@ -142,25 +142,35 @@ def mean_anchored_quantile_loss(
     return th.maximum(mean_loss, (target - clipped_mean).square()) + shape_loss
 
 
+def mean_anchored_quantile_terms(
+    quantiles: th.Tensor, target: th.Tensor, kappa: float, taus: th.Tensor, weights: th.Tensor
+) -> tuple[th.Tensor, th.Tensor]:
+    """:func:`batch_mean_anchored_quantile_loss`'s value and gradient, no autograd: ``(losses [n],
+    d sum(losses) / d quantiles [n, B, N])`` for quantiles ``[n, B, N]``, targets ``[B]`` and
+    per-sample ``weights [B]`` (summing to 1) of the mean over the batch."""
+    n = quantiles.shape[-1]
+    err = target - quantiles.mean(-1)  # G - m, [n, B]
+    u = quantiles - target.unsqueeze(-1)  # q_i - G (the anchored quantiles' value is q_i)
+    c = u.clamp(-kappa, kappa)  # Huber's derivative at u
+    # rho's weight |tau_i - 1{u_i > 0}| / kappa times c: c and u share their sign, so
+    # w_i c_i = (c_i / 2 + (1/2 - tau_i) |c_i|) / kappa (no comparison, no select)
+    wc = th.addcmul(c * (0.5 / kappa), c.abs(), (0.5 - taus) / kappa)
+    # Huber h(u) = c (u - c/2), so w h = w c (u - c/2)
+    per_sample = th.addcmul((wc * th.add(u, c, alpha=-0.5)).mean(-1), err, err)
+    losses = per_sample @ weights
+    # dL/dq_j = -2 (G - m) / N + (w_j c_j - mean_i w_i c_i) / N, per sample, times its weight
+    grad = (wc - wc.mean(-1, keepdim=True)).add_(err.unsqueeze(-1), alpha=-2.0)
+    return losses, grad.mul_((weights / n).unsqueeze(-1))
+
+
 class _BatchMeanAnchoredQuantileLoss(th.autograd.Function):
     """:func:`batch_mean_anchored_quantile_loss` as one autograd node: the forward pass computes
     the loss and its gradient in closed form, the backward pass scales that gradient."""
 
     @staticmethod
     def forward(ctx: Any, quantiles: th.Tensor, target: th.Tensor, kappa: float, taus: th.Tensor, weights: th.Tensor) -> th.Tensor:  # type: ignore[override]
-        n = quantiles.shape[-1]
-        err = target - quantiles.mean(-1)  # G - m, [n, B]
-        u = quantiles - target.unsqueeze(-1)  # q_i - G (the anchored quantiles' value is q_i)
-        c = u.clamp(-kappa, kappa)  # Huber's derivative at u
-        # rho's weight |tau_i - 1{u_i > 0}| / kappa times c: c and u share their sign, so
-        # w_i c_i = (c_i / 2 + (1/2 - tau_i) |c_i|) / kappa (no comparison, no select)
-        wc = th.addcmul(c * (0.5 / kappa), c.abs(), (0.5 - taus) / kappa)
-        # Huber h(u) = c (u - c/2), so w h = w c (u - c/2)
-        per_sample = th.addcmul((wc * th.add(u, c, alpha=-0.5)).mean(-1), err, err)
-        losses = per_sample @ weights
-        # dL/dq_j = -2 (G - m) / N + (w_j c_j - mean_i w_i c_i) / N, per sample, times its weight
-        grad = (wc - wc.mean(-1, keepdim=True)).add_(err.unsqueeze(-1), alpha=-2.0)
-        ctx.save_for_backward(grad.mul_((weights / n).unsqueeze(-1)))
+        losses, grad = mean_anchored_quantile_terms(quantiles, target, kappa, taus, weights)
+        ctx.save_for_backward(grad)
         return losses
 
     @staticmethod

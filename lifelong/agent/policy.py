@@ -54,7 +54,7 @@ from lifelong.agent.critics import (
 )
 from lifelong.agent.normalization import ReturnNormalizer
 
-__all__ = ["DistributionalActorCriticPolicy", "DistributionalMultiInputPolicy", "DistributionalCnnPolicy", "sample_actions", "log_prob_entropy"]
+__all__ = ["DistributionalActorCriticPolicy", "DistributionalMultiInputPolicy", "DistributionalCnnPolicy", "sample_actions", "log_prob_entropy", "gsde_latent_and_scale", "normal_log_prob"]
 
 
 def _split_net_arch(net_arch: Any, features_extractor_class: type) -> tuple[list[int], list[int]]:
@@ -378,9 +378,9 @@ def sample_actions(policy: Any, latent_pi: th.Tensor, deterministic: bool) -> tu
         return actions, log_prob
     if _plain_gsde(policy):
         mean = policy.action_net(latent_pi)
-        latent_sde, scale = _gsde_latent_and_scale(policy, latent_pi)
+        latent_sde, scale = gsde_latent_and_scale(policy, latent_pi)
         actions = mean if deterministic else mean + policy.action_dist.get_noise(latent_sde)
-        return actions, _normal_log_prob(actions, mean, scale, scale.log()).sum(dim=1)
+        return actions, normal_log_prob(actions, mean, scale, scale.log()).sum(dim=1)
     distribution = policy._get_action_dist_from_latent(latent_pi)
     actions = distribution.get_actions(deterministic=deterministic)
     return actions, distribution.log_prob(actions)
@@ -394,7 +394,7 @@ def _plain_gsde(policy: Any) -> bool:
     return isinstance(policy.action_dist, StateDependentNoiseDistribution) and policy.action_dist.bijector is None
 
 
-def _gsde_latent_and_scale(policy: Any, latent_pi: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+def gsde_latent_and_scale(policy: Any, latent_pi: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
     """SB3's ``StateDependentNoiseDistribution.proba_distribution``, op for op: the latent the
     noise reads (detached unless ``learn_features``) and the scale
     ``sqrt((latent^2) @ std^2 + epsilon)``."""
@@ -404,7 +404,7 @@ def _gsde_latent_and_scale(policy: Any, latent_pi: th.Tensor) -> tuple[th.Tensor
     return latent_sde, th.sqrt(variance + dist.epsilon)
 
 
-def _normal_log_prob(value: th.Tensor, loc: th.Tensor, scale: th.Tensor, log_scale: th.Tensor) -> th.Tensor:
+def normal_log_prob(value: th.Tensor, loc: th.Tensor, scale: th.Tensor, log_scale: th.Tensor) -> th.Tensor:
     """``torch.distributions.Normal(loc, scale).log_prob(value)``, the same operations in the same
     order: ``-(value - loc)^2 / (2 scale^2) - log(scale) - log(sqrt(2 pi))`` (``log_scale`` given,
     so that the entropy reuses it)."""
@@ -429,10 +429,10 @@ def log_prob_entropy(policy: Any, latent_pi: th.Tensor, actions: th.Tensor) -> t
         return log_prob, entropy
     if _plain_gsde(policy):
         mean = policy.action_net(latent_pi)
-        _, scale = _gsde_latent_and_scale(policy, latent_pi)
+        _, scale = gsde_latent_and_scale(policy, latent_pi)
         log_scale = scale.log()
         # Normal's entropy, 0.5 + 0.5 log(2 pi) + log(scale), summed over the action dimensions
         entropy = (0.5 + 0.5 * math.log(2 * math.pi) + log_scale).sum(dim=1)
-        return _normal_log_prob(actions, mean, scale, log_scale).sum(dim=1), entropy
+        return normal_log_prob(actions, mean, scale, log_scale).sum(dim=1), entropy
     distribution = policy._get_action_dist_from_latent(latent_pi)
     return distribution.log_prob(actions), distribution.entropy()

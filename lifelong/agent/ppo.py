@@ -43,7 +43,7 @@ from stable_baselines3.common.utils import explained_variance
 from stable_baselines3.common.vec_env import VecEnv
 
 from lifelong.agent import critics as C
-from lifelong.agent import metrics, rollout, update
+from lifelong.agent import closed_form, metrics, rollout, update
 from lifelong.agent.algorithm import DistributionalOnPolicyAlgorithm
 from lifelong.agent.optimizer import DEFAULT_LEARNING_RATE
 from lifelong.agent.policy import (
@@ -129,6 +129,11 @@ class DistributionalPPO(DistributionalOnPolicyAlgorithm):
     }
     policy_base = DistributionalActorCriticPolicy
     policy: DistributionalActorCriticPolicy
+    #: Compute each minibatch's gradients in closed form (:mod:`lifelong.agent.closed_form`)
+    #: where the policy allows it; ``False`` (on the class or on a model) takes the autograd path,
+    #: the reference. Equal to float rounding; not saved with the model (a speed switch, like
+    #: torch's ``foreach``).
+    closed_form_gradients: bool = True
 
     def __init__(
         self,
@@ -303,6 +308,7 @@ class DistributionalPPO(DistributionalOnPolicyAlgorithm):
                 if clip_range_vf is not None:
                     old_means_all = policy.expected_outputs(old_outputs)
         need_old = clip_range_vf is not None and self.critic == "quantile"
+        fast = self.closed_form_gradients and closed_form.unsupported_reason(self) is None
         policy.set_training_mode(True)
 
         stats: list[th.Tensor] = []
@@ -315,28 +321,38 @@ class DistributionalPPO(DistributionalOnPolicyAlgorithm):
             perm = th.from_numpy(np.random.permutation(n_samples)).to(returns.device)
             for start in range(0, n_samples, batch_size):
                 idx = perm[start : start + batch_size]
-                log_prob, entropy, outputs = policy.evaluate_actions_distributional(take(obs_all, idx), actions_all[idx])
-                step = update.minibatch_loss(
-                    self,
-                    log_prob,
-                    entropy,
-                    outputs,
-                    data.old_log_prob[idx],
-                    data.advantages[idx],
-                    targets_all[idx],
-                    None if target_probs_all is None else target_probs_all[idx],
-                    old_outputs[:, idx] if need_old else None,
-                    None if old_means_all is None else old_means_all[:, idx],
-                    clip_range,
-                    clip_range_vf,
-                )
+                if fast:
+                    fast_step = closed_form.minibatch_step(
+                        self, take(obs_all, idx), actions_all[idx], data.old_log_prob[idx], data.advantages[idx],
+                        targets_all[idx], clip_range,
+                    )
+                    step = fast_step.loss
+                else:
+                    log_prob, entropy, outputs = policy.evaluate_actions_distributional(take(obs_all, idx), actions_all[idx])
+                    step = update.minibatch_loss(
+                        self,
+                        log_prob,
+                        entropy,
+                        outputs,
+                        data.old_log_prob[idx],
+                        data.advantages[idx],
+                        targets_all[idx],
+                        None if target_probs_all is None else target_probs_all[idx],
+                        old_outputs[:, idx] if need_old else None,
+                        None if old_means_all is None else old_means_all[:, idx],
+                        clip_range,
+                        clip_range_vf,
+                    )
                 epoch_kls.append(step.approx_kl)
                 if update.stop_early(self, step.approx_kl, epoch):
                     continue_training = False
                     break
                 stats.append(step.stats)
                 last_loss = step.loss.detach()
-                update.gradient_step(self, step.loss)
+                if fast:
+                    closed_form.apply_gradients(self, fast_step)
+                else:
+                    update.gradient_step(self, step.loss)
             self._n_updates += 1
             if not continue_training:
                 break

@@ -28,7 +28,7 @@ import torch as th
 from lifelong.agent import critics as C
 from lifelong.agent.gradients import clip_grad_norm, zero_grad
 
-__all__ = ["clipped_surrogate", "critic_losses", "minibatch_loss", "stop_early", "gradient_step", "MinibatchLoss"]
+__all__ = ["surrogate_terms", "clipped_surrogate", "critic_losses", "minibatch_loss", "normalized_advantages", "combine_losses", "stop_early", "gradient_step", "optimizer_step", "MinibatchLoss"]
 
 
 def _mean(x: th.Tensor, mask: th.Tensor | None) -> th.Tensor:
@@ -36,22 +36,32 @@ def _mean(x: th.Tensor, mask: th.Tensor | None) -> th.Tensor:
     return x.mean() if mask is None else x[mask].mean()
 
 
+def surrogate_terms(
+    log_prob: th.Tensor, old_log_prob: th.Tensor, advantages: th.Tensor, clip_range: float, weights: th.Tensor
+) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
+    """:func:`clipped_surrogate`'s values and gradient, no autograd: ``(loss, approx_kl,
+    clip_fraction, d loss / d log_prob)``, with the per-sample ``weights`` (summing to 1) of the
+    mean. ``d loss / d log_prob_b = -w_b A_b r_b`` where the unclipped term is the minimum, else 0."""
+    log_ratio = log_prob - old_log_prob
+    ratio = th.exp(log_ratio)
+    unclipped = advantages * ratio
+    clipped = advantages * ratio.clamp(1 - clip_range, 1 + clip_range)
+    loss = -(th.minimum(unclipped, clipped) @ weights)
+    # written so that a NaN sample's gradient is NaN, as autograd's would be
+    grad = th.where(clipped < unclipped, 0.0, unclipped).mul_(weights).neg_()
+    ratio_minus_one = ratio - 1
+    approx_kl = (ratio_minus_one - log_ratio) @ weights
+    clip_fraction = (ratio_minus_one.abs() > clip_range).to(weights.dtype) @ weights
+    return loss, approx_kl, clip_fraction, grad
+
+
 class _ClippedSurrogate(th.autograd.Function):
     """:func:`clipped_surrogate` as one autograd node (loss and gradient in the forward pass)."""
 
     @staticmethod
     def forward(ctx: Any, log_prob: th.Tensor, old_log_prob: th.Tensor, advantages: th.Tensor, clip_range: float, weights: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor]:  # type: ignore[override]
-        log_ratio = log_prob - old_log_prob
-        ratio = th.exp(log_ratio)
-        unclipped = advantages * ratio
-        clipped = advantages * ratio.clamp(1 - clip_range, 1 + clip_range)
-        loss = -(th.minimum(unclipped, clipped) @ weights)
-        # d loss / d log_prob_b = -w_b A_b r_b where the unclipped term is the minimum, else 0
-        # (written so that a NaN sample's gradient is NaN, as autograd's would be)
-        ctx.save_for_backward(th.where(clipped < unclipped, 0.0, unclipped).mul_(weights).neg_())
-        ratio_minus_one = ratio - 1
-        approx_kl = (ratio_minus_one - log_ratio) @ weights
-        clip_fraction = (ratio_minus_one.abs() > clip_range).to(weights.dtype) @ weights
+        loss, approx_kl, clip_fraction, grad = surrogate_terms(log_prob, old_log_prob, advantages, clip_range, weights)
+        ctx.save_for_backward(grad)
         ctx.mark_non_differentiable(approx_kl, clip_fraction)
         return loss, approx_kl, clip_fraction
 
@@ -149,17 +159,32 @@ def minibatch_loss(
     mask: th.Tensor | None = None,
 ) -> MinibatchLoss:
     """The PPO loss of one minibatch (see the module docstring) and its statistics."""
-    if model.normalize_advantage:
-        if mask is None:
-            if advantages.shape[0] > 1:
-                advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-        else:
-            valid = advantages[mask]
-            # one valid sample has no std: it then gets advantage 0, not NaN
-            advantages = (advantages - valid.mean()) / (th.nan_to_num(valid.std(), nan=0.0) + 1e-8)
+    advantages = normalized_advantages(model, advantages, mask)
     policy_loss, approx_kl, clip_fraction = clipped_surrogate(log_prob, old_log_prob, advantages, clip_range, mask)
     losses = critic_losses(model.policy, outputs, targets, target_probs, old_outputs, old_means, clip_range_vf, mask)
     entropy_loss = _mean(log_prob, mask) if entropy is None else -_mean(entropy, mask)
+    return combine_losses(model, policy_loss, entropy_loss, clip_fraction, losses, approx_kl)
+
+
+def normalized_advantages(model: Any, advantages: th.Tensor, mask: th.Tensor | None = None) -> th.Tensor:
+    """The minibatch's advantages, standardised when ``model.normalize_advantage`` (over the valid
+    samples when ``mask`` is given; a one-sample minibatch is left as it is)."""
+    if not model.normalize_advantage:
+        return advantages
+    if mask is None:
+        if advantages.shape[0] > 1:
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        return advantages
+    valid = advantages[mask]
+    # one valid sample has no std: it then gets advantage 0, not NaN
+    return (advantages - valid.mean()) / (th.nan_to_num(valid.std(), nan=0.0) + 1e-8)
+
+
+def combine_losses(
+    model: Any, policy_loss: th.Tensor, entropy_loss: th.Tensor, clip_fraction: th.Tensor, losses: th.Tensor,
+    approx_kl: th.Tensor,
+) -> MinibatchLoss:
+    """``policy_loss + ent_coef * entropy_loss + vf_coef * sum_k L_k`` and the statistics."""
     # Sum over critics: each critic gets the gradient a single critic would get.
     loss = policy_loss + model.ent_coef * entropy_loss + model.vf_coef * losses.sum()
     stats = th.cat([th.stack([policy_loss.detach(), entropy_loss.detach(), clip_fraction]), losses.detach()])
@@ -176,12 +201,17 @@ def stop_early(model: Any, approx_kl: th.Tensor, epoch: int) -> bool:
 
 
 def gradient_step(model: Any, loss: th.Tensor) -> None:
-    """Backpropagate ``loss`` and step the optimizer: ``vgs.step(optimizer, max_grad_norm)`` when
-    the scaler is on, else gradient clipping and ``optimizer.step()`` (:mod:`lifelong.agent.gradients`:
-    the optimizer's parameters, without torch's per-call overhead)."""
-    optimizer = model.policy.optimizer
-    zero_grad(optimizer)
+    """Backpropagate ``loss`` and take the optimizer step (:func:`optimizer_step`)."""
+    zero_grad(model.policy.optimizer)
     loss.backward()
+    optimizer_step(model)
+
+
+def optimizer_step(model: Any) -> None:
+    """Step the optimizer on the gradients in ``.grad``: ``vgs.step(optimizer, max_grad_norm)``
+    when the scaler is on, else gradient clipping and ``optimizer.step()``
+    (:mod:`lifelong.agent.gradients`: the optimizer's parameters, without torch's per-call overhead)."""
+    optimizer = model.policy.optimizer
     if model.vgs is not None:
         model.vgs.step(optimizer, max_grad_norm=model.max_grad_norm)
     else:

@@ -1,0 +1,280 @@
+"""The PPO minibatch step with hand-written backpropagation, for MLP policies: the fast path of
+:meth:`DistributionalPPO.train <lifelong.agent.ppo.DistributionalPPO.train>`.
+
+Why: on PPO-sized networks (a 64x64 actor, two 64x64 critics, minibatches of 64-256) a training
+step costs what PyTorch's dispatcher and autograd engine do per operation, not arithmetic: the
+autograd path records about 60 nodes and runs about 600 aten calls per minibatch, most of them
+views, type conversions and bookkeeping. The network's gradients have a short closed form, so
+this module computes the forward pass, the loss and every parameter's gradient directly, in
+about 90 tensor operations and no autograd graph (docs/performance.md measures it).
+
+What it computes: exactly the autograd path's loss (:func:`lifelong.agent.update.minibatch_loss`,
+the same operations in the same order, so the loss, the statistics and the approximate KL are
+bitwise the same) and the gradient of that loss with respect to every parameter of the policy,
+equal to autograd's to float rounding (tested in float64 against ``loss.backward()``). With the
+actor ``h_0 = x, z_l = h_{l-1} W_l^T + b_l, h_l = f(z_l)``, logits or mean ``y = h_L W^T + b``,
+and the loss's gradient ``g_y`` with respect to ``y``::
+
+    dL/dW = g_z^T h_{l-1},   dL/db = sum_batch g_z,   g_{h_{l-1}} = g_z W_l,
+    g_z = g_h * f'(z),  f' = 1 - h^2 (Tanh) or 1{h > 0} (ReLU)
+
+and for the critics the same with batched matrices (``[n_critics, in, out]`` weights). The
+loss's gradients with respect to its inputs:
+
+* the clipped surrogate's, ``d/d log pi_b = -w_b A_b r_b`` where the unclipped term is the
+  minimum (:func:`lifelong.agent.update.surrogate_terms`), the entropy bonus's
+  ``-ent_coef w_b``, and each critic's (:func:`lifelong.agent.critics.mean_anchored_quantile_terms`);
+* categorical actor, ``p = softmax(y)``: ``d log p_a / dy = onehot(a) - p`` and
+  ``dH/dy = -p (log p + H)``;
+* diagonal Gaussian actor, ``z = (a - mu) e^{-log sigma}``: ``d log pi / d mu = z e^{-log sigma}``,
+  ``d log pi / d log sigma = z^2 - 1``, ``dH / d log sigma = 1``.
+
+When it applies (:func:`unsupported_reason` says why not, and the train loop then takes the
+autograd path): the feed-forward policy with parameter-free features extractors (``Box``
+observations through ``FlattenExtractor``), an actor of ``nn.Linear`` layers with ``Tanh`` or
+``ReLU``, a ``Categorical`` or diagonal-Gaussian action distribution (not gSDE), the quantile
+critic with its default loss (``quantile_mean_loss="squared_error"``), no value clipping, and
+every parameter trainable. That is the default agent on ``Discrete`` and ``Box`` action spaces.
+Module hooks are not called on this path; ``model.closed_form_gradients = False`` selects the
+autograd path (the reference) for a model.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import torch as th
+from stable_baselines3.common.distributions import (
+    CategoricalDistribution,
+    DiagGaussianDistribution,
+    StateDependentNoiseDistribution,
+)
+from torch import nn
+
+from lifelong.agent import critics as C
+from lifelong.agent import update
+from lifelong.agent.policy import DistributionalActorCriticPolicy, gsde_latent_and_scale, normal_log_prob
+
+__all__ = ["ClosedFormStep", "unsupported_reason", "minibatch_step", "apply_gradients"]
+
+_ACTIVATIONS = (nn.Tanh, nn.ReLU)
+
+
+class ClosedFormStep(NamedTuple):
+    """``loss`` (the autograd path's :class:`~lifelong.agent.update.MinibatchLoss`, detached) and
+    ``gradients``: ``(parameter, gradient)`` for every parameter of the policy."""
+
+    loss: update.MinibatchLoss
+    gradients: list[tuple[nn.Parameter, th.Tensor]]
+
+
+def _actor_layers(policy: Any) -> list[nn.Module] | None:
+    """The actor's modules, ``[Linear, act, Linear, act, ..., action_net]``, or None when its
+    trunk is anything else."""
+    trunk = list(policy.mlp_extractor.policy_net)
+    for i, module in enumerate(trunk):
+        expected = nn.Linear if i % 2 == 0 else _ACTIVATIONS
+        if type(module) not in ((expected,) if expected is nn.Linear else expected):
+            return None
+    if len(trunk) % 2 != 0 or type(policy.action_net) is not nn.Linear:
+        return None
+    return [*trunk, policy.action_net]
+
+
+def _extractors(policy: Any) -> list[nn.Module]:
+    if policy.share_features_extractor:
+        return [policy.features_extractor]
+    return [policy.pi_features_extractor, policy.vf_features_extractor]
+
+
+def unsupported_reason(model: Any) -> str | None:
+    """Why ``model``'s minibatch step cannot take the closed-form path, or None when it can."""
+    policy = model.policy
+    base = DistributionalActorCriticPolicy
+    if not isinstance(policy, base):
+        return f"the policy is a {type(policy).__name__}"
+    for name in ("evaluate_actions_distributional", "_log_prob_entropy", "_split_features", "extract_features"):
+        if getattr(type(policy), name) is not getattr(base, name):
+            return f"{type(policy).__name__} overrides {name}"
+    if any(True for e in _extractors(policy) for _ in e.parameters()):
+        return "a features extractor has parameters"
+    dist = policy.action_dist
+    if type(dist) not in (CategoricalDistribution, DiagGaussianDistribution, StateDependentNoiseDistribution):
+        return f"the action distribution is a {type(dist).__name__}"
+    if isinstance(dist, StateDependentNoiseDistribution) and (
+        dist.bijector is not None or not dist.full_std or dist.use_expln or dist.learn_features
+    ):
+        return "gSDE other than SB3's default (squash_output, full_std=False, use_expln or learn_features)"
+    if _actor_layers(policy) is None:
+        return "the actor is not Linear layers with Tanh or ReLU"
+    if type(policy.critics.activation) not in _ACTIVATIONS:
+        return f"the critics' activation is {type(policy.critics.activation).__name__}"
+    if policy.critic != "quantile" or policy.quantile_mean_loss != "squared_error":
+        return f"critic={policy.critic!r}, quantile_mean_loss={policy.quantile_mean_loss!r}"
+    if model.clip_range_vf is not None:
+        return "value clipping (clip_range_vf) is on"
+    covered = {id(p) for p, _ in _parameter_order(policy)}
+    params = list(policy.parameters())
+    if len(covered) != len(params) or any(id(p) not in covered for p in params):
+        return "the policy has parameters outside the actor and the critics"
+    if not all(p.requires_grad for p in params):
+        return "a parameter does not require a gradient"
+    return None
+
+
+def _parameter_order(policy: Any) -> list[tuple[nn.Parameter, str]]:
+    out = []
+    for module in _actor_layers(policy) or []:
+        if isinstance(module, nn.Linear):
+            out.append((module.weight, "actor"))
+            if module.bias is not None:
+                out.append((module.bias, "actor"))
+    if isinstance(policy.action_dist, (DiagGaussianDistribution, StateDependentNoiseDistribution)):
+        out.append((policy.log_std, "actor"))
+    out += [(w, "critic") for w in policy.critics.weights] + [(b, "critic") for b in policy.critics.biases]
+    return out
+
+
+def _backprop_activation(activation: nn.Module, grad: th.Tensor, h: th.Tensor) -> th.Tensor:
+    """``grad * f'(z)`` from the activation's output ``h = f(z)``, in place on ``grad``:
+    ``f' = 1 - h^2`` for Tanh, ``1{h > 0}`` for ReLU."""
+    if isinstance(activation, nn.Tanh):
+        return grad.addcmul_(grad * h, h, value=-1.0)
+    return grad.mul_(h > 0)
+
+
+def minibatch_step(
+    model: Any,
+    obs: th.Tensor,
+    actions: th.Tensor,
+    old_log_prob: th.Tensor,
+    advantages: th.Tensor,
+    targets: th.Tensor,
+    clip_range: float,
+) -> ClosedFormStep:
+    """The loss of one minibatch and every parameter's gradient (see the module docstring).
+
+    ``obs`` as the policy reads them, ``actions`` (``long [B]`` for a categorical actor),
+    ``old_log_prob``, ``advantages`` (raw: normalised here as in the autograd path) and the
+    critics' normalised ``targets``, all ``[B]``-leading. Call only when
+    :func:`unsupported_reason` is None."""
+    policy = model.policy
+    with th.no_grad():
+        pi_features, vf_features = policy._split_features(obs)
+        layers = _actor_layers(policy)
+        assert layers is not None
+        # ---- actor forward (the same operations as nn.Linear / the activation modules)
+        actor_inputs = []
+        h = pi_features
+        for module in layers:
+            if isinstance(module, nn.Linear):
+                actor_inputs.append(h)
+            h = module(h)
+        head = h  # logits or Gaussian mean
+        # ---- critics forward: member k reads slice k of every layer
+        ens = policy.critics
+        critic_inputs = []
+        hc = vf_features.unsqueeze(0)
+        for i, (w, b) in enumerate(zip(ens.weights, ens.biases)):
+            if hc.shape[0] != w.shape[0]:
+                hc = hc.expand(w.shape[0], -1, -1)
+            critic_inputs.append(hc)
+            hc = th.baddbmm(b, hc, w)
+            if i < len(ens.weights) - 1:
+                hc = ens.activation(hc)
+        quantiles = hc
+
+        # ---- the loss, as update.minibatch_loss computes it
+        weights = C.sample_weights(old_log_prob, None)
+        gaussian = isinstance(policy.action_dist, DiagGaussianDistribution)
+        gsde = isinstance(policy.action_dist, StateDependentNoiseDistribution)
+        if gsde:
+            latent = actor_inputs[-1]
+            latent_sde, scale = gsde_latent_and_scale(policy, latent)
+            log_scale = scale.log()
+            entropy = (0.5 + 0.5 * math.log(2 * math.pi) + log_scale).sum(dim=1)
+            log_prob = normal_log_prob(actions, head, scale, log_scale).sum(dim=1)
+        elif gaussian:
+            log_std = policy.log_std.expand_as(head)
+            inv_std = th.exp(-log_std)
+            z = (actions - head) * inv_std
+            log_prob = (-0.5 * z * z - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+            entropy = (0.5 + 0.5 * math.log(2 * math.pi) + log_std).sum(-1)
+        else:
+            logp_all = th.log_softmax(head, dim=-1)
+            log_prob = logp_all.gather(-1, actions.long().reshape(-1, 1)).squeeze(-1)
+            probs = logp_all.exp()
+            entropy = -(probs * logp_all).sum(-1)
+        adv = update.normalized_advantages(model, advantages)
+        policy_loss, approx_kl, clip_fraction, grad_log_prob = update.surrogate_terms(
+            log_prob, old_log_prob, adv, float(clip_range), weights
+        )
+        losses, grad_quantiles = C.mean_anchored_quantile_terms(quantiles, targets, policy.huber_kappa, policy.taus, weights)
+        entropy_loss = -entropy.mean()
+        step = update.combine_losses(model, policy_loss, entropy_loss, clip_fraction, losses, approx_kl)
+
+        # ---- gradients of the loss w.r.t. the actor's head and the critics' outputs
+        ent_coef, vf_coef = float(model.ent_coef), float(model.vf_coef)
+        grads: dict[int, th.Tensor] = {}
+        if gsde:
+            # log pi = sum_j -(a_j - mu_j)^2 / (2 s_j^2) - log s_j - c, H = sum_j log s_j + c',
+            # s = sqrt(latent^2 @ std^2 + eps), std = exp(log_std)
+            diff_over_var = (actions - head) / (scale * scale)
+            g_head = diff_over_var * grad_log_prob.unsqueeze(-1)
+            g_scale = (diff_over_var * (actions - head) - 1).div_(scale).mul_(grad_log_prob.unsqueeze(-1))
+            if ent_coef != 0.0:
+                g_scale.sub_(weights.unsqueeze(-1) / scale, alpha=ent_coef)
+            std = policy.action_dist.get_std(policy.log_std)
+            # d s / d var = 1 / (2 s); d var / d std^2 = latent^2; d std^2 / d log_std = 2 std^2
+            g_std_sq = (latent_sde * latent_sde).t().mm(g_scale.div_(2 * scale))
+            grads[id(policy.log_std)] = g_std_sq.mul_(2 * std * std)
+        elif gaussian:
+            g_head = (z * inv_std).mul_(grad_log_prob.unsqueeze(-1))
+            # d loss / d log_std = sum_b g_b (z_b^2 - 1), minus ent_coef (entropy bonus, per dimension)
+            g_log_std = (z * z - 1).mul_(grad_log_prob.unsqueeze(-1)).sum(0)
+            if ent_coef != 0.0:
+                g_log_std = g_log_std - ent_coef
+            grads[id(policy.log_std)] = g_log_std
+        else:
+            g_head = probs * -grad_log_prob.unsqueeze(-1)
+            g_head.scatter_add_(-1, actions.long().reshape(-1, 1), grad_log_prob.unsqueeze(-1))
+            if ent_coef != 0.0:
+                # entropy_loss = -mean(H): d/dy = mean-weight * p (log p + H) * ent_coef
+                g_head.addcmul_(probs, logp_all + entropy.unsqueeze(-1), value=ent_coef / head.shape[0])
+
+        # ---- actor backward
+        g = g_head
+        inputs = iter(reversed(actor_inputs))
+        for j in range(len(layers) - 1, -1, -1):
+            module = layers[j]
+            if isinstance(module, nn.Linear):
+                x = next(inputs)
+                grads[id(module.weight)] = g.t().mm(x)
+                if module.bias is not None:
+                    grads[id(module.bias)] = g.sum(0)
+                if j > 0:
+                    g = g.mm(module.weight)
+            else:  # activation: its output is the next Linear's input
+                g = _backprop_activation(module, g, actor_inputs[j // 2 + 1])
+
+        # ---- critics backward
+        g = grad_quantiles if vf_coef == 1.0 else grad_quantiles.mul_(vf_coef)
+        n_layers = len(ens.weights)
+        for i in range(n_layers - 1, -1, -1):
+            w, x = ens.weights[i], critic_inputs[i]
+            if x.shape[0] == w.shape[0] and g.shape[0] != w.shape[0]:  # a shared trunk layer feeds every member
+                g = g.sum(0, keepdim=True)
+            grads[id(w)] = th.bmm(x.transpose(1, 2), g)
+            grads[id(ens.biases[i])] = g.sum(1, keepdim=True)
+            if i > 0:
+                g = _backprop_activation(ens.activation, th.bmm(g, w.transpose(1, 2)), x)
+    gradients = [(p, grads[id(p)]) for p, _ in _parameter_order(policy)]
+    return ClosedFormStep(step, gradients)
+
+
+def apply_gradients(model: Any, step: ClosedFormStep) -> None:
+    """Write ``step``'s gradients to ``.grad`` and take the optimizer step
+    (:func:`lifelong.agent.update.optimizer_step`: the scaler, clipping, the optimizer)."""
+    for p, g in step.gradients:
+        p.grad = g
+    update.optimizer_step(model)

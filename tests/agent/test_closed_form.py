@@ -1,0 +1,145 @@
+"""The closed-form minibatch step (lifelong.agent.closed_form) against the autograd path it
+replaces: the same loss and statistics bit for bit, the same gradients to float rounding (float64),
+and the autograd path wherever the closed form does not apply."""
+import numpy as np
+import pytest
+import torch
+from stable_baselines3.common.env_util import make_vec_env
+
+from lifelong import DistributionalPPO
+from lifelong.agent import closed_form, update
+from lifelong.agent.gradients import zero_grad
+
+
+def _model(env_id="CartPole-v1", **kwargs):
+    env = make_vec_env(env_id, n_envs=2, seed=0)
+    kwargs.setdefault("n_steps", 32)
+    kwargs.setdefault("batch_size", 16)
+    return DistributionalPPO("MlpPolicy", env, seed=0, device="cpu", **kwargs)
+
+
+def _minibatch(model, dtype):
+    """A rollout's first minibatch, in ``dtype``, with the policy moved to ``dtype``."""
+    model.learn(model.n_steps * model.n_envs)  # fills the buffer (float32 rollout)
+    model.policy.to(dtype)
+    data = next(model.rollout_buffer.get(batch_size=None))
+    idx = torch.arange(0, 20)
+    actions = data.actions[idx]
+    if model.action_space.__class__.__name__ == "Discrete":
+        actions = actions.long().flatten()
+    else:
+        actions = actions.to(dtype)
+    targets = model.policy.return_normalizer.normalize(data.returns[idx]).to(dtype)
+    # Old log-probabilities away from the current ones, so that both clip branches occur.
+    gen = torch.Generator().manual_seed(1)
+    old_log_prob = data.old_log_prob[idx].to(dtype) + 0.3 * torch.randn(20, generator=gen, dtype=dtype)
+    return (data.observations[idx].to(dtype), actions, old_log_prob, data.advantages[idx].to(dtype), targets)
+
+
+def _reference(model, obs, actions, old_log_prob, advantages, targets, clip_range=0.2):
+    policy = model.policy
+    log_prob, entropy, outputs = policy.evaluate_actions_distributional(obs, actions)
+    step = update.minibatch_loss(model, log_prob, entropy, outputs, old_log_prob, advantages, targets,
+                                 None, None, None, clip_range, None)
+    zero_grad(policy.optimizer)
+    step.loss.backward()
+    return step, {name: p.grad.clone() for name, p in policy.named_parameters()}
+
+
+CASES = [
+    ("CartPole-v1", {}),
+    ("CartPole-v1", {"ent_coef": 0.01, "policy_kwargs": {"activation_fn": torch.nn.ReLU}}),
+    ("CartPole-v1", {"ent_coef": 0.05, "vf_coef": 0.7, "twin_critics": False, "normalize_advantage": False}),
+    ("CartPole-v1", {"policy_kwargs": {"share_critic_trunk": True, "net_arch": dict(pi=[32], vf=[16, 8])}}),
+    ("CartPole-v1", {"policy_kwargs": {"net_arch": dict(pi=[], vf=[16]), "share_features_extractor": False}}),
+    ("Pendulum-v1", {}),
+    ("Pendulum-v1", {"ent_coef": 0.02, "policy_kwargs": {"activation_fn": torch.nn.ReLU, "log_std_init": -0.5}}),
+    ("Pendulum-v1", {"use_sde": True, "sde_sample_freq": 4}),
+    ("Pendulum-v1", {"use_sde": True, "ent_coef": 0.03, "policy_kwargs": {"net_arch": [32], "log_std_init": -1.0}}),
+]
+
+
+@pytest.mark.parametrize("env_id,kwargs", CASES)
+def test_gradients_equal_autograd_in_float64(env_id, kwargs, monkeypatch):
+    model = _model(env_id, **kwargs)
+    # SB3's preprocessing casts Box observations to float32; keep them float64 for both paths
+    import stable_baselines3.common.policies as sb3_policies
+    monkeypatch.setattr(sb3_policies, "preprocess_obs", lambda obs, space, normalize_images=True: obs)
+    assert closed_form.unsupported_reason(model) is None
+    batch = _minibatch(model, torch.float64)
+    ref_step, ref_grads = _reference(model, *batch)
+    got = closed_form.minibatch_step(model, *batch, 0.2)
+    assert 0.0 < float(ref_step.stats[2]) < 1.0, "both branches of the clip must occur"
+    torch.testing.assert_close(got.loss.loss, ref_step.loss.detach(), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(got.loss.stats, ref_step.stats, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(got.loss.approx_kl, ref_step.approx_kl, rtol=1e-12, atol=1e-12)
+    names = {id(p): n for n, p in model.policy.named_parameters()}
+    assert sorted(names[id(p)] for p, _ in got.gradients) == sorted(ref_grads)
+    for p, g in got.gradients:
+        ref = ref_grads[names[id(p)]]
+        assert g.shape == p.shape and g.dtype == p.dtype
+        torch.testing.assert_close(g, ref, rtol=1e-10, atol=1e-12, msg=names[id(p)])
+        assert ref.abs().max() > 0 or names[id(p)].endswith("bias")
+
+
+def test_float32_loss_and_statistics_are_bitwise_the_autograd_path_s():
+    model = _model(ent_coef=0.01)
+    batch = _minibatch(model, torch.float32)
+    ref_step, ref_grads = _reference(model, *batch)
+    got = closed_form.minibatch_step(model, *batch, 0.2)
+    assert torch.equal(got.loss.loss, ref_step.loss.detach())
+    assert torch.equal(got.loss.stats, ref_step.stats)
+    assert torch.equal(got.loss.approx_kl, ref_step.approx_kl)
+    names = {id(p): n for n, p in model.policy.named_parameters()}
+    for p, g in got.gradients:
+        torch.testing.assert_close(g, ref_grads[names[id(p)]], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs,reason", [
+    ({"clip_range_vf": 0.2}, "value clipping"),
+    ({"critic": "categorical"}, "critic='categorical'"),
+    ({"quantile_mean_loss": "quantile_huber"}, "quantile_mean_loss"),
+    ({"policy_kwargs": {"activation_fn": torch.nn.ELU}}, "the actor is not Linear layers with Tanh or ReLU"),
+    ({"use_sde": True, "env_id": "Pendulum-v1", "policy_kwargs": {"full_std": False}}, "gSDE other than"),
+    ({"use_sde": True, "env_id": "Pendulum-v1", "policy_kwargs": {"use_expln": True}}, "gSDE other than"),
+])
+def test_unsupported_configurations_take_the_autograd_path(kwargs, reason):
+    env_id = kwargs.pop("env_id", "CartPole-v1")
+    model = _model(env_id, **kwargs)
+    assert reason in closed_form.unsupported_reason(model)
+    model.learn(64)  # and training works there
+
+
+def test_frozen_parameter_takes_the_autograd_path():
+    model = _model()
+    model.policy.action_net.bias.requires_grad_(False)
+    assert "does not require a gradient" in closed_form.unsupported_reason(model)
+
+
+def _train_params(closed: bool, steps: int = 256, **kwargs):
+    model = _model(**kwargs)
+    model.closed_form_gradients = closed
+    model.learn(steps)
+    return model
+
+
+def test_training_with_either_path_ends_close_and_the_switch_is_per_model():
+    fast, slow = _train_params(True), _train_params(False)
+    assert DistributionalPPO.closed_form_gradients is True
+    for (name, a), (_, b) in zip(fast.policy.named_parameters(), slow.policy.named_parameters()):
+        # 8 updates x 4 epochs x 4 minibatches: float rounding only, not a different algorithm
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4, msg=name)
+    np.testing.assert_allclose(fast.logger.name_to_value["train/policy_gradient_loss"],
+                               slow.logger.name_to_value["train/policy_gradient_loss"], rtol=1e-2, atol=1e-4)
+    fast2 = _train_params(True)
+    for a, b in zip(fast.policy.parameters(), fast2.policy.parameters()):
+        assert torch.equal(a, b)  # deterministic
+
+
+def test_target_kl_stops_at_the_same_minibatch_as_the_autograd_path():
+    fast = _train_params(True, steps=128, target_kl=0.003, n_epochs=10, learning_rate=3e-3)
+    slow = _train_params(False, steps=128, target_kl=0.003, n_epochs=10, learning_rate=3e-3)
+    # 2 updates of up to 10 epochs each; the KL check stops both early, at the same epoch
+    assert fast._n_updates == slow._n_updates < 20
+    for a, b in zip(fast.policy.parameters(), slow.policy.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
