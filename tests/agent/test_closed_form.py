@@ -68,7 +68,7 @@ def test_gradients_equal_autograd_in_float64(env_id, kwargs, monkeypatch):
     assert closed_form.unsupported_reason(model) is None
     batch = _minibatch(model, torch.float64)
     ref_step, ref_grads = _reference(model, *batch)
-    got = closed_form.minibatch_step(model, *batch, 0.2)
+    got = closed_form.minibatch_step(model, closed_form.plan(model), *batch, 0.2)
     assert 0.0 < float(ref_step.stats[2]) < 1.0, "both branches of the clip must occur"
     torch.testing.assert_close(got.loss.loss, ref_step.loss.detach(), rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(got.loss.stats, ref_step.stats, rtol=1e-12, atol=1e-12)
@@ -86,7 +86,7 @@ def test_float32_loss_and_statistics_are_bitwise_the_autograd_path_s():
     model = _model(ent_coef=0.01)
     batch = _minibatch(model, torch.float32)
     ref_step, ref_grads = _reference(model, *batch)
-    got = closed_form.minibatch_step(model, *batch, 0.2)
+    got = closed_form.minibatch_step(model, closed_form.plan(model), *batch, 0.2)
     assert torch.equal(got.loss.loss, ref_step.loss.detach())
     assert torch.equal(got.loss.stats, ref_step.stats)
     assert torch.equal(got.loss.approx_kl, ref_step.approx_kl)
@@ -107,6 +107,7 @@ def test_unsupported_configurations_take_the_autograd_path(kwargs, reason):
     env_id = kwargs.pop("env_id", "CartPole-v1")
     model = _model(env_id, **kwargs)
     assert reason in closed_form.unsupported_reason(model)
+    assert closed_form.plan(model) is None
     model.learn(64)  # and training works there
 
 
@@ -143,3 +144,19 @@ def test_target_kl_stops_at_the_same_minibatch_as_the_autograd_path():
     assert fast._n_updates == slow._n_updates < 20
     for a, b in zip(fast.policy.parameters(), slow.policy.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("env_id,kwargs", [("CartPole-v1", {}), ("Pendulum-v1", {}),
+                                           ("Pendulum-v1", {"use_sde": True}),
+                                           ("CartPole-v1", {"policy_kwargs": {"activation_fn": torch.nn.ReLU}})])
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_rollout_actor_step_equals_policy_act_bitwise(env_id, kwargs, deterministic):
+    model = _model(env_id, **kwargs)
+    plan = closed_form.plan(model)
+    obs = torch.as_tensor(model.env.reset())
+    with torch.no_grad():
+        torch.manual_seed(3)
+        want = model.policy.act(obs, deterministic)
+        torch.manual_seed(3)
+        got = closed_form.act(model.policy, plan, obs, deterministic)
+    assert all(torch.equal(a, b) for a, b in zip(got, want))
