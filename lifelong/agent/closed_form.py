@@ -174,12 +174,16 @@ def act(policy: Any, plan: Plan, obs: th.Tensor, deterministic: bool = False) ->
     return actions.reshape((-1, *policy.action_space.shape)), log_prob
 
 
+_TANH_BACKWARD = th.ops.aten.tanh_backward.default
+_THRESHOLD_BACKWARD = th.ops.aten.threshold_backward.default
+
+
 def _backprop_activation(activation: nn.Module, grad: th.Tensor, h: th.Tensor) -> th.Tensor:
-    """``grad * f'(z)`` from the activation's output ``h = f(z)``, in place on ``grad``:
-    ``f' = 1 - h^2`` for Tanh, ``1{h > 0}`` for ReLU."""
+    """``grad * f'(z)`` from the activation's output ``h = f(z)``: ``1 - h^2`` for Tanh, ``1{h > 0}``
+    for ReLU (the kernels autograd's own backward functions call)."""
     if isinstance(activation, nn.Tanh):
-        return grad.addcmul_(grad * h, h, value=-1.0)
-    return grad.mul_(h > 0)
+        return _TANH_BACKWARD(grad, h)
+    return _THRESHOLD_BACKWARD(grad, h, 0)
 
 
 def minibatch_step(
@@ -254,7 +258,7 @@ def minibatch_step(
 
         # ---- gradients of the loss w.r.t. the actor's head and the critics' outputs
         ent_coef, vf_coef = float(model.ent_coef), float(model.vf_coef)
-        grads: dict[int, th.Tensor] = {}
+        log_std_grad: list[th.Tensor] = []
         if gsde:
             # log pi = sum_j -(a_j - mu_j)^2 / (2 s_j^2) - log s_j - c, H = sum_j log s_j + c',
             # s = sqrt(latent^2 @ std^2 + eps), std = exp(log_std)
@@ -266,14 +270,14 @@ def minibatch_step(
             std = policy.action_dist.get_std(policy.log_std)
             # d s / d var = 1 / (2 s); d var / d std^2 = latent^2; d std^2 / d log_std = 2 std^2
             g_std_sq = (latent_sde * latent_sde).t().mm(g_scale.div_(2 * scale))
-            grads[id(policy.log_std)] = g_std_sq.mul_(2 * std * std)
+            log_std_grad.append(g_std_sq.mul_(2 * std * std))
         elif gaussian:
             g_head = (z * inv_std).mul_(grad_log_prob.unsqueeze(-1))
             # d loss / d log_std = sum_b g_b (z_b^2 - 1), minus ent_coef (entropy bonus, per dimension)
             g_log_std = (z * z - 1).mul_(grad_log_prob.unsqueeze(-1)).sum(0)
             if ent_coef != 0.0:
                 g_log_std = g_log_std - ent_coef
-            grads[id(policy.log_std)] = g_log_std
+            log_std_grad.append(g_log_std)
         else:
             g_head = probs * -grad_log_prob.unsqueeze(-1)
             g_head.scatter_add_(-1, actions.long().reshape(-1, 1), grad_log_prob.unsqueeze(-1))
@@ -281,34 +285,38 @@ def minibatch_step(
                 # entropy_loss = -mean(H): d/dy = mean-weight * p (log p + H) * ent_coef
                 g_head.addcmul_(probs, logp_all + entropy.unsqueeze(-1), value=ent_coef / head.shape[0])
 
-        # ---- actor backward
+        # ---- actor backward, last layer first; per Linear [weight grad, bias grad]
+        actor_grads: list[list[th.Tensor]] = []
         g = g_head
-        inputs = iter(reversed(actor_inputs))
         for j in range(len(layers) - 1, -1, -1):
             module = layers[j]
             if isinstance(module, nn.Linear):
-                x = next(inputs)
-                grads[id(module.weight)] = g.t().mm(x)
+                layer_grads = [g.t().mm(actor_inputs[j // 2])]
                 if module.bias is not None:
-                    grads[id(module.bias)] = g.sum(0)
+                    layer_grads.append(g.sum(0))
+                actor_grads.append(layer_grads)
                 if j > 0:
                     g = g.mm(module.weight)
             else:  # activation: its output is the next Linear's input
                 g = _backprop_activation(module, g, actor_inputs[j // 2 + 1])
 
-        # ---- critics backward
+        # ---- critics backward, last layer first
         g = grad_quantiles if vf_coef == 1.0 else grad_quantiles.mul_(vf_coef)
-        n_layers = len(ens.weights)
-        for i in range(n_layers - 1, -1, -1):
+        weight_grads: list[th.Tensor] = []
+        bias_grads: list[th.Tensor] = []
+        for i in range(len(ens.weights) - 1, -1, -1):
             w, x = ens.weights[i], critic_inputs[i]
             if x.shape[0] == w.shape[0] and g.shape[0] != w.shape[0]:  # a shared trunk layer feeds every member
                 g = g.sum(0, keepdim=True)
-            grads[id(w)] = th.bmm(x.transpose(1, 2), g)
-            grads[id(ens.biases[i])] = g.sum(1, keepdim=True)
+            weight_grads.append(th.bmm(x.transpose(1, 2), g))
+            bias_grads.append(g.sum(1, keepdim=True))
             if i > 0:
                 g = _backprop_activation(ens.activation, th.bmm(g, w.transpose(1, 2)), x)
-    gradients = [(p, grads[id(p)]) for p in plan.parameters]
-    return ClosedFormStep(step, gradients)
+    # the order of _parameter_order: actor layers' (weight, bias) first to last, log_std, critics'
+    # weights, critics' biases
+    ordered = [t for layer_grads in reversed(actor_grads) for t in layer_grads]
+    ordered += log_std_grad + weight_grads[::-1] + bias_grads[::-1]
+    return ClosedFormStep(step, list(zip(plan.parameters, ordered, strict=True)))
 
 
 def apply_gradients(model: Any, step: ClosedFormStep) -> None:

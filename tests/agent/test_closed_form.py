@@ -176,3 +176,49 @@ def test_minibatch_step_reads_nothing_back_to_the_host():
     reads = [e for e in events if e.name in ("aten::item", "aten::_local_scalar_dense")
              and (e.cpu_parent is None or not e.cpu_parent.name.startswith("aten::"))]
     assert not reads
+
+
+class _DictObsDiscreteActions(__import__("gymnasium").Env):
+    """Dict observations (a Box and a Discrete part, one-hot encoded by SB3), two actions."""
+
+    from gymnasium import spaces as _spaces
+    observation_space = _spaces.Dict({"x": _spaces.Box(-1, 1, (3,), np.float32), "k": _spaces.Discrete(4)})
+    action_space = _spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self._obs(), {}
+
+    def _obs(self):
+        return {"x": self.np_random.uniform(-1, 1, 3).astype(np.float32), "k": int(self.np_random.integers(4))}
+
+    def step(self, action):
+        self.t += 1
+        return self._obs(), float(action), self.t >= 9, False, {}
+
+
+@pytest.mark.parametrize("case", ["discrete-obs", "dict-obs", "one-sample", "three-samples"])
+def test_other_inputs_and_tiny_minibatches_match_autograd(case):
+    if case == "discrete-obs":
+        model = _model("FrozenLake-v1")
+    elif case == "dict-obs":
+        env = make_vec_env(_DictObsDiscreteActions, n_envs=2, seed=0)
+        model = DistributionalPPO("MultiInputPolicy", env, n_steps=32, batch_size=16, seed=0, device="cpu")
+    else:
+        model = _model(ent_coef=0.01)
+    plan = closed_form.plan(model)
+    assert plan is not None
+    model.learn(64)
+    data = next(model.rollout_buffer.get(batch_size=None))
+    n = {"one-sample": 1, "three-samples": 3}.get(case, 20)
+    idx = torch.arange(5, 5 + n)
+    obs = {k: v[idx] for k, v in data.observations.items()} if isinstance(data.observations, dict) else data.observations[idx]
+    batch = (obs, data.actions[idx].long().flatten(), data.old_log_prob[idx] + 0.1, data.advantages[idx],
+             model.policy.return_normalizer.normalize(data.returns[idx]))
+    ref_step, ref_grads = _reference(model, *batch)
+    got = closed_form.minibatch_step(model, plan, *batch, 0.2)
+    assert torch.equal(got.loss.stats, ref_step.stats)
+    names = {id(p): name for name, p in model.policy.named_parameters()}
+    for p, g in got.gradients:
+        torch.testing.assert_close(g, ref_grads[names[id(p)]], rtol=1e-4, atol=1e-6, msg=names[id(p)])
