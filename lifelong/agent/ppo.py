@@ -319,27 +319,34 @@ class DistributionalPPO(DistributionalOnPolicyAlgorithm):
         for epoch in range(self.n_epochs):
             epoch_kls = []
             perm = th.from_numpy(np.random.permutation(n_samples)).to(returns.device)
+            # The epoch's samples in minibatch order, gathered once: a minibatch is then a slice
+            # (a view), not five index operations per minibatch. The same values in the same order.
+            obs_e, actions_e = take(obs_all, perm), actions_all[perm]
+            old_log_prob_e, advantages_e, targets_e = data.old_log_prob[perm], data.advantages[perm], targets_all[perm]
+            target_probs_e = None if target_probs_all is None else target_probs_all[perm]
+            old_outputs_e = old_outputs[:, perm] if need_old else None
+            old_means_e = None if old_means_all is None else old_means_all[:, perm]
             for start in range(0, n_samples, batch_size):
-                idx = perm[start : start + batch_size]
+                mb = slice(start, start + batch_size)
                 if fast is not None:
                     fast_step = closed_form.minibatch_step(
-                        self, fast, take(obs_all, idx), actions_all[idx], data.old_log_prob[idx], data.advantages[idx],
-                        targets_all[idx], clip_range,
+                        self, fast, take(obs_e, mb), actions_e[mb], old_log_prob_e[mb], advantages_e[mb], targets_e[mb],
+                        clip_range,
                     )
                     step = fast_step.loss
                 else:
-                    log_prob, entropy, outputs = policy.evaluate_actions_distributional(take(obs_all, idx), actions_all[idx])
+                    log_prob, entropy, outputs = policy.evaluate_actions_distributional(take(obs_e, mb), actions_e[mb])
                     step = update.minibatch_loss(
                         self,
                         log_prob,
                         entropy,
                         outputs,
-                        data.old_log_prob[idx],
-                        data.advantages[idx],
-                        targets_all[idx],
-                        None if target_probs_all is None else target_probs_all[idx],
-                        old_outputs[:, idx] if need_old else None,
-                        None if old_means_all is None else old_means_all[:, idx],
+                        old_log_prob_e[mb],
+                        advantages_e[mb],
+                        targets_e[mb],
+                        None if target_probs_e is None else target_probs_e[mb],
+                        None if old_outputs_e is None else old_outputs_e[:, mb],
+                        None if old_means_e is None else old_means_e[:, mb],
                         clip_range,
                         clip_range_vf,
                     )
