@@ -6,7 +6,8 @@ step costs what PyTorch's dispatcher and autograd engine do per operation, not a
 autograd path records about 60 nodes and runs about 600 aten calls per minibatch, most of them
 views, type conversions and bookkeeping. The network's gradients have a short closed form, so
 this module computes the forward pass, the loss and every parameter's gradient directly, in
-about 90 tensor operations and no autograd graph (docs/performance.md measures it).
+about 130 tensor operations (350 aten calls) and no autograd graph (docs/performance.md
+measures it).
 
 What it computes: exactly the autograd path's loss (:func:`lifelong.agent.update.minibatch_loss`,
 the same operations in the same order, so the loss, the statistics and the approximate KL are
@@ -27,16 +28,21 @@ loss's gradients with respect to its inputs:
 * categorical actor, ``p = softmax(y)``: ``d log p_a / dy = onehot(a) - p`` and
   ``dH/dy = -p (log p + H)``;
 * diagonal Gaussian actor, ``z = (a - mu) e^{-log sigma}``: ``d log pi / d mu = z e^{-log sigma}``,
-  ``d log pi / d log sigma = z^2 - 1``, ``dH / d log sigma = 1``.
+  ``d log pi / d log sigma = z^2 - 1``, ``dH / d log sigma = 1``;
+* gSDE (Stable-Baselines3's default: ``full_std``, no ``expln``, no squashing, the noise's
+  latent ``l`` detached), ``s = sqrt(l^2 @ std^2 + eps)``, ``std = e^{log_std}``:
+  ``d log pi / d mu = (a - mu) / s^2``, ``d log pi / ds = ((a - mu)^2 / s^2 - 1) / s``,
+  ``dH/ds = 1 / s``, and ``dL/d log_std = 2 std^2 * (l^2)^T (g_s / 2s)``.
 
 When it applies (:func:`unsupported_reason` says why not, and the train loop then takes the
-autograd path): the feed-forward policy with parameter-free features extractors (``Box``
-observations through ``FlattenExtractor``), an actor of ``nn.Linear`` layers with ``Tanh`` or
-``ReLU``, a ``Categorical`` or diagonal-Gaussian action distribution (not gSDE), the quantile
-critic with its default loss (``quantile_mean_loss="squared_error"``), no value clipping, and
-every parameter trainable. That is the default agent on ``Discrete`` and ``Box`` action spaces.
-Module hooks are not called on this path; ``model.closed_form_gradients = False`` selects the
-autograd path (the reference) for a model.
+autograd path): the feed-forward policy with parameter-free features extractors
+(``FlattenExtractor``; ``CombinedExtractor`` over vector and discrete parts), an actor of
+``nn.Linear`` layers with ``Tanh`` or ``ReLU``, a ``Categorical``, diagonal-Gaussian or gSDE
+action distribution as above, the quantile critic with its default loss
+(``quantile_mean_loss="squared_error"``), no value clipping, and every parameter trainable.
+That is the default agent on ``Discrete`` and ``Box`` action spaces. Module hooks are not called
+on this path; ``model.closed_form_gradients = False`` selects the autograd path (the reference)
+for a model.
 """
 from __future__ import annotations
 
@@ -92,9 +98,8 @@ def _actor_layers(policy: Any) -> list[nn.Module] | None:
     """The actor's modules, ``[Linear, act, Linear, act, ..., action_net]``, or None when its
     trunk is anything else."""
     trunk = list(policy.mlp_extractor.policy_net)
-    for i, module in enumerate(trunk):
-        expected = nn.Linear if i % 2 == 0 else _ACTIVATIONS
-        if type(module) not in ((expected,) if expected is nn.Linear else expected):
+    for i, module in enumerate(trunk):  # Linear at even positions, an activation at odd ones
+        if (type(module) is not nn.Linear) if i % 2 == 0 else (type(module) not in _ACTIVATIONS):
             return None
     if len(trunk) % 2 != 0 or type(policy.action_net) is not nn.Linear:
         return None
