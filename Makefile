@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/vgs_overhead.py
 	$(PY) benchmarks/checkpoint_io.py
 	$(PY) benchmarks/vs_sb3.py --quick
+	$(PY) benchmarks/speed.py --variant ours --variant ours-autograd --rounds 4 --jsonl $(BENCH_DIR)/speed.jsonl
 	$(PY) benchmarks/suite.py --quick --jsonl $(BENCH_DIR)/suite_quick.jsonl --profile $(BENCH_DIR)/suite_quick.png
 	$(PY) benchmarks/huber_kappa.py
 	$(PY) benchmarks/pbt_scaling.py

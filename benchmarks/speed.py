@@ -24,6 +24,7 @@ import argparse
 import json
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -100,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                    "times": {v: t[0] for v, t in measured.items()}, "cpu_times": {v: t[1] for v, t in measured.items()}}
             rounds.append(row)
             if a.jsonl:
+                Path(a.jsonl).parent.mkdir(parents=True, exist_ok=True)
                 with open(a.jsonl, "a") as f:
                     f.write(json.dumps(row) + "\n")
         for line in summary(config, rounds, variants[1:]):

@@ -206,3 +206,14 @@ def test_suite_summarises_but_refuses_to_run_a_recorded_agent(capsys):
         mod.main(["--agent", "default-autograd-losses", "--quick"])
     assert exc.value.code == 2
     assert "'default-autograd-losses' cannot be run, only summarised" in capsys.readouterr().err
+
+
+def test_speed_compares_variants_side_by_side_and_writes_rounds(tmp_path, capsys):
+    mod = load("speed")
+    assert mod.make_model("cartpole-zoo", "ours-autograd", 0).closed_form_gradients is False
+    assert mod.make_model("cartpole-zoo", "ours", 0).closed_form_gradients is True
+    out = tmp_path / "new" / "speed.jsonl"
+    assert mod.main(["--config", "cartpole-zoo", "--variant", "ours-autograd", "--rounds", "1", "--jsonl", str(out)]) == 0
+    row = json.loads(out.read_text().splitlines()[0])
+    assert set(row["cpu_times"]) == {"sb3", "ours-autograd"} and all(t > 0 for t in row["cpu_times"].values())
+    assert "ours-autograd" in capsys.readouterr().out
