@@ -11,6 +11,8 @@ on by default, see :func:`default_agents`):
 
 * ``sb3``       Stable-Baselines3 PPO;
 * ``default``   ``DistributionalPPO`` with all its defaults;
+* ``default-autograd``  the default with ``closed_form_gradients = False`` (autograd's backward,
+  the reference path; the default's rows before the closed-form gradients of commit 809a435);
 * ``twin-off``  ``twin_critics=False`` (one critic);
 * ``dist-off``  the distributional critic off: one output (``n_quantiles=1``) regressed on the mean
   with Stable-Baselines3's squared error: with one quantile the default mean-anchored loss has
@@ -151,6 +153,9 @@ def adam_l2_init(strength: float) -> dict[str, Any]:
 AGENTS: dict[str, Any] = {
     "sb3": None,
     "default": {},
+    # the default with autograd's backward instead of the closed-form gradients (the reference
+    # path; the same equations, rounded differently): the default's rows before commit 809a435
+    "default-autograd": {"closed_form_gradients": False},
     "twin-off": {"twin_critics": False},
     # one quantile: its deviation from the mean is 0, so the default mean-anchored loss's gradient
     # is exactly Stable-Baselines3's squared error (tests/agent/test_critics.py)
@@ -242,7 +247,10 @@ def run_one(job: tuple[str, str, int, int, int, str]) -> dict[str, Any]:
     if extra is None:
         model = PPO("MlpPolicy", env, seed=seed, device="cpu", **hp)
     else:
+        extra = dict(extra)
+        closed_form = extra.pop("closed_form_gradients", True)  # a model attribute, not an argument
         model = DistributionalPPO("MlpPolicy", env, seed=seed, device="cpu", **{**hp, **extra})
+        model.closed_form_gradients = closed_form
     start, start_cpu = time.perf_counter(), time.process_time()
     model.learn(timesteps)
     wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
