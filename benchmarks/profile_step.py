@@ -7,7 +7,7 @@ update (one rollout + one ``train()``) in each part, the median over ``--rounds`
 rounds (the agents' order alternating):
 
   rollout: env stepping (``VecEnv.step``), observation conversion (``obs_as_tensor``), policy
-  forward (``policy.forward``/``act``, bootstrap values), buffer writes (``RolloutBuffer.add`` or
+  forward (``policy.forward``/``act``/``closed_form.act``, bootstrap values), buffer writes (``RolloutBuffer.add`` or
   our in-place ``write_step``), episode bookkeeping (``_update_info_buffer``), GAE, and the rest
   of the loop (callbacks, Python);
   train: minibatch forward (``evaluate_actions``; ours also the critics' old outputs), backward,
@@ -107,12 +107,12 @@ def instrument(model: Any, timers: Timers) -> Callable[[], None]:
         (sb3_onpolicy, "obs_as_tensor"), (lifelong_rollout, "obs_as_tensor"), (lifelong_rollout, "write_step"),
         (lifelong_rollout, "lambda_returns"), (lifelong_metrics, "log_train"), (torch.nn.utils, "clip_grad_norm_"),
         (torch.Tensor, "backward"), (lifelong_update, "clip_grad_norm"), (lifelong_update, "zero_grad"),
-        (lifelong_closed_form, "minibatch_step"),
+        (lifelong_closed_form, "minibatch_step"), (lifelong_closed_form, "act"),
     ]
     names = {"obs_as_tensor": "obs conversion", "write_step": "buffer writes", "lambda_returns": "GAE",
              "log_train": "logging", "clip_grad_norm_": "grad clipping", "backward": "backward",
              "clip_grad_norm": "grad clipping", "zero_grad": "zero_grad",
-             "minibatch_step": "forward, loss and backward (closed form)"}
+             "minibatch_step": "forward, loss and backward (closed form)", "act": "policy forward"}
     originals = [(obj, name, getattr(obj, name)) for obj, name in patches]
     for obj, name, fn in originals:
         setattr(obj, name, w(names[name], fn))
@@ -163,7 +163,8 @@ def table(config: str, results: dict[str, dict[str, float]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", action="append", choices=list(CONFIGS), help="default: cartpole-8x256 and pendulum-zoo")
-    p.add_argument("--variant", action="append", choices=list(VARIANTS), help="default: sb3, ours, ours-upgd")
+    p.add_argument("--variant", action="append", choices=list(VARIANTS), help="default: sb3, ours, ours-upgd "
+                   "(repeatable; the list replaces the default, name sb3 to keep it)")
     p.add_argument("--updates", type=int, default=10, help="timed updates per agent (after one warm-up update)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; each part is the median over rounds")
     p.add_argument("--json", default=None, help="write the numbers to this file")

@@ -193,7 +193,7 @@ def test_profile_step_times_every_part_of_an_update():
         parts = mod.profile("cartpole-zoo", variant, updates=1)
         passes = ["train/forward, loss and backward (closed form)"] if variant == "ours" else [
             "train/minibatch forward", "train/backward"]
-        for part in ("rollout/env step", *passes, "train/optimizer step", "train/grad clipping"):
+        for part in ("rollout/env step", "rollout/policy forward", *passes, "train/optimizer step", "train/grad clipping"):
             assert parts.get(part, 0.0) > 0.0, (variant, part, parts)
         assert sum(v for k, v in parts.items() if k != "total") <= parts["total"] * 1.05
 
