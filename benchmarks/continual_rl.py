@@ -181,7 +181,13 @@ def iqm_ci(scores: np.ndarray, reps: int = 5_000, seed: int = 0) -> tuple[float,
 def summarise(runs: list[dict], s: Settings, agents: list[str], reps: int = 5_000) -> dict:
     """Per agent: the fresh-agent baseline (phase 0), the late phases, the last phase, each as
     IQM [95% CI]; ``loses_plasticity`` when the late CI lies entirely below the fresh one
-    (``None`` with fewer than two seeds)."""
+    (``None`` with fewer than two seeds).
+
+    The late phases' CI treats each (seed, phase) as a run of a task (rliable's stratified
+    bootstrap resamples seeds independently per phase). A seed whose network is damaged stays
+    damaged across phases, so that interval is optimistic; ``late_seed_means`` is the IQM of
+    each seed's mean late return with a bootstrap over seeds (one score per seed, the
+    conservative one), and ``loses_plasticity_by_seed`` the same verdict on it."""
     out: dict = {"late": s.late, "agents": {}}
     for name in agents:
         rs = sorted((r for r in runs if r["agent"] == name), key=lambda r: r["seed"])
@@ -196,6 +202,9 @@ def summarise(runs: list[dict], s: Settings, agents: list[str], reps: int = 5_00
         # a bootstrap over one seed has no spread: no verdict from it
         entry["loses_plasticity"] = (bool(entry["late"][2] < entry["fresh"][1])
                                      if len(rs) >= 2 else None)
+        entry["late_seed_means"] = iqm_ci(late.mean(axis=1, keepdims=True), reps)
+        entry["loses_plasticity_by_seed"] = (bool(entry["late_seed_means"][2] < entry["fresh"][1])
+                                             if len(rs) >= 2 else None)
         entry["last_over_fresh"] = entry["last"][0] / entry["fresh"][0] if entry["fresh"][0] else None
         keys = sorted({k for r in rs for d in r["diagnostics"] for k, v in d.items()
                        if isinstance(v, (int, float))})
@@ -226,13 +235,14 @@ def print_tables(summary: dict, s: Settings) -> None:
     print(f"IQM [95% stratified-bootstrap CI] over seeds (x phases); fresh = phase 0 (a freshly "
           f"initialised agent on its first task), late = last {s.late} phases")
     print(f"{'agent':<22} {'seeds':>5} {'fresh':>24} {'late':>24} {'last':>24} {'last/fresh':>10}  "
-          "loses plasticity")
+          f"loses plasticity  {'late (seed means)':>24}  by seed")
+    verdict = {True: "YES", False: "no", None: "n/a (one seed)"}
     for a in agents:
         e = summary["agents"][a]
         ratio = "n/a" if e["last_over_fresh"] is None else f"{e['last_over_fresh']:.2f}"
         print(f"{a:<22} {len(e['seeds']):>5} {_ci(e['fresh']):>24} {_ci(e['late']):>24} "
-              f"{_ci(e['last']):>24} {ratio:>10}  "
-              + {True: "YES", False: "no", None: "n/a (one seed)"}[e["loses_plasticity"]])
+              f"{_ci(e['last']):>24} {ratio:>10}  {verdict[e['loses_plasticity']]:<16}  "
+              f"{_ci(e['late_seed_means']):>24}  {verdict[e['loses_plasticity_by_seed']]}")
     print()
     print("Diagnostics at the end of the first -> last phase (median over seeds)")
     keys = [("plasticity/dormant_fraction", "dormant"), ("plasticity/effective_rank", "eff. rank"),

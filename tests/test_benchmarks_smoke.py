@@ -47,6 +47,7 @@ def test_continual_rl_quick_resumes_and_reports_fresh_vs_late(tmp_path, capsys):
     payload = mod.main(argv)
     out = capsys.readouterr().out
     assert "fresh" in out and "late" in out and "loses plasticity" in out and "dormant" in out
+    assert "late (seed means)" in out
     assert (tmp_path / "continual_rl.png").stat().st_size > 0
     lines = (tmp_path / "continual_rl.jsonl").read_text().splitlines()
     assert len(lines) == 6                                   # 3 agents x 2 seeds, one line each
@@ -55,9 +56,13 @@ def test_continual_rl_quick_resumes_and_reports_fresh_vs_late(tmp_path, capsys):
         e = summary[name]
         returns = np.array(e["returns"])
         assert returns.shape == (2, 2) and np.isfinite(returns).all() and (returns > 0).all()
-        for key in ("fresh", "late", "last"):
+        for key in ("fresh", "late", "last", "late_seed_means"):
             point, lo, hi = e[key]
             assert lo <= point <= hi
+        # the seed-level late score: the IQM of each seed's mean late return (one score per seed)
+        seed_means = returns[:, -payload["settings"]["late"]:].mean(axis=1)
+        assert e["late_seed_means"][0] == pytest.approx(float(np.mean(seed_means)))
+        assert e["loses_plasticity_by_seed"] in (True, False)
         assert "plasticity/dormant_fraction" in e["diagnostics"]
     assert "gate_histograms" in summary["l2"] and "gate_histograms" not in summary["adam"]
     hist = summary["l2"]["gate_histograms"][0][-1]
