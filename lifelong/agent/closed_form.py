@@ -46,7 +46,6 @@ for a model.
 """
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple
 
 import torch as th
@@ -61,7 +60,13 @@ from torch import nn
 
 from lifelong.agent import critics as C
 from lifelong.agent import update
-from lifelong.agent.policy import DistributionalActorCriticPolicy, gsde_latent_and_scale, normal_log_prob, sample_actions
+from lifelong.agent.policy import (
+    DistributionalActorCriticPolicy,
+    categorical_terms,
+    gaussian_terms,
+    gsde_terms,
+    sample_actions,
+)
 
 __all__ = ["ClosedFormStep", "Plan", "plan", "unsupported_reason", "act", "minibatch_step", "apply_gradients"]
 
@@ -238,22 +243,11 @@ def minibatch_step(
         gaussian = isinstance(policy.action_dist, DiagGaussianDistribution)
         gsde = isinstance(policy.action_dist, StateDependentNoiseDistribution)
         if gsde:
-            latent = actor_inputs[-1]
-            latent_sde, scale = gsde_latent_and_scale(policy, latent)
-            log_scale = scale.log()
-            entropy = (0.5 + 0.5 * math.log(2 * math.pi) + log_scale).sum(dim=1)
-            log_prob = normal_log_prob(actions, head, scale, log_scale).sum(dim=1)
+            log_prob, entropy, latent_sde, scale = gsde_terms(policy, actor_inputs[-1], head, actions)
         elif gaussian:
-            log_std = policy.log_std.expand_as(head)
-            inv_std = th.exp(-log_std)
-            z = (actions - head) * inv_std
-            log_prob = (-0.5 * z * z - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-            entropy = (0.5 + 0.5 * math.log(2 * math.pi) + log_std).sum(-1)
+            log_prob, entropy, z, inv_std = gaussian_terms(head, policy.log_std, actions)
         else:
-            logp_all = th.log_softmax(head, dim=-1)
-            log_prob = logp_all.gather(-1, actions.long().reshape(-1, 1)).squeeze(-1)
-            probs = logp_all.exp()
-            entropy = -(probs * logp_all).sum(-1)
+            log_prob, entropy, logp_all, probs = categorical_terms(head, actions)
         adv = update.normalized_advantages(model, advantages)
         policy_loss, approx_kl, clip_fraction, grad_log_prob = update.surrogate_terms(
             log_prob, old_log_prob, adv, float(clip_range), weights

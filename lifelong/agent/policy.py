@@ -54,7 +54,7 @@ from lifelong.agent.critics import (
 )
 from lifelong.agent.normalization import ReturnNormalizer
 
-__all__ = ["DistributionalActorCriticPolicy", "DistributionalMultiInputPolicy", "DistributionalCnnPolicy", "sample_actions", "log_prob_entropy", "gsde_latent_and_scale", "normal_log_prob"]
+__all__ = ["DistributionalActorCriticPolicy", "DistributionalMultiInputPolicy", "DistributionalCnnPolicy", "sample_actions", "log_prob_entropy", "gsde_latent_and_scale", "normal_log_prob", "categorical_terms", "gaussian_terms", "gsde_terms"]
 
 
 def _split_net_arch(net_arch: Any, features_extractor_class: type) -> tuple[list[int], list[int]]:
@@ -411,28 +411,43 @@ def normal_log_prob(value: th.Tensor, loc: th.Tensor, scale: th.Tensor, log_scal
     return -((value - loc) ** 2) / (2 * scale**2) - log_scale - math.log(math.sqrt(2 * math.pi))
 
 
+def categorical_terms(logits: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
+    """``(log_prob, entropy, log p over all actions, p)`` of a categorical distribution with
+    ``logits`` (the intermediates are what a hand-written backward pass needs)."""
+    logp_all = th.log_softmax(logits, dim=-1)
+    log_prob = logp_all.gather(-1, actions.long().reshape(-1, 1)).squeeze(-1)
+    probs = logp_all.exp()
+    return log_prob, -(probs * logp_all).sum(-1), logp_all, probs
+
+
+def gaussian_terms(mean: th.Tensor, log_std: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
+    """``(log_prob, entropy, z, 1 / std)`` of a diagonal Gaussian, ``z = (a - mean) / std``."""
+    log_std = log_std.expand_as(mean)
+    inv_std = th.exp(-log_std)
+    z = (actions - mean) * inv_std
+    log_prob = (-0.5 * z * z - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+    entropy = (0.5 + 0.5 * math.log(2 * math.pi) + log_std).sum(-1)
+    return log_prob, entropy, z, inv_std
+
+
+def gsde_terms(policy: Any, latent_pi: th.Tensor, mean: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor]:
+    """``(log_prob, entropy, the noise's latent, scale)`` of SB3's plain gSDE distribution."""
+    latent_sde, scale = gsde_latent_and_scale(policy, latent_pi)
+    log_scale = scale.log()
+    # Normal's entropy, 0.5 + 0.5 log(2 pi) + log(scale), summed over the action dimensions
+    entropy = (0.5 + 0.5 * math.log(2 * math.pi) + log_scale).sum(dim=1)
+    return normal_log_prob(actions, mean, scale, log_scale).sum(dim=1), entropy, latent_sde, scale
+
+
 def log_prob_entropy(policy: Any, latent_pi: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, th.Tensor | None]:
     """``(log_prob, entropy or None)`` of ``actions`` under ``policy``'s action distribution."""
     # Fast paths (same values as SB3's distributions, without building torch.distributions
     # objects and their argument validation on every minibatch).
     if isinstance(policy.action_dist, CategoricalDistribution):
-        logp_all = th.log_softmax(policy.action_net(latent_pi), dim=-1)
-        log_prob = logp_all.gather(-1, actions.long().reshape(-1, 1)).squeeze(-1)
-        entropy = -(logp_all.exp() * logp_all).sum(-1)
-        return log_prob, entropy
+        return categorical_terms(policy.action_net(latent_pi), actions)[:2]
     if isinstance(policy.action_dist, DiagGaussianDistribution):
-        mean = policy.action_net(latent_pi)
-        log_std = policy.log_std.expand_as(mean)
-        z = (actions - mean) * th.exp(-log_std)
-        log_prob = (-0.5 * z * z - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-        entropy = (0.5 + 0.5 * math.log(2 * math.pi) + log_std).sum(-1)
-        return log_prob, entropy
+        return gaussian_terms(policy.action_net(latent_pi), policy.log_std, actions)[:2]
     if _plain_gsde(policy):
-        mean = policy.action_net(latent_pi)
-        _, scale = gsde_latent_and_scale(policy, latent_pi)
-        log_scale = scale.log()
-        # Normal's entropy, 0.5 + 0.5 log(2 pi) + log(scale), summed over the action dimensions
-        entropy = (0.5 + 0.5 * math.log(2 * math.pi) + log_scale).sum(dim=1)
-        return normal_log_prob(actions, mean, scale, log_scale).sum(dim=1), entropy
+        return gsde_terms(policy, latent_pi, policy.action_net(latent_pi), actions)[:2]
     distribution = policy._get_action_dist_from_latent(latent_pi)
     return distribution.log_prob(actions), distribution.entropy()
