@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import torch as th
 
 from lifelong.agent import critics as C
-from lifelong.agent.gradients import clip_grad_norm, zero_grad
+from lifelong.agent.gradients import clip_grad_norm, take_step, zero_grad
 
 __all__ = ["surrogate_terms", "clipped_surrogate", "critic_losses", "minibatch_loss", "normalized_advantages", "combine_losses", "stop_early", "gradient_step", "optimizer_step", "MinibatchLoss"]
 
@@ -210,10 +210,10 @@ def gradient_step(model: Any, loss: th.Tensor) -> None:
 def optimizer_step(model: Any) -> None:
     """Step the optimizer on the gradients in ``.grad``: ``vgs.step(optimizer, max_grad_norm)``
     when the scaler is on, else gradient clipping and ``optimizer.step()``
-    (:mod:`lifelong.agent.gradients`: the optimizer's parameters, without torch's per-call overhead)."""
+    (:mod:`lifelong.agent.gradients`: the same arithmetic without torch's per-call overhead)."""
     optimizer = model.policy.optimizer
     if model.vgs is not None:
         model.vgs.step(optimizer, max_grad_norm=model.max_grad_norm)
     else:
         clip_grad_norm(optimizer, model.max_grad_norm)
-        optimizer.step()
+        take_step(optimizer)

@@ -1,9 +1,10 @@
 """The train loop's gradient helpers compute exactly what torch's functions compute."""
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from lifelong import AdaptiveUPGD
-from lifelong.agent.gradients import clip_grad_norm, zero_grad
+from lifelong.agent.gradients import clip_grad_norm, take_step, zero_grad
 
 
 def _model_with_grads(seed):
@@ -56,3 +57,89 @@ def test_zero_grad_sets_none_and_respects_overrides():
     net, _ = _model_with_grads(4)
     zero_grad(AdaptiveUPGD(net.parameters()))
     assert all(p.grad is None for p in net.parameters())
+
+
+def _adam_pair(seed, **kwargs):
+    """Two identical networks with fused Adam; the second (frozen) layer never gets a gradient."""
+    nets = []
+    for _ in range(2):
+        torch.manual_seed(seed)
+        nets.append(torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3),
+                                        torch.nn.Linear(3, 3)))
+    opts = [torch.optim.Adam([{"params": n[0].parameters()}, {"params": [*n[2].parameters(), *n[3].parameters()],
+                                                               "lr": 3e-3}], fused=True, **kwargs) for n in nets]
+    return nets, opts
+
+
+def _backward(net, step):
+    torch.manual_seed(100 + step)
+    net.zero_grad(set_to_none=True)
+    net[:3](torch.randn(8, 5)).square().sum().backward()  # net[3] gets no gradient
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"weight_decay": 0.1, "betas": (0.8, 0.95), "eps": 1e-5}])
+def test_take_step_is_adam_step_to_the_bit(kwargs):
+    (a, b), (opt_a, opt_b) = _adam_pair(0, **kwargs)
+    for step in range(6):
+        if step == 3:  # a learning-rate change between steps (SB3's schedules set group["lr"])
+            for opt in (opt_a, opt_b):
+                opt.param_groups[0]["lr"] = 1e-2
+        _backward(a, step)
+        _backward(b, step)
+        take_step(opt_a)
+        opt_b.step()
+        for p, q in zip(a.parameters(), b.parameters()):
+            assert torch.equal(p, q)
+        assert all(torch.equal(x, y) if isinstance(x, torch.Tensor) else x == y
+                   for sa, sb in zip(opt_a.state.values(), opt_b.state.values())
+                   for x, y in zip(sa.values(), sb.values()))
+    assert not opt_a.state.get(a[3].weight)  # a parameter without a gradient is untouched
+    assert int(opt_a.state[a[0].weight]["step"]) == 6
+
+
+def test_take_step_calls_the_real_step_when_something_would_observe_it():
+    calls = []
+
+    # step hooks on the optimizer, global step hooks, a scheduler's instance wrapper, a subclass,
+    # non-fused Adam, amsgrad: each must see (or run) torch's own step
+    (net, _), (opt, _) = _adam_pair(1)
+    _backward(net, 0)
+    opt.step()  # the state exists from here on
+    handle = opt.register_step_post_hook(lambda *args: calls.append("post"))
+    _backward(net, 1)
+    take_step(opt)
+    assert calls == ["post"]
+    handle.remove()
+    handle = register_optimizer_step_pre_hook(lambda *args: calls.append("global"))
+    try:
+        take_step(opt)
+    finally:
+        handle.remove()
+    assert calls == ["post", "global"]
+    torch.optim.lr_scheduler.StepLR(opt, step_size=1)
+    opt._opt_called = False
+    take_step(opt)
+    assert opt._opt_called  # the scheduler's wrapper saw the step
+
+    class Counting(torch.optim.Adam):
+        def step(self, closure=None):
+            calls.append("subclass")
+            return super().step(closure)
+
+    (net, _), _ = _adam_pair(2)
+    counting = Counting(net.parameters(), fused=True)
+    _backward(net, 0)
+    take_step(counting)
+    take_step(counting)
+    assert calls[-2:] == ["subclass", "subclass"]
+
+    for kwargs in ({"fused": False}, {"amsgrad": True}, {"maximize": True}):
+        (a, b), _ = _adam_pair(3)
+        opt_a, opt_b = (torch.optim.Adam(n.parameters(), **{"fused": True, **kwargs}) for n in (a, b))
+        for step in range(3):
+            _backward(a, step)
+            _backward(b, step)
+            take_step(opt_a)
+            opt_b.step()
+        for p, q in zip(a.parameters(), b.parameters()):
+            assert torch.equal(p, q), kwargs
