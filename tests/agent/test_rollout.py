@@ -265,3 +265,29 @@ def test_critics_mean_is_unbiased_under_a_cvar_aggregate():
     0.2). Bootstrapping them from the CVaR, as before, gave 1.83 and 2.85 for 4.05 and 4.5."""
     _, _, means, scale = _learn_delayed_uniform(0.5)
     np.testing.assert_allclose(means, np.broadcast_to(scale * 5, means.shape), atol=0.2)
+
+
+def test_categorical_sample_is_torch_multinomial_draw_for_draw():
+    """The rollout's categorical draw: the same actions as ``torch.multinomial(p, 1)`` and the
+    same generator state after, over many distributions (peaked, flat, with zero entries)."""
+    from lifelong.agent.policy import categorical_sample
+
+    torch.manual_seed(0)
+    cases = [torch.softmax(torch.randn(8, n) * scale, -1) for n in (2, 5, 18) for scale in (0.1, 3.0, 30.0)]
+    cases.append(torch.tensor([[0.0, 1.0, 0.0], [0.5, 0.0, 0.5]]))
+    for probs in cases:
+        for _ in range(200):
+            state = torch.get_rng_state()
+            want = torch.multinomial(probs, 1).squeeze(-1)
+            after = torch.get_rng_state()
+            torch.set_rng_state(state)
+            assert torch.equal(categorical_sample(probs), want)
+            assert torch.equal(torch.get_rng_state(), after)
+
+
+def test_rollout_with_nan_parameters_is_a_clear_error():
+    model = DistributionalPPO("MlpPolicy", make_vec_env("CartPole-v1", n_envs=2, seed=0), n_steps=16, batch_size=32, seed=0)
+    with torch.no_grad():
+        model.policy.action_net.weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"log-probabilities are NaN, first at rollout step 0 of 16"):
+        model.learn(32)
