@@ -42,6 +42,8 @@ import lifelong.agent.rollout as lifelong_rollout  # noqa: E402
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
 from speed import CONFIGS, VARIANTS, make_model  # noqa: E402
 
+from lifelong import DistributionalPPO  # noqa: E402
+
 PARTS = [
     ("rollout", "env step"), ("rollout", "obs conversion"), ("rollout", "policy forward"), ("rollout", "buffer writes"),
     ("rollout", "episode bookkeeping"), ("rollout", "GAE"), ("rollout", "loop rest (callbacks, Python)"),
@@ -97,7 +99,10 @@ def instrument(model: Any, timers: Timers) -> Callable[[], None]:
         if hasattr(policy, name):
             setattr(policy, name, w("minibatch forward", getattr(policy, name)))
     opt = policy.optimizer
-    opt.step = w("optimizer step", opt.step)
+    if not isinstance(model, DistributionalPPO):
+        # ours steps through lifelong.agent.update.take_step (patched below): wrapping the
+        # instance's step would make take_step see a wrapped step and take torch's slow path
+        opt.step = w("optimizer step", opt.step)
     opt.zero_grad = w("zero_grad", opt.zero_grad)
     if getattr(model, "vgs", None) is not None:
         model.vgs.step = w("scaler (VGS)", model.vgs.step)
@@ -107,12 +112,15 @@ def instrument(model: Any, timers: Timers) -> Callable[[], None]:
         (sb3_onpolicy, "obs_as_tensor"), (lifelong_rollout, "obs_as_tensor"), (lifelong_rollout, "write_step"),
         (lifelong_rollout, "lambda_returns"), (lifelong_metrics, "log_train"), (torch.nn.utils, "clip_grad_norm_"),
         (torch.Tensor, "backward"), (lifelong_update, "clip_grad_norm"), (lifelong_update, "zero_grad"),
-        (lifelong_closed_form, "minibatch_step"), (lifelong_closed_form, "act"),
+        (lifelong_closed_form, "minibatch_step"), (lifelong_closed_form, "compiled_minibatch_step"),
+        (lifelong_closed_form, "act"), (lifelong_update, "take_step"),
     ]
     names = {"obs_as_tensor": "obs conversion", "write_step": "buffer writes", "lambda_returns": "GAE",
              "log_train": "logging", "clip_grad_norm_": "grad clipping", "backward": "backward",
              "clip_grad_norm": "grad clipping", "zero_grad": "zero_grad",
-             "minibatch_step": "forward, loss and backward (closed form)", "act": "policy forward"}
+             "minibatch_step": "forward, loss and backward (closed form)",
+             "compiled_minibatch_step": "forward, loss and backward (closed form)", "act": "policy forward",
+             "take_step": "optimizer step"}
     originals = [(obj, name, getattr(obj, name)) for obj, name in patches]
     for obj, name, fn in originals:
         setattr(obj, name, w(names[name], fn))

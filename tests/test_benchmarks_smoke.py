@@ -194,9 +194,9 @@ def test_profile_step_times_every_part_of_an_update():
     the gradient helpers moved): one update of each variant gives positive times for the parts
     every update has, and they sum to no more than the update's CPU time."""
     mod = load("profile_step")
-    for variant in ("sb3", "ours", "ours-autograd"):
+    for variant in ("sb3", "ours", "ours-autograd", "ours-compiled"):
         parts = mod.profile("cartpole-zoo", variant, updates=1)
-        passes = ["train/forward, loss and backward (closed form)"] if variant == "ours" else [
+        passes = ["train/forward, loss and backward (closed form)"] if variant in ("ours", "ours-compiled") else [
             "train/minibatch forward", "train/backward"]
         for part in ("rollout/env step", "rollout/policy forward", *passes, "train/optimizer step", "train/grad clipping"):
             assert parts.get(part, 0.0) > 0.0, (variant, part, parts)
@@ -217,6 +217,8 @@ def test_speed_compares_variants_side_by_side_and_writes_rounds(tmp_path, capsys
     mod = load("speed")
     assert mod.make_model("cartpole-zoo", "ours-autograd", 0).closed_form_gradients is False
     assert mod.make_model("cartpole-zoo", "ours", 0).closed_form_gradients is True
+    assert mod.make_model("cartpole-zoo", "ours-compiled", 0).compile_step is True
+    assert mod.make_model("cartpole-zoo", "ours", 0).compile_step is False
     out = tmp_path / "new" / "speed.jsonl"
     assert mod.main(["--config", "cartpole-zoo", "--variant", "ours-autograd", "--rounds", "1", "--jsonl", str(out)]) == 0
     row = json.loads(out.read_text().splitlines()[0])

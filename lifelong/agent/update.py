@@ -182,11 +182,14 @@ def normalized_advantages(model: Any, advantages: th.Tensor, mask: th.Tensor | N
 
 def combine_losses(
     model: Any, policy_loss: th.Tensor, entropy_loss: th.Tensor, clip_fraction: th.Tensor, losses: th.Tensor,
-    approx_kl: th.Tensor,
+    approx_kl: th.Tensor, ent_coef: float | th.Tensor | None = None, vf_coef: float | th.Tensor | None = None,
 ) -> MinibatchLoss:
-    """``policy_loss + ent_coef * entropy_loss + vf_coef * sum_k L_k`` and the statistics."""
+    """``policy_loss + ent_coef * entropy_loss + vf_coef * sum_k L_k`` and the statistics (the
+    coefficients: the model's unless given)."""
+    ent_coef = model.ent_coef if ent_coef is None else ent_coef
+    vf_coef = model.vf_coef if vf_coef is None else vf_coef
     # Sum over critics: each critic gets the gradient a single critic would get.
-    loss = policy_loss + model.ent_coef * entropy_loss + model.vf_coef * losses.sum()
+    loss = policy_loss + ent_coef * entropy_loss + vf_coef * losses.sum()
     stats = th.cat([th.stack([policy_loss.detach(), entropy_loss.detach(), clip_fraction]), losses.detach()])
     return MinibatchLoss(loss, stats, approx_kl)
 

@@ -222,3 +222,78 @@ def test_other_inputs_and_tiny_minibatches_match_autograd(case):
     names = {id(p): name for name, p in model.policy.named_parameters()}
     for p, g in got.gradients:
         torch.testing.assert_close(g, ref_grads[names[id(p)]], rtol=1e-4, atol=1e-6, msg=names[id(p)])
+
+
+# ------------------------------------------------------------------ the compiled step (torch.compile)
+# Every compiled test uses minibatches of 20 samples, so that the process compiles one graph per
+# architecture (CartPole's categorical actor, Pendulum's Gaussian and gSDE actors).
+
+
+def _assert_steps_close(got, want):
+    for a, b in zip((got.loss.loss, got.loss.stats, got.loss.approx_kl), (want.loss.loss, want.loss.stats, want.loss.approx_kl)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert [id(p) for p, _ in got.gradients] == [id(p) for p, _ in want.gradients]
+    for (p, a), (_, b) in zip(got.gradients, want.gradients):
+        assert a.shape == p.shape
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("env_id,kwargs", [("CartPole-v1", {"ent_coef": 0.01, "vf_coef": 0.7}),
+                                           ("Pendulum-v1", {"ent_coef": 0.02}),
+                                           ("Pendulum-v1", {"use_sde": True, "ent_coef": 0.03})])
+def test_compiled_step_equals_the_eager_step(env_id, kwargs):
+    model = _model(env_id, **kwargs)
+    batch = _minibatch(model, torch.float32)
+    plan = closed_form.plan(model)
+    compiled = closed_form.compiled_minibatch_step(model, plan, *batch, 0.2)
+    _assert_steps_close(compiled, closed_form.minibatch_step(model, plan, *batch, 0.2))
+
+
+def test_compiled_step_is_one_graph_for_new_coefficients_and_models():
+    """Schedules (clip range) and PBT (ent_coef, vf_coef) change numbers every update; another
+    model of the same architecture has other weights: none of them may recompile."""
+    from torch._dynamo.utils import counters
+
+    model = _model("CartPole-v1", ent_coef=0.01, vf_coef=0.7)
+    batch = _minibatch(model, torch.float32)
+    plan = closed_form.plan(model)
+    closed_form.compiled_minibatch_step(model, plan, *batch, 0.2)
+    graphs = counters["stats"]["unique_graphs"]
+    for clip_range, ent_coef, vf_coef in [(0.1, 0.0, 0.5), (0.3, 0.05, 1.0)]:
+        model.ent_coef, model.vf_coef = ent_coef, vf_coef
+        compiled = closed_form.compiled_minibatch_step(model, plan, *batch, clip_range)
+        _assert_steps_close(compiled, closed_form.minibatch_step(model, plan, *batch, clip_range))
+    other = _model("CartPole-v1")
+    with torch.no_grad():
+        for p in other.policy.parameters():
+            p.mul_(1.5)
+    other_plan = closed_form.plan(other)
+    compiled = closed_form.compiled_minibatch_step(other, other_plan, *batch, 0.2)
+    _assert_steps_close(compiled, closed_form.minibatch_step(other, other_plan, *batch, 0.2))
+    assert counters["stats"]["unique_graphs"] == graphs
+
+
+def test_compiled_training_resumes_bit_identically(tmp_path):
+    def make():
+        env = make_vec_env("CartPole-v1", n_envs=2, seed=0)
+        model = DistributionalPPO("MlpPolicy", env, n_steps=40, batch_size=20, n_epochs=2, seed=0, device="cpu")
+        model.compile_step = True
+        return env, model
+
+    _, straight = make()
+    straight.learn(320)
+    env, first = make()
+    first.learn(160)
+    first.save(tmp_path / "ckpt")
+    resumed = DistributionalPPO.load(tmp_path / "ckpt", env=env, force_reset=False, device="cpu")
+    assert resumed.compile_step is False  # a speed switch: not saved
+    resumed.compile_step = True
+    resumed.learn(160, reset_num_timesteps=False)
+    assert resumed._n_updates == straight._n_updates == 8
+    for a, b in zip(straight.policy.parameters(), resumed.policy.parameters()):
+        assert torch.equal(a, b)
+    eager = make()[1]
+    eager.compile_step = False
+    eager.learn(320)  # the eager path rounds differently: close, not equal
+    for a, b in zip(straight.policy.parameters(), eager.policy.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
