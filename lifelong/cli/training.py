@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
+from lifelong.agent import DistributionalPPO
 from lifelong.checkpoint import save_model, verify
 from lifelong.cli.config import (
     RUN_KEYS,
@@ -335,6 +336,7 @@ def train(config: Mapping, run: RunDir, *, progress: bool = True, overwrite: boo
     run.check_new(overwrite)
     env = make_env(config, seed=config.get("seed"))
     model = build_agent(config, env)
+    _set_compile_step(config, model, env)
     run.create(config, overwrite=overwrite)
     return _run(run, config, model, env, config["timesteps"], reset=True, progress=progress,
                 steps_before=0)
@@ -369,6 +371,7 @@ def resume(run: RunDir, *, timesteps: int | None = None, progress: bool = True, 
         raise ConfigError(f"{run.path}: no valid checkpoint in {run.checkpoints} to resume from{why}")
     for w in caught:  # a corrupted newer checkpoint was skipped: say so, once each
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    _set_compile_step(config, model, env)  # the run's setting: a resumed run rounds as it did
     done = int(model.num_timesteps)
     truncate_logs(run, done)  # rows logged after this checkpoint (a killed run) are not in it
     target = done + timesteps if timesteps is not None else config["timesteps"]
@@ -382,6 +385,17 @@ def resume(run: RunDir, *, timesteps: int | None = None, progress: bool = True, 
         env.seed(seed + done)
     return _run(run, config, model, env, target - done, reset=False, progress=progress,
                 steps_before=done)
+
+
+def _set_compile_step(config: Mapping, model, env) -> None:
+    """The run option ``compile_step`` on the agent (a speed switch that checkpoints do not hold,
+    so the run's config carries it to every resumed session)."""
+    if not config["compile_step"]:
+        return
+    if not isinstance(model, DistributionalPPO):
+        env.close()
+        raise ConfigError(f"compile_step: true applies to algo: ppo, not {config['algo']}")
+    model.compile_step = True
 
 
 def _apply_resume_sets(run: RunDir, config: dict, sets) -> dict:

@@ -65,3 +65,28 @@ def test_evaluation_follows_the_training_phase_and_can_cover_every_phase(tmp_pat
     # phases 0, 2, 4 are the original labels and 1, 3 the swapped ones (two actions alternate)
     last = [float(x) for x in rows[-1]["phase_returns"].split()]
     assert last[0] == last[2] == last[4] and last[1] == last[3]
+
+
+def test_compile_step_reaches_the_agent_in_train_and_every_resumed_session(tmp_path, capsys, monkeypatch):
+    from lifelong.agent import closed_form
+
+    calls = []
+    compiled = closed_form.compiled_minibatch_step
+    monkeypatch.setattr(closed_form, "compiled_minibatch_step", lambda *a: calls.append(1) or compiled(*a))
+    out = tmp_path / "run"
+    # minibatches of 20, the shape tests/agent/test_closed_form.py compiles: one graph per process
+    small = ["--set", "agent.n_steps=40", "--set", "agent.batch_size=20", "--set", "agent.n_epochs=1",
+             "--set", "n_envs=2", "--set", "eval_every=80", "--set", "eval_episodes=2", "--no-progress"]
+    assert main(["train", "CartPole-v1", "--out", str(out), "--timesteps", "80", *small,
+                 "--set", "compile_step=true"]) == 0
+    assert _config(out)["compile_step"] is True and len(calls) == 4
+    assert main(["resume", str(out), "--timesteps", "80", "--no-progress"]) == 0
+    assert len(calls) == 8  # the run's config carries the switch (checkpoints do not hold it)
+    assert main(["resume", str(out), "--timesteps", "80", "--set", "compile_step=false", "--no-progress"]) == 0
+    assert len(calls) == 8
+    capsys.readouterr()
+    recurrent = tmp_path / "recurrent"
+    assert main(["train", "CartPole-v1", "--out", str(recurrent), "--timesteps", "80", *small,
+                 "--set", "algo=recurrent_ppo", "--set", "compile_step=true"]) == 2
+    assert "compile_step: true applies to algo: ppo, not recurrent_ppo" in capsys.readouterr().err
+    assert not recurrent.exists()
