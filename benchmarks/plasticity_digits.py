@@ -535,7 +535,7 @@ def batched_config(spec: dict) -> tuple[str, dict]:
     fixed = {"betas": BETAS, "eps": EPS, "beta_utility": BETA_UTILITY, "foreach": None,
              "generator": None, "maximize": False, "amsgrad": False, "momentum": 0,
              "dampening": 0, "nesterov": False, "capturable": False, "differentiable": False,
-             "fused": None, "decoupled_weight_decay": False}
+             "fused": None, "decoupled_weight_decay": False, "reset_after": 0}
     hp = {}
     for key, value in kwargs.items():
         if key in _BATCHED_KEYS:

@@ -44,6 +44,7 @@ from lifelong.optim.gating import (
     corrections,
     draw_noise,
     gate_scale,
+    reset_dead_,
     row_sums,
     unit_rows,
     utility_shape,
@@ -54,9 +55,18 @@ GATHER_LIMIT = 1 << 17
 
 
 def state_names(group: dict[str, Any], adaptive: bool) -> tuple[str, ...]:
-    """The state tensors a parameter of ``group`` needs (``initial`` only with ``l2_init``)."""
+    """The state tensors a parameter of ``group`` needs (``initial`` only with ``l2_init`` or
+    ``reset_after``, ``zero_steps`` only with ``reset_after``)."""
     names = ("utility",) + (("exp_avg", "exp_avg_sq") if adaptive else ())
-    return names + (("initial",) if group["l2_init"] > 0.0 else ())
+    if group["l2_init"] > 0.0 or group["reset_after"] > 0:
+        names += ("initial",)
+    return names + (("zero_steps",) if group["reset_after"] > 0 else ())
+
+
+def state_dtype(name: str, param_dtype: torch.dtype) -> torch.dtype:
+    """``zero_steps`` counts steps (int32, exact for any parameter dtype); the rest are floats
+    of the parameter's dtype."""
+    return torch.int32 if name == "zero_steps" else param_dtype
 
 
 def eligible(group: dict[str, Any], state) -> bool:
@@ -106,7 +116,7 @@ class FlatGroup:
         self.entries = [state[p] for p in params]  # the per-parameter state dicts, in order
         for name in names:
             size = self.n_utility if name == "utility" else self.n
-            flat = torch.zeros(size, device=self.device, dtype=self.dtype)
+            flat = torch.zeros(size, device=self.device, dtype=state_dtype(name, self.dtype))
             views = self.split(flat, utility=name == "utility")
             for p, view in zip(params, views):
                 st = state[p]
@@ -117,7 +127,7 @@ class FlatGroup:
                         raise ValueError(_shape_message(name, old, view, self.utility))
                     view.copy_(old)
                 elif name == "initial":
-                    view.copy_(p)  # w0: the weights at the parameter's first step with l2_init
+                    view.copy_(p)  # w0: the weights at the parameter's first step with l2_init or reset_after
                 st[name] = view
             self.buffers[name] = flat
             self.views[name] = views
@@ -284,6 +294,8 @@ def apply_update(layout: FlatGroup, group: dict[str, Any], eta: Tensor | None,
                                 value=-2.0 * lr * step_scale)
     else:
         torch._foreach_addcmul_(P, Gs, gates, value=-2.0 * lr)
+    if group["reset_after"] > 0:
+        _reset_dead(layout, group, adaptive)
     if layout.gather:
         torch._foreach_copy_(list(params), layout.scratch_views("param", layout.n))
 
@@ -322,5 +334,22 @@ def _apply_ungated(layout: FlatGroup, group: dict[str, Any], generator: torch.Ge
                                 value=-lr * step_scale)
     else:
         torch._foreach_add_(P, Gs, alpha=-lr)
+    if group["reset_after"] > 0:
+        _reset_dead(layout, group, adaptive)
     if layout.gather:
         torch._foreach_copy_(list(params), layout.scratch_views("param", layout.n))
+
+
+def _reset_dead(layout: FlatGroup, group: dict[str, Any], adaptive: bool) -> None:
+    """``reset_after``: count each weight's run of exactly-zero gradients (``z <- (z + 1) [g =
+    0]``) and return the weights whose run reached ``reset_after`` to ``w0``, with their
+    moments and run zeroed. After the step, before the gathered weights are written back."""
+    names = ("exp_avg", "exp_avg_sq") if adaptive else ()
+    if layout.gather:
+        pieces = [(layout.scratch("param", layout.n), layout.scratch("grad", layout.n),
+                   *(layout.buffers[n] for n in ("zero_steps", "initial", *names)))]
+    else:
+        pieces = zip(layout.params, (p.grad for p in layout.params),
+                     *(layout.views[n] for n in ("zero_steps", "initial", *names)))
+    for w, g, zero_steps, initial, *moments in pieces:
+        reset_dead_(w, g, zero_steps, initial, moments, group["reset_after"])

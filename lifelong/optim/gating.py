@@ -1,5 +1,5 @@
 """The arithmetic both step paths share: scalars, the utility trace's clean-up, eta, the gate scale,
-unit rows and the noise draw.
+unit rows, the noise draw and ``reset_after``'s reset of dead weights.
 
 Both paths (:mod:`lifelong.optim.reference`, :mod:`lifelong.optim.flat`) call these, so that they
 perform the same floating-point operations with the same scalars.
@@ -91,3 +91,16 @@ def draw_noise(out: Tensor, generator: torch.Generator | None) -> Tensor:
         return out.normal_(generator=generator)
     return out.copy_(torch.randn(out.numel(), generator=generator, device=generator.device,
                                  dtype=out.dtype))
+
+
+def reset_dead_(w: Tensor, g: Tensor, zero_steps: Tensor, initial: Tensor, moments: list[Tensor],
+                reset_after: int) -> None:
+    """In place on one tensor (the rule both paths share): ``z <- (z + 1) * [g == 0]``; where
+    ``z >= reset_after``: ``w <- w0``, each moment ``<- 0``, ``z <- 0``. A NaN gradient is not
+    zero: it ends the run."""
+    zero_steps.add_(1).mul_(g == 0)
+    reset = zero_steps >= reset_after
+    torch.where(reset, initial, w, out=w)
+    for m in moments:
+        m.masked_fill_(reset, 0)
+    zero_steps.masked_fill_(reset, 0)

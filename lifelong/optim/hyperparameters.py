@@ -12,7 +12,8 @@ from torch import Tensor
 
 #: the mechanisms beyond the paper and the value of each that gives the paper's rule exactly;
 #: a param group saved before a mechanism existed is read with that value
-MECHANISMS_OFF = {"gate": "global", "gate_temperature": 1.0, "utility": "weight", "l2_init": 0.0}
+MECHANISMS_OFF = {"gate": "global", "gate_temperature": 1.0, "utility": "weight", "l2_init": 0.0,
+                  "reset_after": 0}
 GATES = ("global", "layer", "none")
 UTILITIES = ("weight", "unit")
 
@@ -50,6 +51,16 @@ def _unit_interval(name: str, value: Any) -> float:
     return value
 
 
+def _count(name: str, value: Any) -> int:
+    """A whole number >= 0 (an int, or a float or one-element tensor holding one)."""
+    if isinstance(value, Tensor) and value.numel() == 1 and not value.requires_grad:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer() \
+            or value < 0:
+        raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+    return int(value)
+
+
 def _choice(name: str, value: Any, accepted: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value not in accepted:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, accepted))}, got {value!r}")
@@ -71,6 +82,7 @@ def validate_group(group: dict[str, Any], adaptive: bool) -> None:
     group["gate_temperature"] = _positive("gate_temperature", group["gate_temperature"])
     group["utility"] = _choice("utility", group["utility"], UTILITIES)
     group["l2_init"] = _non_negative("l2_init", group["l2_init"])
+    group["reset_after"] = _count("reset_after", group["reset_after"])
     if adaptive:
         betas = group["betas"]
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:

@@ -9,6 +9,7 @@ Per parameter with gradient ``g`` at its own step ``t`` (see :mod:`lifelong.opti
                                       x = -sum over the unit's row of g * w  (utility="unit")
     gate = 1 - s = sigmoid(-û / (eta * temperature))     (gate="none": 1/2)
     w <- w (1 - lr wd - lr l2_init) + lr l2_init w0 - 2 lr (d + sigma xi) gate
+    z <- (z + 1) [g = 0];  where z >= reset_after: w <- w0, m <- 0, v <- 0, z <- 0
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from lifelong.optim.gating import (
     corrections,
     draw_noise,
     gate_scale,
+    reset_dead_,
     row_sums,
     unit_rows,
 )
@@ -86,6 +88,7 @@ def apply_update(bucket: dict[str, Any], group: dict[str, Any], eta: Tensor | No
                 p.addcdiv_(bucket["exp_avg"][i], denom, value=-lr * step_scale)
             else:
                 p.add_(g, alpha=-lr)
+            _reset(bucket, group, i, adaptive)
             continue
         if noise is not None:
             p.addcmul_(noise[i], gate, value=-2.0 * lr * sigma)                # - 2 lr xi (1 - s)
@@ -96,6 +99,16 @@ def apply_update(bucket: dict[str, Any], group: dict[str, Any], eta: Tensor | No
             p.addcdiv_(bucket["exp_avg"][i], denom, value=-2.0 * lr * step_scale)
         else:
             p.addcmul_(g, gate, value=-2.0 * lr)
+        _reset(bucket, group, i, adaptive)
+
+
+def _reset(bucket: dict[str, Any], group: dict[str, Any], i: int, adaptive: bool) -> None:
+    """``reset_after``: weights whose gradient has been exactly zero for ``reset_after``
+    consecutive steps return to ``w0`` with zeroed moments (:func:`lifelong.optim.gating.reset_dead_`)."""
+    if group["reset_after"] > 0:
+        moments = [bucket["exp_avg"][i], bucket["exp_avg_sq"][i]] if adaptive else []
+        reset_dead_(bucket["params"][i], bucket["grads"][i], bucket["zero_steps"][i],
+                    bucket["initial"][i], moments, group["reset_after"])
 
 
 def bucket_noise(buckets: list[dict[str, Any]], sigma: float,

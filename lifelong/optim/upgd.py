@@ -32,7 +32,9 @@ so that ``AdaptiveUPGD(gate="none", sigma=0, weight_decay=0)`` is Adam and, with
 Adam with L2-Init), ``gate_temperature=T`` (``s = sigmoid(û / (eta
 T))``), ``utility="unit"`` (one utility per output unit, ``-sum`` over its row of ``g * w``,
 its gate shared by the row) and ``l2_init`` (L2-Init, Kumar et al. 2023: ``w <- w - lr * l2_init
-* (w - w0)``, ``w0`` in the state as ``"initial"``).
+* (w - w0)``, ``w0`` in the state as ``"initial"``) and ``reset_after=K`` (a weight whose
+gradient has been exactly zero for ``K`` consecutive steps returns to ``w0`` with its moments
+zeroed: dead ReLU units come back; counted in the state as ``"zero_steps"``).
 
 **Non-finite gradients** stay confined to their own weight, as in Adam: the utility trace of
 an element whose trace is NaN or +inf is set to -inf (:func:`lifelong.optim.gating.clean_utility_`),
@@ -135,6 +137,9 @@ class _UPGDBase(Optimizer):
         super().load_state_dict(state_dict)
         for group in self.param_groups:
             validate_group(group, self._adaptive)
+        for entry in self.state.values():  # torch casts every state tensor to the parameter's dtype
+            if "zero_steps" in entry:
+                entry["zero_steps"] = entry["zero_steps"].to(torch.int32)
         if generator_state is not None and self._generator is not None:
             if not isinstance(generator_state, Tensor) or generator_state.dtype != torch.uint8:
                 raise ValueError("generator_state must be a uint8 tensor, got "
@@ -215,7 +220,8 @@ class _UPGDBase(Optimizer):
                 if name not in state:
                     state[name] = (p.detach().clone() if name == "initial" else
                                    torch.zeros(utility_shape(p, group["utility"]) if name == "utility"
-                                               else p.shape, dtype=p.dtype, device=p.device))
+                                               else p.shape, dtype=flat.state_dtype(name, p.dtype),
+                                               device=p.device))
             if tuple(state["utility"].shape) != utility_shape(p, group["utility"]):
                 raise ValueError(
                     f"the optimizer state 'utility' has shape {tuple(state['utility'].shape)} but "
@@ -227,10 +233,10 @@ class _UPGDBase(Optimizer):
             if bucket is None:
                 bucket = buckets[key] = {"step": state["step"], "params": [], "grads": [],
                                          "utility": [], "exp_avg": [], "exp_avg_sq": [],
-                                         "initial": []}
+                                         "initial": [], "zero_steps": []}
             bucket["params"].append(p)
             bucket["grads"].append(g)
-            for name in ("utility", "exp_avg", "exp_avg_sq", "initial"):
+            for name in ("utility", "exp_avg", "exp_avg_sq", "initial", "zero_steps"):
                 if name in state:
                     bucket[name].append(state[name])
         return list(buckets.values())
@@ -311,7 +317,19 @@ class UPGD(_UPGDBase):
             its unit's gate). Fixed after a group's first step.
         l2_init: decay toward the initial weights (L2-Init, Kumar et al. 2023),
             ``w <- w - lr * l2_init * (w - w0)`` (``>= 0``; 0 is off). ``w0`` (state
-            ``"initial"``) is the weights at the parameter's first step with ``l2_init > 0``.
+            ``"initial"``) is the weights at the parameter's first step with ``l2_init > 0``
+            (or ``reset_after > 0``).
+        reset_after: reset a weight whose gradient has been exactly zero for this many
+            consecutive steps to its initial value ``w0``, and its Adam moments to zero
+            (``>= 0``; 0 is off). Revives dead ReLU units without knowing the network: a unit
+            that outputs zero on every input gives exactly zero gradient to its incoming
+            weights, its bias and its outgoing weights, so after ``reset_after`` steps all of
+            them return to their initial values, where the unit was alive (cf. ReDo, Sokar et
+            al. 2023, and continual backprop, Dohare et al. 2024, which reset by unit). A live
+            unit's weights get exact zeros only on samples where it is off, so ``reset_after``
+            must exceed the longest such run (hundreds of steps at batch size 1; an
+            activation such as tanh never gives exact zeros). State: ``"initial"`` and
+            ``"zero_steps"`` (the current run of zero gradients, per weight).
         generator: optional :class:`torch.Generator` for the noise (on the parameters' device
             or the CPU); its state is part of :meth:`state_dict`. ``None`` uses torch's
             global generator of the parameters' device.
@@ -323,10 +341,11 @@ class UPGD(_UPGDBase):
     def __init__(self, params: Iterable, lr: float = 1e-5, weight_decay: float = 0.001,
                  beta_utility: float = 0.999, sigma: float = 0.001, *, gate: str = "global",
                  gate_temperature: float = 1.0, utility: str = "weight", l2_init: float = 0.0,
-                 generator: torch.Generator | None = None, foreach: bool | None = None) -> None:
+                 reset_after: int = 0, generator: torch.Generator | None = None,
+                 foreach: bool | None = None) -> None:
         defaults = dict(lr=lr, weight_decay=weight_decay, beta_utility=beta_utility,
                         sigma=sigma, gate=gate, gate_temperature=gate_temperature,
-                        utility=utility, l2_init=l2_init, foreach=foreach)
+                        utility=utility, l2_init=l2_init, reset_after=reset_after, foreach=foreach)
         super().__init__(params, defaults, generator)
 
 
@@ -344,12 +363,12 @@ class AdaptiveUPGD(_UPGDBase):
     def __init__(self, params: Iterable, lr: float = 3e-4, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.001, beta_utility: float = 0.999,
                  sigma: float = 0.001, *, gate: str = "global", gate_temperature: float = 1.0,
-                 utility: str = "weight", l2_init: float = 0.0,
+                 utility: str = "weight", l2_init: float = 0.0, reset_after: int = 0,
                  generator: torch.Generator | None = None, foreach: bool | None = None) -> None:
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                         beta_utility=beta_utility, sigma=sigma, gate=gate,
                         gate_temperature=gate_temperature, utility=utility, l2_init=l2_init,
-                        foreach=foreach)
+                        reset_after=reset_after, foreach=foreach)
         super().__init__(params, defaults, generator)
 
 
@@ -360,9 +379,9 @@ class UPGDW(AdaptiveUPGD):
     def __init__(self, params: Iterable, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.01, beta_utility: float = 0.999,
                  sigma: float = 0.001, *, gate: str = "global", gate_temperature: float = 1.0,
-                 utility: str = "weight", l2_init: float = 0.0,
+                 utility: str = "weight", l2_init: float = 0.0, reset_after: int = 0,
                  generator: torch.Generator | None = None, foreach: bool | None = None) -> None:
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                          beta_utility=beta_utility, sigma=sigma, gate=gate,
                          gate_temperature=gate_temperature, utility=utility, l2_init=l2_init,
-                         generator=generator, foreach=foreach)
+                         reset_after=reset_after, generator=generator, foreach=foreach)

@@ -56,6 +56,13 @@ def formula_step(params, grads, state, hp, adaptive):
             b1, b2 = hp["betas"]
             d = (st["m"] / (1 - b1 ** st["t"])) / ((st["v"] / (1 - b2 ** st["t"])).sqrt() + hp["eps"])
         w.copy_(w * (1 - lr * wd) - lr * l2 * (w - st["w0"]) - 2 * lr * d * (1 - s))
+        K = hp["reset_after"]
+        if K:  # z <- (z + 1) [g == 0]; where z >= K: w <- w0, m <- 0, v <- 0, z <- 0
+            st["z"] = (st.get("z", 0) + 1) * (g == 0)
+            reset = st["z"] >= K
+            w.copy_(torch.where(reset, st["w0"], w))
+            st["m"], st["v"] = torch.where(reset, 0.0, st["m"]), torch.where(reset, 0.0, st["v"])
+            st["z"] = torch.where(reset, 0, st["z"])
 
 
 def model(seed=0):
@@ -65,8 +72,18 @@ def model(seed=0):
 
 
 def grads_for(params, step):
+    """Random gradients with exact zeros where a dead unit would have them: row 0 of the first
+    matrix (incoming weights) and column 0 of the second (outgoing) always, bias 0 until step 3
+    (a run that ends), one slice of the 4-d tensor on even steps (runs of one)."""
     gen = torch.Generator().manual_seed(50 + step)
-    return [torch.randn(p.shape, generator=gen, dtype=torch.float64) for p in params]
+    grads = [torch.randn(p.shape, generator=gen, dtype=torch.float64) for p in params]
+    grads[0][0] = 0.0
+    grads[2][:, 0] = 0.0
+    if step < 3:
+        grads[1][0] = 0.0
+    if step % 2 == 0:
+        grads[4][0] = 0.0
+    return grads
 
 
 CONFIGS = [
@@ -79,6 +96,9 @@ CONFIGS = [
     {"l2_init": 0.3, "utility": "unit", "gate_temperature": 0.5},
     {"gate": "none"},
     {"gate": "none", "l2_init": 0.4, "utility": "unit"},
+    {"reset_after": 3},
+    {"reset_after": 2, "gate": "none", "l2_init": 0.3},
+    {"reset_after": 4, "utility": "unit", "gate": "layer"},
 ]
 
 
@@ -106,7 +126,7 @@ def test_mechanism_matches_its_formula(cls, config, foreach):
 def test_off_values_are_the_paper_and_the_defaults(cls):
     """Explicit off values == defaults == the paper's rule (the formula with gate="global",
     T=1, utility="weight", l2_init=0)."""
-    off = {"gate": "global", "gate_temperature": 1.0, "utility": "weight", "l2_init": 0.0}
+    off = {"gate": "global", "gate_temperature": 1.0, "utility": "weight", "l2_init": 0.0, "reset_after": 0}
     defaults = cls(model()).defaults
     assert {k: defaults[k] for k in off} == off
     a, b, ref = model(), model(), [p.detach().clone() for p in model()]
@@ -124,7 +144,8 @@ def test_off_values_are_the_paper_and_the_defaults(cls):
     for p, q, r in zip(a, b, ref):
         assert torch.equal(p, q)
         assert torch.allclose(p.detach(), r, rtol=1e-11, atol=1e-13)
-    assert "initial" not in oa.state[a[0]]  # no memory for w0 unless l2_init is on
+    assert "initial" not in oa.state[a[0]]  # no memory for w0 unless l2_init or reset_after is on
+    assert "zero_steps" not in oa.state[a[0]]
 
 
 def test_lower_temperature_spreads_the_gate():
@@ -182,13 +203,13 @@ def test_old_state_dict_without_mechanism_keys_loads_with_off_values():
     opt.step()
     sd = opt.state_dict()
     for group in sd["param_groups"]:
-        for key in ("gate", "gate_temperature", "utility", "l2_init"):
+        for key in ("gate", "gate_temperature", "utility", "l2_init", "reset_after"):
             del group[key]
     fresh = AdaptiveUPGD(model())
     fresh.load_state_dict(sd)
     group = fresh.param_groups[0]
-    assert (group["gate"], group["gate_temperature"], group["utility"], group["l2_init"]) == (
-        "global", 1.0, "weight", 0.0)
+    assert (group["gate"], group["gate_temperature"], group["utility"], group["l2_init"], group["reset_after"]) == (
+        "global", 1.0, "weight", 0.0, 0)
 
 
 @pytest.mark.parametrize("foreach", [None, False])
@@ -206,7 +227,8 @@ def test_utility_mode_cannot_change_after_the_first_step(foreach):
 BAD = [("gate", "max"), ("gate", None), ("utility", "neuron"), ("utility", 1),
        ("gate_temperature", 0.0), ("gate_temperature", -1.0), ("gate_temperature", float("nan")),
        ("gate_temperature", float("inf")), ("l2_init", -0.1), ("l2_init", float("nan")),
-       ("l2_init", "0.1")]
+       ("l2_init", "0.1"), ("reset_after", -1), ("reset_after", 2.5), ("reset_after", True),
+       ("reset_after", "10")]
 
 
 @pytest.mark.parametrize("name,value", BAD)
@@ -225,7 +247,7 @@ def test_invalid_mechanism_values(cls, name, value):
 def test_class_and_defaults_rebuild_the_same_optimizer(cls):
     """The agent's contract: type(optimizer)(params, **optimizer.defaults) is the same optimizer
     for another network, mechanisms included."""
-    config = {"gate": "layer", "gate_temperature": 0.5, "utility": "unit", "l2_init": 0.2}
+    config = {"gate": "layer", "gate_temperature": 0.5, "utility": "unit", "l2_init": 0.2, "reset_after": 2}
     a, b = model(), model()
     original = cls(a, lr=0.05, sigma=0.0, **config)
     rebuilt = type(original)(b, **original.defaults)
@@ -282,3 +304,62 @@ def test_gate_none_noise_is_lr_sigma_xi(foreach):
         xi = expected_xi[offset:offset + p.numel()].view(p.shape)
         offset += p.numel()
         torch.testing.assert_close(p.detach(), w - 0.1 * g - 0.1 * 0.3 * xi, rtol=1e-12, atol=1e-12)
+
+
+
+@pytest.mark.parametrize("foreach", [None, False])
+@pytest.mark.parametrize("cls", CLASSES)
+def test_reset_after_revives_a_dead_relu_unit_and_its_state_travels(cls, foreach):
+    """A ReLU unit that dies during training (every pre-activation negative) gets exactly zero
+    gradient on its incoming weights, bias and outgoing weights: after reset_after such steps
+    all of them are back at w0 (the weights at the first step, when the unit was alive) with
+    zero moments, and the unit lives again; the other weights took exactly the steps of the
+    same optimizer without reset_after. The run counts and w0 are optimizer state: a
+    state_dict round trip in the middle continues bit for bit."""
+    torch.manual_seed(0)
+    x = torch.randn(16, 4)
+    nets = []
+    for _ in range(3):
+        torch.manual_seed(0)
+        nets.append(torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2)))
+    a, b, c = nets
+    initial = [p.detach().clone() for p in a.parameters()]
+    make = lambda n, **kw: cls(n.parameters(), lr=0.01, sigma=0.0, foreach=foreach, **kw)  # noqa: E731
+    opts = {"a": make(a, reset_after=4), "b": make(b), "c": make(c, reset_after=4)}
+
+    def step(name, n):
+        opts[name].zero_grad()
+        (n(x) - 3.0).square().sum().backward()  # a target the live units keep working for
+        opts[name].step()
+
+    for name, n in zip("abc", nets):
+        step(name, n)  # the first step: w0 is the weights before it, unit 1 alive
+    assert (a[0](x)[:, 1] > 0).any()
+    with torch.no_grad():
+        for n in nets:  # unit 1 dies: its pre-activation is -1 on every input
+            n[0].weight[1] = 0.0
+            n[0].bias[1] = -1.0
+    for t in range(1, 6):
+        if t == 2:  # a round trip through state_dict: "a" continues with a fresh optimizer
+            fresh = make(a, reset_after=4)
+            fresh.load_state_dict(opts["a"].state_dict())
+            opts["a"] = fresh
+        for name, n in zip("abc", nets):
+            step(name, n)
+        st = opts["a"].state[a[0].weight]
+        assert st["zero_steps"].dtype == torch.int32
+        if t < 4:  # fewer than four zero gradients in a row: still dead, counting
+            assert (a[0](x)[:, 1] <= 0).all() and (st["zero_steps"][1] == t).all()
+        if t == 4:
+            assert torch.equal(a[0].weight[1], initial[0][1]) and a[0].bias[1] == initial[1][1]
+            assert torch.equal(a[2].weight[:, 1], initial[2][:, 1])
+            assert (st["zero_steps"] == 0).all()  # the live units never had a zero gradient
+            if cls is not UPGD:
+                assert (st["exp_avg"][1] == 0).all() and (st["exp_avg_sq"][1] == 0).all()
+            assert (a[0](x)[:, 1] > 0).any()  # alive again
+            # every weight that never had a zero gradient took the steps of the optimizer without it
+            live = [0, 2]
+            assert torch.equal(a[0].weight[live], b[0].weight[live])
+            assert not torch.equal(a[0].weight[1], b[0].weight[1])  # b's unit stays dead
+    for p, q in zip(a.parameters(), c.parameters()):
+        assert torch.equal(p, q)  # the round trip changed nothing
