@@ -278,7 +278,10 @@ def minibatch_step(
             g_head = diff_over_var * grad_log_prob.unsqueeze(-1)
             g_scale = (diff_over_var * (actions - head) - 1).div_(scale).mul_(grad_log_prob.unsqueeze(-1))
             if entropy_on:
-                g_scale.sub_(_times(weights.unsqueeze(-1) / scale, ent_coef))
+                if isinstance(ent_coef, th.Tensor):
+                    g_scale.sub_(weights.unsqueeze(-1) / scale * ent_coef)
+                else:
+                    g_scale.sub_(weights.unsqueeze(-1) / scale, alpha=ent_coef)
             std = policy.action_dist.get_std(policy.log_std)
             # d s / d var = 1 / (2 s); d var / d std^2 = latent^2; d std^2 / d log_std = 2 std^2
             g_std_sq = (latent_sde * latent_sde).t().mm(g_scale.div_(2 * scale))
@@ -332,11 +335,6 @@ def minibatch_step(
     ordered = [t for layer_grads in reversed(actor_grads) for t in layer_grads]
     ordered += log_std_grad + weight_grads[::-1] + bias_grads[::-1]
     return ClosedFormStep(step, list(zip(plan.parameters, ordered, strict=True)))
-
-
-def _times(x: th.Tensor, coefficient: float | th.Tensor) -> th.Tensor:
-    """``x * coefficient`` (a new tensor), for a Python number or a 0-dim tensor."""
-    return x * coefficient
 
 
 def compiled_minibatch_step(
