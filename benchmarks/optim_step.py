@@ -54,6 +54,9 @@ OPTIMIZERS = {
     "UPGDW": lambda p: UPGDW(p),
     "AdaUPGD s=0": lambda p: AdaptiveUPGD(p, sigma=0.0),
     "AdaUPGD ref": lambda p: AdaptiveUPGD(p, foreach=False),
+    "Adam fused": lambda p: torch.optim.Adam(p, lr=3e-4, fused=True),    # the agent's default
+    "Adam-like": lambda p: AdaptiveUPGD(p, gate="none", sigma=0.0, weight_decay=0.0),
+    "Adam-like reset": lambda p: AdaptiveUPGD(p, gate="none", sigma=0.0, weight_decay=0.0, reset_after=200),
 }
 
 
@@ -96,9 +99,6 @@ def main(argv: list[str] | None = None) -> int:
     clock = time.thread_time if clock_name == "thread" else time.perf_counter
     torch.set_num_threads(1)
     names = list(OPTIMIZERS)
-    if args.device.startswith("cuda"):
-        OPTIMIZERS["Adam fused"] = lambda p: torch.optim.Adam(p, lr=3e-4, fused=True)
-        names.insert(1, "Adam fused")
     models = [("ppo-mlp", ppo_mlp(), 50), ("mlp-1M", large_mlp(), 3)]
     if args.device.startswith("cuda"):
         models = [(label, m, 50) for label, m, _ in models]

@@ -96,6 +96,18 @@ def test_digits_fixed_and_real_engines_agree(tmp_path, capsys):
     assert len(results["real"]["l2"]["gate_histogram"]) == 10
 
 
+def test_digits_real_engine_runs_reset_after_and_the_fixed_engine_refuses_it(tmp_path):
+    """reset_after has no batched rule: the fixed engine says so and names the real engine,
+    which runs the library's optimizer with it."""
+    pytest.importorskip("sklearn")
+    mod = load("plasticity_digits")
+    cfg = 'reset={"optimizer": "adaptive_upgd", "kwargs": {"lr": 0.001, "gate": "none", "sigma": 0.0, "reset_after": 5}}'
+    with pytest.raises(ValueError, match=r"reset_after=5 is not implemented by the batched rules \(use --engine real\)"):
+        mod.batched_config({"optimizer": "adaptive_upgd", "kwargs": {"reset_after": 5}})
+    result = mod.main(["--quick", "--engine", "real", "--out", str(tmp_path), "--configs", "reset", "--config", cfg])
+    assert all(0.0 <= x <= 1.0 for x in result["summary"]["reset"]["last"])
+
+
 def test_suite_runs_resumes_and_summarises(tmp_path, capsys):
     """The suite end to end at a tiny budget: one JSON line per (env, agent, seed), a rerun skips
     them, and the summary has the medians, the IQM with its CI, the differences and the profile."""
