@@ -93,8 +93,11 @@ def trained(tmp_path_factory):
         dict(optimizer="adaptive_upgd", vgs=True),  # the noise generator and utilities, the scaler
         dict(vec_normalize=True, critic="categorical", optimizer="upgd", vgs=False, ent_coef=0.01),
         dict(normalize_returns_horizon=2.0),  # the moving-average statistics move at every update
+        # reset_after: int32 runs of zero gradients and w0 in the optimizer state (ReLU units die)
+        dict(optimizer="adaptive_upgd", vgs=False, policy_kwargs=dict(net_arch=[16], activation_fn=torch.nn.ReLU),
+             optimizer_kwargs=dict(gate="none", sigma=0.0, weight_decay=0.0, reset_after=3)),
     ],
-    ids=["default", "adaptive-upgd-vgs", "categorical-upgd-vecnormalize", "return-horizon"],
+    ids=["default", "adaptive-upgd-vgs", "categorical-upgd-vecnormalize", "return-horizon", "reset-after"],
 )
 def test_exact_resume_is_bit_identical(tmp_path, config):
     n, m = 2 * ROLLOUT, 2 * ROLLOUT
