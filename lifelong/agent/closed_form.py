@@ -355,7 +355,7 @@ def compiled_minibatch_step(
     One compiled graph per policy architecture, minibatch shape and device (``dynamic=False``),
     shared by every model of that architecture in the process: ``clip_range``, ``ent_coef`` and
     ``vf_coef`` enter as tensors, so schedules and PBT changes do not recompile. The first call
-    of a shape compiles (tens of seconds on a cold cache, a few with TorchInductor's on-disk
+    of a shape compiles (about 20 s on a cold cache, a few with TorchInductor's on-disk
     cache) and needs a C++ compiler; torch's errors then propagate."""
     coefficients = th.tensor([clip_range, float(model.ent_coef), float(model.vf_coef)], dtype=targets.dtype,
                              device=targets.device)
@@ -368,7 +368,7 @@ def compiled_minibatch_step(
 @functools.cache
 def _compiled_tensor_step() -> Callable[..., tuple[th.Tensor, th.Tensor, th.Tensor, list[th.Tensor]]]:
     """:func:`minibatch_step` with tensor coefficients and tensor outputs, compiled; built on first
-    use (importing the package compiles nothing). ``step`` is bound here, so the compiled graph
+    use (importing the package compiles nothing). The eager step is bound here, so the compiled graph
     does not depend on the module attribute (which a profiler may wrap)."""
     step_fn = minibatch_step
 
