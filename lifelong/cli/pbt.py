@@ -69,6 +69,8 @@ def build_pbt(config: Mapping, *, backend=None, workers=None, workdir=None, sync
     agent.pop("device", None) if agent.get("device") == "auto" else None
     if config.get("algo", DEFAULT_ALGO) != DEFAULT_ALGO:
         agent["algo"] = config["algo"]
+    if config.get("compile_step"):  # every member, built or loaded (lifelong.pbt.member)
+        agent["compile_step"] = True
     if config.get("normalize_obs") or config.get("normalize_reward"):  # as `lifelong train`
         agent["normalize"] = {"norm_obs": bool(config.get("normalize_obs")),
                               "norm_reward": bool(config.get("normalize_reward"))}

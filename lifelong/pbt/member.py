@@ -53,7 +53,7 @@ EVAL_METRICS = (
     "eval_mean_length",
 )
 
-_SPEC_KEYS = ("algo", "env", "eval_env", "n_envs", "env_kwargs", "policy", "normalize")
+_SPEC_KEYS = ("algo", "env", "eval_env", "n_envs", "env_kwargs", "policy", "normalize", "compile_step")
 
 #: the policy a member builds when ``agent`` names none, per agent
 _DEFAULT_POLICY = {"ppo": "MlpPolicy", "recurrent_ppo": "MlpLstmPolicy"}
@@ -107,8 +107,10 @@ class AgentSpec:
     ``policy`` (default ``"MlpPolicy"``, ``"MlpLstmPolicy"`` for the recurrent agent);
     ``normalize``: ``True`` or a dict of ``VecNormalize`` arguments (:data:`NORMALIZE_KEYS`) to
     train on a ``VecNormalize`` env; its statistics are part of every checkpoint, so they move
-    with an exploit and evaluation uses the member's own; everything else goes to the agent's
-    constructor.
+    with an exploit and evaluation uses the member's own; ``compile_step`` (``ppo`` only,
+    default ``False``): every member, built or loaded, runs the minibatch step compiled
+    (``DistributionalPPO.compile_step``, a speed switch that checkpoints do not hold); everything
+    else goes to the agent's constructor.
     """
 
     env: Any
@@ -119,6 +121,7 @@ class AgentSpec:
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     normalize: Mapping[str, Any] | None = None
     algo: str = DEFAULT_ALGO
+    compile_step: bool = False
 
     @property
     def agent_class(self) -> type:
@@ -163,6 +166,11 @@ class AgentSpec:
                 f"agent['seed']={agent['seed']!r}: members are seeded by PBT(seed=...) "
                 "(member i gets seed + i); remove 'seed' from agent"
             )
+        compile_step = agent.get("compile_step", False)
+        if not isinstance(compile_step, bool):
+            raise ValueError(f"agent['compile_step']={compile_step!r}: expected true or false")
+        if compile_step and algo != "ppo":
+            raise ValueError(f"agent['compile_step']=True applies to algo 'ppo', not {algo!r}")
         kwargs = {k: v for k, v in agent.items() if k not in _SPEC_KEYS}
         normalize = agent.get("normalize", None)
         if normalize is True:
@@ -191,6 +199,7 @@ class AgentSpec:
             kwargs=kwargs,
             normalize=normalize,
             algo=algo,
+            compile_step=compile_step,
         )
 
     def describe(self) -> dict[str, Any]:
@@ -198,6 +207,7 @@ class AgentSpec:
         default ``algo`` is left out, so workdirs made before the key existed still resume)."""
         return {
             **({"algo": self.algo} if self.algo != DEFAULT_ALGO else {}),
+            **({"compile_step": True} if self.compile_step else {}),
             "env": _describe(self.env),
             "eval_env": _describe(self.eval_env),
             "n_envs": list(self.n_envs) if isinstance(self.n_envs, tuple) else self.n_envs,
@@ -268,7 +278,18 @@ def build_model(spec: AgentSpec, env, seed: int):
     cls = spec.agent_class
     kwargs = dict(spec.kwargs)
     kwargs.setdefault("verbose", 0)
-    return cls(spec.policy, env, seed=seed, **kwargs)
+    return _switched(spec, cls(spec.policy, env, seed=seed, **kwargs))
+
+
+def load_member(spec: AgentSpec, source, env):
+    """A member's model from a checkpoint (a path or a file object), with the spec's speed switches."""
+    return _switched(spec, load_model(spec.agent_class, source, env=env, device=spec.kwargs.get("device", "auto")))
+
+
+def _switched(spec: AgentSpec, model):
+    if spec.compile_step:
+        model.compile_step = True
+    return model
 
 
 def check_live_parameters(model) -> None:
@@ -294,7 +315,7 @@ def prepare_model(
     if checkpoint is None:
         model = build_model(spec, env, seed)
     else:
-        model = load_model(spec.agent_class, checkpoint, env=env, device=spec.kwargs.get("device", "auto"))
+        model = load_member(spec, checkpoint, env)
     if config:
         model.set_hyperparameters(**dict(config))
     check_live_parameters(model)

@@ -50,7 +50,7 @@ from ray.train._internal.session import _FutureTrainingResult
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import PopulationBasedTraining
 
-from lifelong.checkpoint import load_model, save_model
+from lifelong.checkpoint import save_model
 from lifelong.pbt.coordinator import last_line
 from lifelong.pbt.errors import PBTError
 from lifelong.pbt.explore import explore, member_rng, pick_donor, quantiles
@@ -65,6 +65,7 @@ from lifelong.pbt.member import (
     eval_seed,
     evaluate,
     interval_seed,
+    load_member,
     make_env,
     member_seed,
     optimizer_lrs,
@@ -128,9 +129,7 @@ class LifelongTrainable(tune.Trainable):
             self._pending = self._planned.read_bytes()
         self._planned = None
         if self._pending is not None:
-            self._model = load_model(
-                self.spec.agent_class, io.BytesIO(self._pending), env=env, device=self.spec.kwargs.get("device", "auto")
-            )
+            self._model = load_member(self.spec, io.BytesIO(self._pending), env)
             self._pending = None
         elif self._model is None:
             if start > 0:

@@ -116,3 +116,18 @@ def test_exhausted_max_restarts_is_one_line_and_exit_2(main, tmp_path):
     proc = main("pbt", cfg, "--out", tmp_path / "w", "--no-progress")
     one_line_error(proc, "member member_0 failed 2 times (max_restarts=1); last failure: it raised: TypeError")
     assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_pbt_file_compile_step_reaches_the_members_spec(tmp_path):
+    """The run option compile_step in a PBT file: every member runs the compiled step (the spec
+    applies it to each member built or loaded, tests/pbt/test_pbt_local.py)."""
+    from lifelong.cli.config import resolve
+    from lifelong.cli.pbt import build_pbt
+
+    path = tmp_path / "pbt.yaml"
+    path.write_text(TINY_PBT + "compile_step: true\n")
+    config = resolve(config_file=path, sets=[], sections=("agent", "pbt", "space"))
+    assert build_pbt(config, workdir=tmp_path / "w").spec.compile_step is True
+    path.write_text(TINY_PBT)
+    config = resolve(config_file=path, sets=[], sections=("agent", "pbt", "space"))
+    assert build_pbt(config, workdir=tmp_path / "w2").spec.compile_step is False

@@ -188,3 +188,24 @@ def test_interrupted_population_resumes_to_the_same_result(population, tmp_path)
     # A finished population is not trained again.
     again = PBT(agent=AGENT, workdir=tmp_path, **SETTINGS).run()
     assert [m.score for m in again.members] == [m.score for m in result.members]
+
+
+def test_compile_step_reaches_every_member_built_or_loaded(tmp_path):
+    """``agent={"compile_step": True}``: a speed switch checkpoints do not hold, so every member's
+    model gets it wherever it comes from (built, or loaded after an exploit or a restart)."""
+    from lifelong.checkpoint import save_model
+
+    spec = AgentSpec.from_agent({"env": "CartPole-v1", "compile_step": True, "n_steps": 32, "batch_size": 32})
+    assert spec.describe()["compile_step"] is True and "compile_step" not in spec.kwargs
+    env = make_env(spec, 0, 0)
+    built = prepare_model(spec, {}, checkpoint=None, env=env, seed=0)
+    assert built.compile_step is True
+    path = save_model(built, tmp_path / "member")
+    assert prepare_model(spec, {"ent_coef": 0.01}, checkpoint=path, env=env, seed=0).compile_step is True
+    plain = AgentSpec.from_agent({"env": "CartPole-v1"})
+    assert "compile_step" not in plain.describe()
+    assert prepare_model(plain, {}, checkpoint=path, env=env, seed=0).compile_step is False
+    with pytest.raises(ValueError, match=r"agent\['compile_step'\]='yes': expected true or false"):
+        AgentSpec.from_agent({"env": "CartPole-v1", "compile_step": "yes"})
+    with pytest.raises(ValueError, match="applies to algo 'ppo', not 'recurrent_ppo'"):
+        AgentSpec.from_agent({"env": "CartPole-v1", "compile_step": True, "algo": "recurrent_ppo"})
