@@ -259,8 +259,9 @@ def collect_rollouts(
     if plain_buffer:
         rollout_buffer.values[:] = all_values[:-1].cpu().numpy()
         rollout_buffer.log_probs[:] = log_prob_store.cpu().numpy()
-    if np.isnan(rollout_buffer.log_probs[:n_rollout_steps]).any():
-        step = int(np.flatnonzero(np.isnan(rollout_buffer.log_probs[:n_rollout_steps]).any(axis=1))[0])
+    nan_steps = np.flatnonzero(np.isnan(rollout_buffer.log_probs[:n_rollout_steps]).any(axis=1))
+    if nan_steps.size:
+        step = int(nan_steps[0])
         raise ValueError(
             f"the policy's action log-probabilities are NaN, first at rollout step {step} of {n_rollout_steps}: "
             "its parameters or the observations hold NaN or Inf"

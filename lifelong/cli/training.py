@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
-from lifelong.agent import DistributionalPPO
 from lifelong.checkpoint import save_model, verify
 from lifelong.cli.config import (
     RUN_KEYS,
@@ -334,9 +333,11 @@ def train(config: Mapping, run: RunDir, *, progress: bool = True, overwrite: boo
     """A new run: build the env and agent from ``config``, then create the run directory (so
     that a config the agent rejects leaves nothing behind) and train ``config["timesteps"]``."""
     run.check_new(overwrite)
+    _check_compile_step(config)
     env = make_env(config, seed=config.get("seed"))
     model = build_agent(config, env)
-    _set_compile_step(config, model, env)
+    if config["compile_step"]:  # ppo only (_check_compile_step)
+        model.compile_step = True
     run.create(config, overwrite=overwrite)
     return _run(run, config, model, env, config["timesteps"], reset=True, progress=progress,
                 steps_before=0)
@@ -355,6 +356,7 @@ def resume(run: RunDir, *, timesteps: int | None = None, progress: bool = True, 
     config = run.read_config()
     if sets:
         config = _apply_resume_sets(run, config, sets)
+    _check_compile_step(config)
     manager = run.manager(keep=config["keep_checkpoints"])
     import warnings
     seed = config.get("seed")
@@ -371,7 +373,8 @@ def resume(run: RunDir, *, timesteps: int | None = None, progress: bool = True, 
         raise ConfigError(f"{run.path}: no valid checkpoint in {run.checkpoints} to resume from{why}")
     for w in caught:  # a corrupted newer checkpoint was skipped: say so, once each
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    _set_compile_step(config, model, env)  # the run's setting: a resumed run rounds as it did
+    if config["compile_step"]:  # the run's setting: a resumed run rounds as it did
+        model.compile_step = True
     done = int(model.num_timesteps)
     truncate_logs(run, done)  # rows logged after this checkpoint (a killed run) are not in it
     target = done + timesteps if timesteps is not None else config["timesteps"]
@@ -387,15 +390,12 @@ def resume(run: RunDir, *, timesteps: int | None = None, progress: bool = True, 
                 steps_before=done)
 
 
-def _set_compile_step(config: Mapping, model, env) -> None:
-    """The run option ``compile_step`` on the agent (a speed switch that checkpoints do not hold,
-    so the run's config carries it to every resumed session)."""
-    if not config["compile_step"]:
-        return
-    if not isinstance(model, DistributionalPPO):
-        env.close()
+def _check_compile_step(config: Mapping) -> None:
+    """The run option ``compile_step`` (set on the agent after it is built or loaded: a speed
+    switch that checkpoints do not hold, so the run's config carries it to every resumed
+    session) exists for ``algo: ppo`` only."""
+    if config["compile_step"] and config["algo"] != "ppo":
         raise ConfigError(f"compile_step: true applies to algo: ppo, not {config['algo']}")
-    model.compile_step = True
 
 
 def _apply_resume_sets(run: RunDir, config: dict, sets) -> dict:
