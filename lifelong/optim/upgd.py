@@ -64,6 +64,28 @@ __all__ = ["UPGD", "AdaptiveUPGD", "UPGDW"]
 _GENERATOR_KEY = "generator_state"
 
 
+def _check_loaded_state(state: dict[str, Any], p: Tensor, group: dict[str, Any], index: int) -> None:
+    """Refuse a loaded per-parameter state that this parameter cannot use: a non-integer or
+    negative ``step``, or a state tensor whose shape is not the parameter's (``utility``: the
+    shape its group's ``utility`` mode needs). Checked at load, so that a foreign or edited
+    state dict fails with the parameter and key named, not deep inside a later step."""
+    step = state.get("step", 0)
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"optimizer state of parameter {index} of its group: 'step' must be a "
+                         f"non-negative integer, got {step!r}")
+    for name, value in state.items():
+        if name == "step":
+            continue
+        if not isinstance(value, Tensor):
+            raise ValueError(f"optimizer state of parameter {index} of its group: {name!r} must be "
+                             f"a tensor, got {type(value).__name__}")
+        expected = utility_shape(p, group["utility"]) if name == "utility" else tuple(p.shape)
+        if tuple(value.shape) != expected:
+            raise ValueError(f"optimizer state of parameter {index} of its group: {name!r} has shape "
+                             f"{tuple(value.shape)}, expected {expected} for a parameter of shape "
+                             f"{tuple(p.shape)}")
+
+
 # --------------------------------------------------------------------------------------------
 # the optimizer
 # --------------------------------------------------------------------------------------------
@@ -137,6 +159,8 @@ class _UPGDBase(Optimizer):
         super().load_state_dict(state_dict)
         for group in self.param_groups:
             validate_group(group, self._adaptive)
+            for index, p in enumerate(group["params"]):
+                _check_loaded_state(self.state.get(p, {}), p, group, index)
         for entry in self.state.values():  # torch casts every state tensor to the parameter's dtype
             if "zero_steps" in entry:
                 entry["zero_steps"] = entry["zero_steps"].to(torch.int32)

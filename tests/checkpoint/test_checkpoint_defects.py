@@ -156,3 +156,22 @@ def test_a_file_from_before_quantile_mean_loss_resumes_with_the_loss_it_was_trai
     cat_older = _with_meta(categorical.save(tmp_path / "cat.zip"), tmp_path / "cat_older.zip",
                            lambda m: m["constructor_kwargs"].pop("quantile_mean_loss"))
     assert DistributionalPPO.load(cat_older, env=env, device="cpu").quantile_mean_loss == "squared_error"
+
+
+def test_optimizer_state_of_the_wrong_shape_is_refused_at_load(tmp_path):
+    """A file whose optimizer state does not fit the parameters (here ``reset_after``'s run counter
+    of another shape) is a CheckpointError naming the member and the key, raised by load, not an
+    error inside the first training step."""
+    env = make_vec_env("CartPole-v1", n_envs=2, seed=0)
+    kwargs = {"gate": "none", "sigma": 0.0, "weight_decay": 0.0, "reset_after": 5}
+    model = DistributionalPPO("MlpPolicy", env, n_steps=16, batch_size=16, n_epochs=1, seed=0, device="cpu",
+                              policy_kwargs={"net_arch": [8]}, diagnostics_every=0, optimizer="adaptive_upgd",
+                              optimizer_kwargs=kwargs)
+    model.learn(32)
+    state = archive.read_archive(model.save(tmp_path / "m.zip"))
+    entry = state["optimizer.pt"]["state"][0]
+    assert entry["zero_steps"].dtype == torch.int32
+    entry["zero_steps"] = torch.zeros(3, dtype=torch.int32)
+    bad = archive.write_archive(tmp_path / "bad.zip", state)
+    with pytest.raises(CheckpointError, match=r"optimizer.*'zero_steps' has shape \(3,\), expected"):
+        DistributionalPPO.load(bad, env=env, device="cpu")

@@ -491,3 +491,39 @@ def test_neutral_utility_step_equals_base_optimizer(cls, base, kwargs, foreach):
     ref.step()
     assert opt.gating_stats()["gate_mean"] == pytest.approx(0.5)
     assert_close(w_upgd, w_base, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("exp_avg", torch.zeros(3), r"'exp_avg' has shape \(3,\), expected \(4, 3\)"),
+    ("zero_steps", torch.zeros(2, 2, dtype=torch.int32), r"'zero_steps' has shape \(2, 2\), expected \(4, 3\)"),
+    ("initial", torch.zeros(4), r"'initial' has shape \(4,\), expected \(4, 3\)"),
+    ("utility", torch.zeros(4), r"'utility' has shape \(4,\), expected \(4, 3\)"),
+    ("step", -1, "'step' must be a non-negative integer, got -1"),
+    ("step", 2.5, "'step' must be a non-negative integer, got 2.5"),
+    ("exp_avg", [0.0] * 12, "'exp_avg' must be a tensor, got list"),
+])
+def test_load_state_dict_refuses_state_that_does_not_fit_the_parameter(key, value, message):
+    """A foreign or edited state dict fails at load with the parameter and key named, not inside
+    a later step (where a wrong-shaped tensor would broadcast or fail deep in the arithmetic)."""
+    w = torch.nn.Parameter(torch.randn(4, 3))
+    opt = AdaptiveUPGD([w], gate="none", sigma=0.0, l2_init=0.1, reset_after=5)
+    w.grad = torch.randn(4, 3)
+    opt.step()
+    sd = opt.state_dict()
+    sd["state"][0][key] = value
+    fresh = AdaptiveUPGD([torch.nn.Parameter(w.detach().clone())], gate="none", sigma=0.0, l2_init=0.1, reset_after=5)
+    with pytest.raises(ValueError, match=r"parameter 0 of its group: " + message):
+        fresh.load_state_dict(sd)
+
+
+def test_load_state_dict_checks_the_unit_utility_shape():
+    w = torch.nn.Parameter(torch.randn(4, 3))
+    opt = UPGD([w], utility="unit")
+    w.grad = torch.randn(4, 3)
+    opt.step()
+    sd = opt.state_dict()
+    assert tuple(sd["state"][0]["utility"].shape) == (4,)
+    UPGD([torch.nn.Parameter(w.detach().clone())], utility="unit").load_state_dict(sd)  # fits
+    sd["state"][0]["utility"] = torch.zeros(4, 3)
+    with pytest.raises(ValueError, match=r"'utility' has shape \(4, 3\), expected \(4,\)"):
+        UPGD([torch.nn.Parameter(w.detach().clone())], utility="unit").load_state_dict(sd)
