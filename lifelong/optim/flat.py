@@ -55,10 +55,10 @@ GATHER_LIMIT = 1 << 17
 
 
 def state_names(group: dict[str, Any], adaptive: bool) -> tuple[str, ...]:
-    """The state tensors a parameter of ``group`` needs (``initial`` only with ``l2_init`` or
-    ``reset_after``, ``zero_steps`` only with ``reset_after``)."""
+    """The state tensors a parameter of ``group`` needs (``initial`` only with ``l2_init``,
+    ``reset_after`` or ``reset_every``, ``zero_steps`` only with ``reset_after``)."""
     names = ("utility",) + (("exp_avg", "exp_avg_sq") if adaptive else ())
-    if group["l2_init"] > 0.0 or group["reset_after"] > 0:
+    if group["l2_init"] > 0.0 or group["reset_after"] > 0 or group["reset_every"] > 0:
         names += ("initial",)
     return names + (("zero_steps",) if group["reset_after"] > 0 else ())
 
@@ -127,7 +127,7 @@ class FlatGroup:
                         raise ValueError(_shape_message(name, old, view, self.utility))
                     view.copy_(old)
                 elif name == "initial":
-                    view.copy_(p)  # w0: the weights at the parameter's first step with l2_init or reset_after
+                    view.copy_(p)  # w0: the weights at the parameter's first step with l2_init, reset_after or reset_every
                 st[name] = view
             self.buffers[name] = flat
             self.views[name] = views

@@ -13,7 +13,7 @@ from torch import Tensor
 #: the mechanisms beyond the paper and the value of each that gives the paper's rule exactly;
 #: a param group saved before a mechanism existed is read with that value
 MECHANISMS_OFF = {"gate": "global", "gate_temperature": 1.0, "utility": "weight", "l2_init": 0.0,
-                  "reset_after": 0}
+                  "reset_after": 0, "reset_every": 0}
 GATES = ("global", "layer", "none")
 UTILITIES = ("weight", "unit")
 
@@ -83,6 +83,7 @@ def validate_group(group: dict[str, Any], adaptive: bool) -> None:
     group["utility"] = _choice("utility", group["utility"], UTILITIES)
     group["l2_init"] = _non_negative("l2_init", group["l2_init"])
     group["reset_after"] = _count("reset_after", group["reset_after"])
+    group["reset_every"] = _count("reset_every", group["reset_every"])
     if adaptive:
         betas = group["betas"]
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:

@@ -10,6 +10,7 @@ Per parameter with gradient ``g`` at its own step ``t`` (see :mod:`lifelong.opti
     gate = 1 - s = sigmoid(-û / (eta * temperature))     (gate="none": 1/2)
     w <- w (1 - lr wd - lr l2_init) + lr l2_init w0 - 2 lr (d + sigma xi) gate
     z <- (z + 1) [g = 0];  where z >= reset_after: w <- w0, m <- 0, v <- 0, z <- 0
+    after the step, where t = reset_every: w <- w0, every state tensor <- 0, t <- 0 (in upgd.py)
 """
 from __future__ import annotations
 

@@ -34,7 +34,10 @@ T))``), ``utility="unit"`` (one utility per output unit, ``-sum`` over its row o
 its gate shared by the row) and ``l2_init`` (L2-Init, Kumar et al. 2023: ``w <- w - lr * l2_init
 * (w - w0)``, ``w0`` in the state as ``"initial"``) and ``reset_after=K`` (a weight whose
 gradient has been exactly zero for ``K`` consecutive steps returns to ``w0`` with its moments
-zeroed: dead ReLU units come back; counted in the state as ``"zero_steps"``).
+zeroed: dead ReLU units come back; counted in the state as ``"zero_steps"``) and
+``reset_every=N`` (every ``N`` steps of a parameter, its weights return to ``w0`` and its state
+to a fresh optimizer's: the periodic resets of Nikishin et al. 2022, for a param group holding
+the layers to reset, typically the output layer).
 
 **Non-finite gradients** stay confined to their own weight, as in Adam: the utility trace of
 an element whose trace is NaN or +inf is set to -inf (:func:`lifelong.optim.gating.clean_utility_`),
@@ -213,7 +216,27 @@ class _UPGDBase(Optimizer):
             noise = reference.bucket_noise(plan, group["sigma"], self._generator)
             for bucket, bucket_noise in zip(plan, noise):
                 reference.apply_update(bucket, group, eta, bucket_noise, adaptive)
+        self._reset_periodically()
         return loss
+
+    def _reset_periodically(self) -> None:
+        """``reset_every=N``: a parameter whose step count has reached ``N`` returns to ``w0``
+        and its state to a fresh optimizer's (moments, utility and zero-gradient runs zero, step
+        count 0), so the next step is a first step again. In place: the flat path's views stay
+        its state, and a group's parameters, which step together, keep equal step counts."""
+        for group in self.param_groups:
+            every = group["reset_every"]
+            if every == 0:
+                continue
+            for p in group["params"]:
+                state = self.state.get(p)
+                if not state or state["step"] < every:
+                    continue
+                p.copy_(state["initial"])
+                for name, value in state.items():
+                    if name not in ("step", "initial"):
+                        value.zero_()
+                state["step"] = 0
 
     def _layout(self, index: int, group: dict[str, Any]) -> flat.FlatGroup | None:
         """The flat layout of group ``index`` if the group takes the fast path this step (see
@@ -342,7 +365,7 @@ class UPGD(_UPGDBase):
         l2_init: decay toward the initial weights (L2-Init, Kumar et al. 2023),
             ``w <- w - lr * l2_init * (w - w0)`` (``>= 0``; 0 is off). ``w0`` (state
             ``"initial"``) is the weights at the parameter's first step with ``l2_init > 0``
-            (or ``reset_after > 0``).
+            (or ``reset_after``, ``reset_every > 0``).
         reset_after: reset a weight whose gradient has been exactly zero for this many
             consecutive steps to its initial value ``w0``, and its Adam moments to zero
             (``>= 0``; 0 is off). Revives dead ReLU units without knowing the network: a unit
@@ -354,6 +377,13 @@ class UPGD(_UPGDBase):
             must exceed the longest such run (hundreds of steps at batch size 1; an
             activation such as tanh never gives exact zeros). State: ``"initial"`` and
             ``"zero_steps"`` (the current run of zero gradients, per weight).
+        reset_every: every this many steps of a parameter (``>= 0``; 0 is off), return its
+            weights to ``w0`` and its state to a fresh optimizer's (moments, utility, zero
+            runs; step count 0). Meant for a param group of its own holding the layers to
+            reset (Nikishin et al. 2022 reset an agent's last layers periodically): on a
+            stream of tasks that change what the output means, a fresh output layer over
+            the learned features relearns faster than a confident stale one unlearns.
+            State: ``"initial"``; the step count is the period's clock.
         generator: optional :class:`torch.Generator` for the noise (on the parameters' device
             or the CPU); its state is part of :meth:`state_dict`. ``None`` uses torch's
             global generator of the parameters' device.
@@ -365,11 +395,12 @@ class UPGD(_UPGDBase):
     def __init__(self, params: Iterable, lr: float = 1e-5, weight_decay: float = 0.001,
                  beta_utility: float = 0.999, sigma: float = 0.001, *, gate: str = "global",
                  gate_temperature: float = 1.0, utility: str = "weight", l2_init: float = 0.0,
-                 reset_after: int = 0, generator: torch.Generator | None = None,
+                 reset_after: int = 0, reset_every: int = 0, generator: torch.Generator | None = None,
                  foreach: bool | None = None) -> None:
         defaults = dict(lr=lr, weight_decay=weight_decay, beta_utility=beta_utility,
                         sigma=sigma, gate=gate, gate_temperature=gate_temperature,
-                        utility=utility, l2_init=l2_init, reset_after=reset_after, foreach=foreach)
+                        utility=utility, l2_init=l2_init, reset_after=reset_after,
+                        reset_every=reset_every, foreach=foreach)
         super().__init__(params, defaults, generator)
 
 
@@ -388,11 +419,12 @@ class AdaptiveUPGD(_UPGDBase):
                  eps: float = 1e-8, weight_decay: float = 0.001, beta_utility: float = 0.999,
                  sigma: float = 0.001, *, gate: str = "global", gate_temperature: float = 1.0,
                  utility: str = "weight", l2_init: float = 0.0, reset_after: int = 0,
-                 generator: torch.Generator | None = None, foreach: bool | None = None) -> None:
+                 reset_every: int = 0, generator: torch.Generator | None = None,
+                 foreach: bool | None = None) -> None:
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                         beta_utility=beta_utility, sigma=sigma, gate=gate,
                         gate_temperature=gate_temperature, utility=utility, l2_init=l2_init,
-                        reset_after=reset_after, foreach=foreach)
+                        reset_after=reset_after, reset_every=reset_every, foreach=foreach)
         super().__init__(params, defaults, generator)
 
 
@@ -404,8 +436,10 @@ class UPGDW(AdaptiveUPGD):
                  eps: float = 1e-8, weight_decay: float = 0.01, beta_utility: float = 0.999,
                  sigma: float = 0.001, *, gate: str = "global", gate_temperature: float = 1.0,
                  utility: str = "weight", l2_init: float = 0.0, reset_after: int = 0,
-                 generator: torch.Generator | None = None, foreach: bool | None = None) -> None:
+                 reset_every: int = 0, generator: torch.Generator | None = None,
+                 foreach: bool | None = None) -> None:
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                          beta_utility=beta_utility, sigma=sigma, gate=gate,
                          gate_temperature=gate_temperature, utility=utility, l2_init=l2_init,
-                         reset_after=reset_after, generator=generator, foreach=foreach)
+                         reset_after=reset_after, reset_every=reset_every, generator=generator,
+                         foreach=foreach)

@@ -126,7 +126,8 @@ def test_mechanism_matches_its_formula(cls, config, foreach):
 def test_off_values_are_the_paper_and_the_defaults(cls):
     """Explicit off values == defaults == the paper's rule (the formula with gate="global",
     T=1, utility="weight", l2_init=0)."""
-    off = {"gate": "global", "gate_temperature": 1.0, "utility": "weight", "l2_init": 0.0, "reset_after": 0}
+    off = {"gate": "global", "gate_temperature": 1.0, "utility": "weight", "l2_init": 0.0, "reset_after": 0,
+           "reset_every": 0}
     defaults = cls(model()).defaults
     assert {k: defaults[k] for k in off} == off
     a, b, ref = model(), model(), [p.detach().clone() for p in model()]
@@ -228,7 +229,8 @@ BAD = [("gate", "max"), ("gate", None), ("utility", "neuron"), ("utility", 1),
        ("gate_temperature", 0.0), ("gate_temperature", -1.0), ("gate_temperature", float("nan")),
        ("gate_temperature", float("inf")), ("l2_init", -0.1), ("l2_init", float("nan")),
        ("l2_init", "0.1"), ("reset_after", -1), ("reset_after", 2.5), ("reset_after", True),
-       ("reset_after", "10")]
+       ("reset_after", "10"), ("reset_every", -1), ("reset_every", 1.5), ("reset_every", False),
+       ("reset_every", "100")]
 
 
 @pytest.mark.parametrize("name,value", BAD)
@@ -247,7 +249,8 @@ def test_invalid_mechanism_values(cls, name, value):
 def test_class_and_defaults_rebuild_the_same_optimizer(cls):
     """The agent's contract: type(optimizer)(params, **optimizer.defaults) is the same optimizer
     for another network, mechanisms included."""
-    config = {"gate": "layer", "gate_temperature": 0.5, "utility": "unit", "l2_init": 0.2, "reset_after": 2}
+    config = {"gate": "layer", "gate_temperature": 0.5, "utility": "unit", "l2_init": 0.2, "reset_after": 2,
+              "reset_every": 2}
     a, b = model(), model()
     original = cls(a, lr=0.05, sigma=0.0, **config)
     rebuilt = type(original)(b, **original.defaults)
@@ -363,3 +366,65 @@ def test_reset_after_revives_a_dead_relu_unit_and_its_state_travels(cls, foreach
             assert not torch.equal(a[0].weight[1], b[0].weight[1])  # b's unit stays dead
     for p, q in zip(a.parameters(), c.parameters()):
         assert torch.equal(p, q)  # the round trip changed nothing
+
+
+@pytest.mark.parametrize("foreach", [None, False])
+@pytest.mark.parametrize("cls", CLASSES)
+def test_reset_every_restarts_its_group_from_w0_as_a_fresh_optimizer(cls, foreach):
+    """reset_every=N on the head's group: after N steps the head is back at w0 with a fresh
+    optimizer's state, and its next steps are a fresh optimizer's from w0 (on the same
+    gradients); the other group never resets (gate="none": no global eta couples the groups);
+    a state_dict saved right after the reset resumes bit for bit, through the next reset."""
+    kw = {"lr": 0.05, "sigma": 0.0, "gate": "none", "foreach": foreach}
+    grads = [[torch.randn(4, 3, generator=torch.Generator().manual_seed(10 * t + i)) if i == 0 else
+              torch.randn((2, 4) if i == 1 else (2,), generator=torch.Generator().manual_seed(10 * t + i))
+              for i in range(3)] for t in range(7)]
+
+    def build():
+        torch.manual_seed(0)
+        params = [torch.randn(4, 3, requires_grad=True), torch.randn(2, 4, requires_grad=True),
+                  torch.randn(2, requires_grad=True)]
+        return params, cls([{"params": params[:1]}, {"params": params[1:], "reset_every": 3}], **kw)
+
+    def step(o, params, g):
+        for p, x in zip(params, g):
+            p.grad = x.clone()
+        o.step()
+
+    params, opt = build()
+    trunk, head = params[:1], params[1:]
+    w0 = [p.detach().clone() for p in head]
+    trunk_alone = [trunk[0].detach().clone().requires_grad_()]
+    reference = cls(trunk_alone, **kw)
+    for t in range(3):
+        step(opt, params, grads[t])
+        step(reference, trunk_alone, grads[t][:1])
+    assert all(torch.equal(p, q) for p, q in zip(head, w0))
+    assert all(opt.state[p]["step"] == 0 for p in head) and opt.state[trunk[0]]["step"] == 3
+    assert all(not v.any() for p in head for k, v in opt.state[p].items() if k not in ("step", "initial"))
+    saved = {"params": [p.detach().clone() for p in params], "optimizer": opt.state_dict()}
+    buffer = io.BytesIO()
+    torch.save(saved, buffer)
+    fresh_head = [p.clone().detach().requires_grad_() for p in w0]
+    fresh = cls(fresh_head, **kw)
+    for t in range(3, 7):
+        step(opt, params, grads[t])
+        step(reference, trunk_alone, grads[t][:1])
+        if t < 5:
+            step(fresh, fresh_head, grads[t][1:])
+        if t == 4:
+            for p, q in zip(head, fresh_head):
+                torch.testing.assert_close(p, q, rtol=0, atol=1e-7)
+    assert torch.equal(trunk[0], trunk_alone[0])  # the trunk's group never resets
+    assert all(opt.state[p]["step"] == 1 for p in head)  # reset again after step 6
+
+    buffer.seek(0)
+    loaded = torch.load(buffer)
+    restored, opt2 = build()
+    with torch.no_grad():
+        for p, q in zip(restored, loaded["params"]):
+            p.copy_(q)
+    opt2.load_state_dict(loaded["optimizer"])
+    for t in range(3, 7):
+        step(opt2, restored, grads[t])
+    assert all(torch.equal(p, q) for p, q in zip(restored, params))
