@@ -444,10 +444,22 @@ def build_real_optimizer(spec: dict, params) -> torch.optim.Optimizer:
     name, kwargs = spec.get("optimizer"), dict(spec.get("kwargs", {}))
     if name == "agent":
         cls, defaults = agent_default_optimizer()
-        return cls(params, **{**defaults, **kwargs})
-    if name not in classes:
+        kwargs = {**defaults, **kwargs}
+    elif name not in classes:
         raise ValueError(f"optimizer {name!r}: expected one of {sorted(classes) + ['agent']}")
-    return classes[name](params, **kwargs)
+    else:
+        cls = classes[name]
+    head_kwargs = spec.get("head_kwargs")
+    if head_kwargs is not None:  # the output layer in a param group of its own
+        params = list(params)
+        optimizer = cls([{"params": params[:-2]}], **kwargs)
+        unknown = sorted(set(head_kwargs) - set(optimizer.defaults))
+        if unknown:  # torch keeps unknown group keys without a word: refuse them here
+            raise ValueError(f"head_kwargs {unknown} are not hyperparameters of {cls.__name__} "
+                             f"(it has {sorted(optimizer.defaults)})")
+        optimizer.add_param_group({"params": params[-2:], **head_kwargs})
+        return optimizer
+    return cls(params, **kwargs)
 
 
 def run_real(name: str, spec: dict, seed: int, s: Settings) -> dict:
@@ -474,8 +486,12 @@ def run_real(name: str, spec: dict, seed: int, s: Settings) -> dict:
     points = sorted(set(np.linspace(0, s.tasks, s.diag_points + 1).round().astype(int)[1:]))
     acc, diag = np.zeros(s.tasks), []
     t0 = time.perf_counter()
+    head = list(net[-1].parameters())
+    head_initial = [p.detach().clone() for p in head]
     for task in range(s.tasks):
         idx, perm = stream.next_task()
+        if task > 0 and spec.get("head_reset"):
+            reset_output_layer(opt, head, head_initial)
         labels = perm[0][y[idx[0]]]                                   # [steps, batch]
         correct = 0
         for step in range(s.steps_per_task):
@@ -500,6 +516,24 @@ def run_real(name: str, spec: dict, seed: int, s: Settings) -> dict:
             "optimizer": f"{type(opt).__name__}({json.dumps(opt.defaults, default=str)})",
             "acc": acc.tolist(), "stats": window_stats(acc), "diagnostics": diag,
             "seconds": time.perf_counter() - t0}
+
+
+def reset_output_layer(opt: torch.optim.Optimizer, head: list, initial: list) -> None:
+    """The ``"head_reset"`` oracle: the output layer back to its initial weights and its optimizer
+    state to a first step's (moments and run counters zero, step count 0; ``initial`` weights
+    kept). It knows where tasks begin, which no optimizer does: an upper bound on what the
+    output layer's stale mapping costs, not a mechanism."""
+    with torch.no_grad():
+        for p, w0 in zip(head, initial):
+            p.copy_(w0)
+            state = opt.state.get(p)
+            if not state:
+                continue
+            for key, value in state.items():
+                if key == "step":
+                    state[key] = value.zero_() if isinstance(value, torch.Tensor) else 0
+                elif key != "initial" and isinstance(value, torch.Tensor):
+                    value.zero_()
 
 
 def _real_star(args):
@@ -535,7 +569,8 @@ def batched_config(spec: dict) -> tuple[str, dict]:
     fixed = {"betas": BETAS, "eps": EPS, "beta_utility": BETA_UTILITY, "foreach": None,
              "generator": None, "maximize": False, "amsgrad": False, "momentum": 0,
              "dampening": 0, "nesterov": False, "capturable": False, "differentiable": False,
-             "fused": None, "decoupled_weight_decay": False, "reset_after": 0}
+             "fused": None, "decoupled_weight_decay": False, "reset_after": 0,
+             "reset_every": 0}
     hp = {}
     for key, value in kwargs.items():
         if key in _BATCHED_KEYS:
@@ -595,6 +630,19 @@ def main_real(args, s: Settings) -> dict:
         if not isinstance(spec, dict) or "optimizer" not in spec:
             raise SystemExit(f"--config must be NAME={{\"optimizer\": ..., \"kwargs\": {{...}}}}, "
                              f"got {text!r}")
+        extra = sorted(set(spec) - {"optimizer", "kwargs", "head_reset", "head_kwargs"})
+        if extra:
+            raise SystemExit(f"--config {name}: unknown keys {extra}; expected \"optimizer\", "
+                             "\"kwargs\" and optionally \"head_reset\", \"head_kwargs\"")
+        if not isinstance(spec.get("head_kwargs", {}), dict):
+            raise SystemExit(f"--config {name}: \"head_kwargs\" must be an object, got "
+                             f"{spec['head_kwargs']!r}")
+        if not isinstance(spec.get("head_reset", False), bool):
+            raise SystemExit(f"--config {name}: \"head_reset\" must be true or false, got "
+                             f"{spec['head_reset']!r}")
+        for key in ("head_reset", "head_kwargs"):
+            if spec.get(key) and args.engine != "real":
+                raise SystemExit(f"--config {name}: \"{key}\" needs --engine real")
         configs[name] = spec
     names = [n for n in args.configs.split(",") if n]
     unknown = [n for n in names if n not in configs]
@@ -705,7 +753,11 @@ def main(argv: list[str] | None = None) -> dict:
                     help=f"--engine real: configuration names (built in: {', '.join(REAL_CONFIGS)})")
     ap.add_argument("--config", action="append", default=[], metavar="NAME=JSON",
                     help='--engine real: define a configuration, e.g. '
-                         'l2=\'{"optimizer": "adaptive_upgd", "kwargs": {"lr": 1e-3}}\'')
+                         'l2=\'{"optimizer": "adaptive_upgd", "kwargs": {"lr": 1e-3}}\'; '
+                         'optional keys: "head_kwargs" (the output layer in a param group of its '
+                         'own with these hyperparameters, e.g. {"reset_every": 150}) and '
+                         '"head_reset": true (an oracle: the output layer and its optimizer state '
+                         'reset at every task boundary)')
     ap.add_argument("--hidden-sizes", help="--engine real: hidden widths, e.g. 64,32")
     args = ap.parse_args(argv)
 

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+
+from lifelong import AdaptiveUPGD
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -106,6 +109,59 @@ def test_digits_real_engine_runs_reset_after_and_the_fixed_engine_refuses_it(tmp
         mod.batched_config({"optimizer": "adaptive_upgd", "kwargs": {"reset_after": 5}})
     result = mod.main(["--quick", "--engine", "real", "--out", str(tmp_path), "--configs", "reset", "--config", cfg])
     assert all(0.0 <= x <= 1.0 for x in result["summary"]["reset"]["last"])
+
+
+@pytest.mark.parametrize("make", [
+    lambda params: torch.optim.Adam(params, lr=1e-3),
+    lambda params: AdaptiveUPGD(params, lr=1e-3, gate="none", sigma=0.0, weight_decay=0.0, reset_after=3),
+])
+def test_digits_head_reset_oracle_gives_the_output_layer_a_first_step(make):
+    """After reset_output_layer the head's next step is the step a fresh optimizer takes from
+    the initial weights (moments and step count zero), the rest of the network untouched."""
+    mod = load("plasticity_digits")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.ReLU(), torch.nn.Linear(4, 3))
+    head = list(net[-1].parameters())
+    initial = [p.detach().clone() for p in head]
+    opt = make(net.parameters())
+    x, y = torch.randn(8, 5), torch.randint(0, 3, (8,))
+    for _ in range(5):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+    trunk = [p.detach().clone() for p in net[0].parameters()]
+    mod.reset_output_layer(opt, head, initial)
+    assert all(torch.equal(p, w0) for p, w0 in zip(head, initial))
+    assert all(torch.equal(p, t) for p, t in zip(net[0].parameters(), trunk))
+    # the head's next step equals a fresh optimizer's first step on the same gradient
+    opt.zero_grad()
+    torch.nn.functional.cross_entropy(net(x), y).backward()
+    grads = [p.grad.clone() for p in head]
+    opt.step()
+    fresh_params = [w0.clone().requires_grad_() for w0 in initial]
+    fresh = make(fresh_params)
+    for p, g in zip(fresh_params, grads):
+        p.grad = g
+    fresh.step()
+    for p, q in zip(head, fresh_params):
+        torch.testing.assert_close(p, q, rtol=0, atol=1e-7)
+
+
+@pytest.mark.parametrize("config, message", [
+    ('x={"optimizer": "adam", "kwargs": {}, "head_rest": true}', "unknown keys"),
+    ('x={"optimizer": "adam", "kwargs": {}, "head_reset": 1}', "must be true or false"),
+])
+def test_digits_refuses_bad_oracle_specs(tmp_path, config, message):
+    mod = load("plasticity_digits")
+    with pytest.raises(SystemExit, match=message):
+        mod.main(["--quick", "--engine", "real", "--out", str(tmp_path), "--configs", "x", "--config", config])
+
+
+def test_digits_fixed_engine_refuses_the_head_reset_oracle(tmp_path):
+    mod = load("plasticity_digits")
+    with pytest.raises(SystemExit, match="needs --engine real"):
+        mod.main(["--quick", "--engine", "fixed", "--out", str(tmp_path), "--configs", "x",
+                  "--config", 'x={"optimizer": "adam", "kwargs": {"lr": 0.001}, "head_reset": true}'])
 
 
 def test_suite_runs_resumes_and_summarises(tmp_path, capsys):
@@ -236,3 +292,21 @@ def test_speed_compares_variants_side_by_side_and_writes_rounds(tmp_path, capsys
     row = json.loads(out.read_text().splitlines()[0])
     assert set(row["cpu_times"]) == {"sb3", "ours-autograd"} and all(t > 0 for t in row["cpu_times"].values())
     assert "ours-autograd" in capsys.readouterr().out
+
+
+def test_digits_head_kwargs_give_the_output_layer_its_own_group(tmp_path):
+    """"head_kwargs" puts the output layer's weight and bias in a second param group with those
+    hyperparameters (here the periodic reset), and refuses a key the class does not have, which
+    torch would otherwise keep in the group without a word."""
+    mod = load("plasticity_digits")
+    net = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.ReLU(), torch.nn.Linear(4, 3))
+    spec = {"optimizer": "adaptive_upgd", "kwargs": {"lr": 0.001, "gate": "none"}, "head_kwargs": {"reset_every": 7}}
+    opt = mod.build_real_optimizer(spec, net.parameters())
+    assert [len(g["params"]) for g in opt.param_groups] == [2, 2]
+    assert opt.param_groups[1]["params"][0] is net[2].weight
+    assert [g["reset_every"] for g in opt.param_groups] == [0, 7]
+    with pytest.raises(ValueError, match=r"head_kwargs \['reset_evry'\] are not hyperparameters of AdaptiveUPGD"):
+        mod.build_real_optimizer({**spec, "head_kwargs": {"reset_evry": 7}}, net.parameters())
+    result = mod.main(["--quick", "--engine", "real", "--out", str(tmp_path), "--configs", "periodic",
+                       "--config", "periodic=" + json.dumps({**spec, "head_kwargs": {"reset_every": 5}})])
+    assert all(0.0 <= x <= 1.0 for x in result["summary"]["periodic"]["last"])
