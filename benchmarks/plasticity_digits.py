@@ -643,6 +643,12 @@ def main_real(args, s: Settings) -> dict:
         for key in ("head_reset", "head_kwargs"):
             if spec.get(key) and args.engine != "real":
                 raise SystemExit(f"--config {name}: \"{key}\" needs --engine real")
+        if spec.get("head_kwargs"):  # refuse a bad group key now, not inside a worker
+            probe = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU(), torch.nn.Linear(2, 2))
+            try:
+                build_real_optimizer(spec, probe.parameters())
+            except ValueError as e:
+                raise SystemExit(f"--config {name}: {e}") from None
         configs[name] = spec
     names = [n for n in args.configs.split(",") if n]
     unknown = [n for n in names if n not in configs]

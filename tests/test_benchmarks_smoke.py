@@ -307,6 +307,9 @@ def test_digits_head_kwargs_give_the_output_layer_its_own_group(tmp_path):
     assert [g["reset_every"] for g in opt.param_groups] == [0, 7]
     with pytest.raises(ValueError, match=r"head_kwargs \['reset_evry'\] are not hyperparameters of AdaptiveUPGD"):
         mod.build_real_optimizer({**spec, "head_kwargs": {"reset_evry": 7}}, net.parameters())
+    with pytest.raises(SystemExit, match=r"--config bad: head_kwargs \['reset_evry'\] are not hyperparameters"):
+        mod.main(["--quick", "--engine", "real", "--out", str(tmp_path), "--configs", "bad",
+                  "--config", "bad=" + json.dumps({**spec, "head_kwargs": {"reset_evry": 5}})])
     result = mod.main(["--quick", "--engine", "real", "--out", str(tmp_path), "--configs", "periodic",
                        "--config", "periodic=" + json.dumps({**spec, "head_kwargs": {"reset_every": 5}})])
     assert all(0.0 <= x <= 1.0 for x in result["summary"]["periodic"]["last"])
