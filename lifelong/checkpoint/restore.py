@@ -85,6 +85,38 @@ def _check_optimizer(model: Any, state: dict, meta: dict, source: Any) -> None:
             f"{source}: the checkpoint's optimizer state does not fit this model's optimizer "
             f"({type(live).__name__} with param groups of sizes {live_sizes})"
         )
+    if type(live) in ELEMENTWISE_OPTIMIZERS:
+        _check_elementwise_state(model, state[OPTIMIZER], source)
+
+
+#: torch optimizers whose per-parameter state is a scalar step count and tensors of the
+#: parameter's shape (moments, sums, momentum buffers). Their ``load_state_dict`` takes any shape,
+#: and a step with a moment of another shape reads out of bounds (fused Adam: a segmentation
+#: fault), so a state that does not fit is refused at load. The UPGD family checks its own
+#: state in ``load_state_dict``; other classes are loaded as torch loads them.
+ELEMENTWISE_OPTIMIZERS = (
+    torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD, torch.optim.RMSprop, torch.optim.Adagrad,
+    torch.optim.Adamax, torch.optim.NAdam, torch.optim.RAdam, torch.optim.Rprop, torch.optim.ASGD,
+    torch.optim.Adadelta,
+)
+
+
+def _check_elementwise_state(model: Any, saved: dict, source: Any) -> None:
+    """Every saved per-parameter tensor is a scalar or has its parameter's shape (parameters
+    matched by position, group by group, as ``load_state_dict`` matches them); else a
+    :class:`~lifelong.errors.CheckpointMismatchError` naming the parameter and the key (a model
+    built with other ``optimizer_groups`` puts other parameters in a group of the same size)."""
+    names = {p: n for n, p in model.policy.named_parameters()}
+    for saved_group, live_group in zip(saved["param_groups"], model.policy.optimizer.param_groups):
+        for index, param in zip(saved_group["params"], live_group["params"]):
+            for key, value in saved["state"].get(index, {}).items():
+                if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != param.shape:
+                    raise CheckpointMismatchError(
+                        f"{source}: the checkpoint's optimizer state does not fit this model's optimizer: "
+                        f"the saved {key!r:.40} in the place of parameter {names.get(param, '?')} has shape "
+                        f"{tuple(value.shape)}, the parameter {tuple(param.shape)} (a model built with other "
+                        "optimizer_groups, or a damaged file)"
+                    )
 
 
 def _check_env_state(model: Any, tree: dict, source: Any) -> None:

@@ -16,7 +16,7 @@ from stable_baselines3.common.env_util import make_vec_env
 
 from lifelong import CheckpointError
 from lifelong.agent.ppo import DistributionalPPO
-from lifelong.checkpoint import archive, atomic
+from lifelong.checkpoint import archive, atomic, load_state
 from lifelong.errors import CheckpointMismatchError
 from lifelong.optim import AdaptiveUPGD
 
@@ -156,6 +156,28 @@ def test_a_file_from_before_quantile_mean_loss_resumes_with_the_loss_it_was_trai
     cat_older = _with_meta(categorical.save(tmp_path / "cat.zip"), tmp_path / "cat_older.zip",
                            lambda m: m["constructor_kwargs"].pop("quantile_mean_loss"))
     assert DistributionalPPO.load(cat_older, env=env, device="cpu").quantile_mean_loss == "squared_error"
+
+
+@pytest.mark.parametrize("key", ["exp_avg", "exp_avg_sq"])
+def test_adam_state_of_the_wrong_shape_is_refused_at_load_not_a_crash_in_the_step(tmp_path, key):
+    """torch's ``Adam.load_state_dict`` takes a moment of any shape and the fused step then reads
+    out of bounds (a segmentation fault): a file whose Adam state does not fit its parameter is
+    a CheckpointError at load naming the key and the parameter; in place (a PBT exploit) a
+    CheckpointMismatchError, with the model unchanged."""
+    env = make_vec_env("CartPole-v1", n_envs=2, seed=0)
+    model = DistributionalPPO("MlpPolicy", env, n_steps=16, batch_size=16, n_epochs=1, seed=0, device="cpu",
+                              policy_kwargs={"net_arch": [8]}, diagnostics_every=0)
+    model.learn(32)
+    state = archive.read_archive(model.save(tmp_path / "m.zip"))
+    state["optimizer.pt"]["state"][2][key] = torch.zeros(2, 1, 8)  # action_net.weight is [2, 8]
+    bad = archive.write_archive(tmp_path / "bad.zip", state)
+    with pytest.raises(CheckpointError,
+                       match=rf"'{key}' in the place of parameter action_net.weight has shape \(2, 1, 8\), the parameter \(2, 8\)"):
+        DistributionalPPO.load(bad, env=env, device="cpu")
+    before = [p.detach().clone() for p in model.policy.parameters()]
+    with pytest.raises(CheckpointMismatchError, match=key):
+        load_state(model, state)  # in place, as a PBT exploit: refused before anything changes
+    assert all(torch.equal(a, b) for a, b in zip(before, model.policy.parameters()))
 
 
 def test_optimizer_state_of_the_wrong_shape_is_refused_at_load(tmp_path):
