@@ -32,6 +32,8 @@ on by default, see :func:`default_agents`):
   all three, so the utility gate is its only difference from Adam; ``upgd-flat-gate``: that and
   ``gate_temperature=1e12`` (the gate flat at 1/2: Adam's arithmetic, to float rounding);
   ``l2-init-1``: ``l2-init`` at ``l2_init=1`` (the optimizer diagnosis in docs/agent.md);
+  ``l2-init-0.3``: at 0.3; ``l2-init-input-0.3``: at 0.3 on the first layers only (the actor's
+  and both critics', through ``optimizer_groups``);
 * ``kappa-1``: ``huber_kappa=1`` (the quantile-Huber threshold, normalised return units);
   ``single-mse-critic``: ``twin-off`` and ``dist-off`` together (one critic, squared error on
   the mean: Stable-Baselines3's value function on normalised returns);
@@ -181,6 +183,10 @@ AGENTS: dict[str, Any] = {
     "l2-init-1": adam_l2_init(1.0),
     # the strength that kept plasticity on benchmarks/continual_rl.py (docs/continual.md)
     "l2-init-0.3": adam_l2_init(0.3),
+    # the same on the first layers only (the actor's and both critics'), the layers a permuted
+    # observation makes stale (optimizer_groups; docs/continual.md)
+    "l2-init-input-0.3": {**adam_l2_init(0.0), "optimizer_groups": {
+        "mlp_extractor.policy_net.0.*": {"l2_init": 0.3}, "critics.*.0": {"l2_init": 0.3}}},
     # the critic's loss and number: the quantile-Huber threshold at 1 (normalised units), and
     # both critic ablations at once (one critic regressed on the mean with SB3's squared error)
     "kappa-1": {"huber_kappa": 1.0},

@@ -29,6 +29,7 @@ from lifelong.agent.memory import check_fits
 from lifelong.agent.normalization import ReturnNormalizer
 from lifelong.agent.optimizer import (
     DEFAULT_VGS_KWARGS,
+    check_optimizer_groups,
     policy_optimizer_kwargs,
     resolve_learning_rate,
     resolve_optimizer,
@@ -90,6 +91,7 @@ class DistributionalOnPolicyAlgorithm(OnPolicyAlgorithm):
         value_aggregation: str,
         optimizer: str | type[th.optim.Optimizer],
         optimizer_kwargs: dict[str, Any] | None,
+        optimizer_groups: dict[str, dict[str, Any]] | None,
         vgs: bool,
         vgs_kwargs: dict[str, Any] | None,
         normalize_returns: bool,
@@ -107,6 +109,7 @@ class DistributionalOnPolicyAlgorithm(OnPolicyAlgorithm):
         # ---- optimizer and learning rate
         optimizer_class = self._resolve_optimizer(optimizer)
         optimizer_kwargs, learning_rate = resolve_learning_rate(learning_rate, optimizer_kwargs)
+        optimizer_groups = check_optimizer_groups(optimizer_groups)
         # ---- the other arguments, then PPO's
         check_ppo_args(
             vgs_kwargs=vgs_kwargs,
@@ -184,6 +187,7 @@ class DistributionalOnPolicyAlgorithm(OnPolicyAlgorithm):
         self.twin_critics = bool(twin_critics)
         self.optimizer_class = optimizer_class
         self.optimizer_kwargs = optimizer_kwargs
+        self.optimizer_groups = optimizer_groups
         self.use_vgs = bool(vgs)
         self.vgs_kwargs = {**DEFAULT_VGS_KWARGS, **(vgs_kwargs or {})}
         self.vgs = None  # the VarianceGradientScaler, built in _setup_model
@@ -239,6 +243,7 @@ class DistributionalOnPolicyAlgorithm(OnPolicyAlgorithm):
         kwargs.update(
             optimizer_class=self.optimizer_class,
             optimizer_kwargs=policy_optimizer_kwargs(self.optimizer_class, self.optimizer_kwargs),
+            optimizer_groups=self.optimizer_groups,
             n_critics=2 if self.twin_critics else 1,
             **self.critic_spec.as_kwargs(),
         )

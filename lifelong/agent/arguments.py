@@ -25,7 +25,7 @@ __all__ = ["check_ppo_args", "check_spaces", "policy_name", "constructor_kwargs"
 SUPPORTED_ACTION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
 SUPPORTED_OBS_SPACES = (spaces.Box, spaces.Dict, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
 _POLICY_OWNED_KWARGS = (
-    "optimizer_class", "optimizer_kwargs", "critic", "n_quantiles", "huber_kappa", "quantile_mean_loss", "n_atoms", "v_min", "v_max",
+    "optimizer_class", "optimizer_kwargs", "optimizer_groups", "critic", "n_quantiles", "huber_kappa", "quantile_mean_loss", "n_atoms", "v_min", "v_max",
     "categorical_projection", "n_critics", "value_aggregation", "cvar_alpha", "normalize_returns",
     "normalize_returns_horizon",
 )
@@ -177,6 +177,7 @@ def constructor_kwargs(model: Any) -> dict[str, Any]:
         "value_aggregation": model.value_aggregation,
         "optimizer": optimizer,
         "optimizer_kwargs": to_json(model.optimizer_kwargs, "optimizer_kwargs"),
+        "optimizer_groups": to_json(model.optimizer_groups, "optimizer_groups"),
         "vgs": model.use_vgs,
         "vgs_kwargs": to_json(model.vgs_kwargs, "vgs_kwargs"),
         "normalize_returns": model.normalize_returns,

@@ -1,13 +1,14 @@
 """The optimizer and learning-rate arguments of :class:`~lifelong.agent.ppo.DistributionalPPO`:
 the optimizer names (:data:`OPTIMIZERS`), their resolution to a class, the reconciliation of
 ``learning_rate`` with ``optimizer_kwargs["lr"]`` (:data:`DEFAULT_LEARNING_RATE`), the
-arguments the policy builds its optimizer with, and the gradient scaler's defaults
-(:data:`DEFAULT_VGS_KWARGS`).
+arguments the policy builds its optimizer with, its param groups (``optimizer_groups``), and the
+gradient scaler's defaults (:data:`DEFAULT_VGS_KWARGS`).
 """
 from __future__ import annotations
 
+from fnmatch import fnmatchcase
 from numbers import Real
-from typing import Any
+from typing import Any, Iterable
 
 import torch as th
 
@@ -23,6 +24,8 @@ __all__ = [
     "resolve_optimizer",
     "resolve_learning_rate",
     "policy_optimizer_kwargs",
+    "check_optimizer_groups",
+    "optimizer_param_groups",
 ]
 
 
@@ -100,3 +103,86 @@ def policy_optimizer_kwargs(optimizer_class: type[th.optim.Optimizer], optimizer
         if "foreach" not in optimizer_kwargs:
             optimizer_kwargs.setdefault("fused", True)
     return optimizer_kwargs
+
+
+#: group keys the agent owns: the learning rate is set on every group at every update (from
+#: ``learning_rate`` or its schedule), and ``params`` is what the patterns choose.
+_AGENT_OWNED_GROUP_KEYS = ("lr", "params")
+
+
+def check_optimizer_groups(optimizer_groups: Any) -> dict[str, dict[str, Any]] | None:
+    """A validated copy of ``optimizer_groups`` (``None`` stays ``None``): a dict from a
+    parameter-name pattern (a non-empty ``fnmatch`` glob over ``policy.named_parameters()``
+    names, e.g. ``"action_net.*"``) to that group's optimizer arguments (a dict without ``"lr"``
+    or ``"params"``). Whether the patterns match and the arguments fit the optimizer is checked
+    when the optimizer is built (:func:`optimizer_param_groups`), where the names are known."""
+    if optimizer_groups is None:
+        return None
+    if not isinstance(optimizer_groups, dict):
+        raise ValueError(f"optimizer_groups must be a dict from parameter-name pattern to optimizer arguments, or None; "
+                         f"got {optimizer_groups!r}")
+    checked: dict[str, dict[str, Any]] = {}
+    for pattern, kwargs in optimizer_groups.items():
+        if not isinstance(pattern, str) or not pattern:
+            raise ValueError(f"optimizer_groups: pattern {pattern!r} is invalid: expected a non-empty string "
+                             "(a glob over parameter names, e.g. 'action_net.*')")
+        if not isinstance(kwargs, dict):
+            raise ValueError(f"optimizer_groups[{pattern!r}] must be a dict of optimizer arguments, got {kwargs!r}")
+        owned = sorted(k for k in kwargs if k in _AGENT_OWNED_GROUP_KEYS)
+        if owned:
+            raise ValueError(f"optimizer_groups[{pattern!r}] must not set {owned}: the learning rate is the agent's "
+                             "(learning_rate and its schedule set every group's lr at each update) and the "
+                             "pattern chooses the params")
+        checked[pattern] = dict(kwargs)
+    return checked
+
+
+def optimizer_param_groups(named_parameters: Iterable[tuple[str, th.nn.Parameter]],
+                           optimizer_groups: dict[str, dict[str, Any]] | None,
+                           optimizer_class: type[th.optim.Optimizer],
+                           optimizer_kwargs: dict[str, Any], lr: float) -> list[dict[str, Any]]:
+    """The param groups the policy's optimizer is built with.
+
+    Without ``optimizer_groups``: one group of every parameter, in ``named_parameters`` order
+    (what Stable-Baselines3 builds). With it: the parameters no pattern matches form the first
+    group (the optimizer's own arguments), then one group per pattern, in the dict's order,
+    holding the parameters whose name it matches, in ``named_parameters`` order, with that
+    pattern's arguments over the optimizer's. A group's arguments apply to its parameters
+    only; a hyperparameter the agent sets later (``learning_rate`` at every update,
+    ``set_hyperparameters(sigma=...)``) is set on every group.
+
+    ``ValueError`` (naming the pattern or parameter and the parameter names) for a pattern that
+    matches no parameter, a parameter two patterns match, an argument the optimizer does not
+    have (torch would keep it silently in the group) or a value its constructor refuses.
+    """
+    named = list(named_parameters)
+    if not optimizer_groups:
+        return [{"params": [p for _, p in named]}]
+    names = [n for n, _ in named]
+    chosen: dict[str, list[th.nn.Parameter]] = {pattern: [] for pattern in optimizer_groups}
+    rest: list[th.nn.Parameter] = []
+    for name, param in named:
+        matches = [pattern for pattern in optimizer_groups if fnmatchcase(name, pattern)]
+        if len(matches) > 1:
+            raise ValueError(f"optimizer_groups: parameter {name!r} matches more than one pattern {matches}: "
+                             "each parameter belongs to one group")
+        (chosen[matches[0]] if matches else rest).append(param)
+    for pattern, params in chosen.items():
+        if not params:
+            raise ValueError(f"optimizer_groups: pattern {pattern!r} matches no parameter of the policy; "
+                             f"its parameters are {names}")
+    first = named[0][1]
+    probe = [th.nn.Parameter(th.zeros(1, dtype=first.dtype, device=first.device))]
+    accepted = set(optimizer_class(probe, lr=lr, **optimizer_kwargs).defaults) - set(_AGENT_OWNED_GROUP_KEYS)
+    for pattern, kwargs in optimizer_groups.items():
+        unknown = sorted(set(kwargs) - accepted)
+        if unknown:
+            raise ValueError(f"optimizer_groups[{pattern!r}]: {unknown} are not arguments of "
+                             f"{optimizer_class.__name__}; accepted: {sorted(accepted)}")
+        try:  # the constructor's own checks of the values (torch does not check a group's)
+            optimizer_class(probe, lr=lr, **{**optimizer_kwargs, **kwargs})
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"optimizer_groups[{pattern!r}]: {e}") from None
+    groups = [{"params": rest}] if rest else []
+    groups += [{"params": chosen[pattern], **kwargs} for pattern, kwargs in optimizer_groups.items()]
+    return groups

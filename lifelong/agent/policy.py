@@ -53,6 +53,7 @@ from lifelong.agent.critics import (
     critic_spec_attributes,
 )
 from lifelong.agent.normalization import ReturnNormalizer
+from lifelong.agent.optimizer import check_optimizer_groups, optimizer_param_groups
 
 __all__ = ["DistributionalActorCriticPolicy", "DistributionalMultiInputPolicy", "DistributionalCnnPolicy", "sample_actions", "categorical_sample", "log_prob_entropy", "gsde_latent_and_scale", "normal_log_prob", "categorical_terms", "gaussian_terms", "gsde_terms"]
 
@@ -104,6 +105,7 @@ class DistributionalActorCriticPolicy(ActorCriticPolicy):
         normalize_images: bool = True,
         optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
         optimizer_kwargs: dict[str, Any] | None = None,
+        optimizer_groups: dict[str, dict[str, Any]] | None = None,
         critic: str = "quantile",
         n_quantiles: int = 32,
         huber_kappa: float = 0.03,
@@ -130,6 +132,7 @@ class DistributionalActorCriticPolicy(ActorCriticPolicy):
         # Plain attributes needed by _build (called inside super().__init__); the critic
         # settings (critic, n_quantiles, ...) are read-only views of self.critic_spec.
         self.n_critics = int(n_critics)
+        self.optimizer_groups = check_optimizer_groups(optimizer_groups)
         self.share_critic_trunk = bool(share_critic_trunk)
         self._pi_arch, self._vf_arch = _split_net_arch(net_arch, features_extractor_class)
         super().__init__(
@@ -211,8 +214,11 @@ class DistributionalActorCriticPolicy(ActorCriticPolicy):
                 module.apply(lambda m, g=gain: self.init_weights(m, gain=g))
             head_gain = 1.0 if self.critic == "quantile" else 0.01
             self.critics.reset_parameters(ortho=True, hidden_gain=np.sqrt(2), head_gain=head_gain)
-        # One optimizer over every parameter of the policy, built once.
-        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+        # One optimizer over every parameter of the policy, built once (param groups: optimizer_groups).
+        lr = lr_schedule(1)
+        groups = optimizer_param_groups(self.named_parameters(), self.optimizer_groups, self.optimizer_class,
+                                        self.optimizer_kwargs, lr)
+        self.optimizer = self.optimizer_class(groups, lr=lr, **self.optimizer_kwargs)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
@@ -226,6 +232,7 @@ class DistributionalActorCriticPolicy(ActorCriticPolicy):
             v_max=self.v_max,
             categorical_projection=self.categorical_projection,
             n_critics=self.n_critics,
+            optimizer_groups=self.optimizer_groups,
             value_aggregation=self.value_aggregation,
             cvar_alpha=self.cvar_alpha,
             normalize_returns=self.normalize_returns,

@@ -98,6 +98,14 @@ class DistributionalPPO(DistributionalOnPolicyAlgorithm):
     :param optimizer_kwargs: extra optimizer arguments. An ``"lr"`` here is the learning rate;
         giving ``learning_rate`` as well is a ``ValueError``. ``"adam"`` defaults to ``eps=1e-5``
         (as Stable-Baselines3).
+    :param optimizer_groups: param groups with their own optimizer arguments: a dict from a
+        parameter-name pattern (an ``fnmatch`` glob over ``policy.named_parameters()``, e.g.
+        ``"action_net.*"``) to arguments over ``optimizer_kwargs`` for the parameters it matches,
+        for example a periodic reset of the output layers only
+        (``{"action_net.*": {"reset_every": 1000}}``). Unmatched parameters form the first group.
+        No ``"lr"`` (the learning rate is the agent's); a pattern matching nothing, a parameter
+        matched twice or an argument the optimizer does not take is a ``ValueError``. Saved
+        in checkpoints; ``None`` (default): one group, as Stable-Baselines3.
     :param vgs: use a :class:`~lifelong.vgs.VarianceGradientScaler` (``vgs_kwargs`` are its
         arguments, over the agent's defaults ``DEFAULT_VGS_KWARGS = {"alpha": 1e-3}``); each
         minibatch then ends with ``vgs.step(optimizer, max_grad_norm)``, else with
@@ -181,6 +189,7 @@ class DistributionalPPO(DistributionalOnPolicyAlgorithm):
         value_aggregation: str = "min",
         optimizer: str | type[th.optim.Optimizer] = "adam",
         optimizer_kwargs: dict[str, Any] | None = None,
+        optimizer_groups: dict[str, dict[str, Any]] | None = None,
         vgs: bool = False,
         vgs_kwargs: dict[str, Any] | None = None,
         normalize_returns: bool = True,
@@ -227,6 +236,7 @@ class DistributionalPPO(DistributionalOnPolicyAlgorithm):
             value_aggregation=value_aggregation,
             optimizer=optimizer,
             optimizer_kwargs=optimizer_kwargs,
+            optimizer_groups=optimizer_groups,
             vgs=vgs,
             vgs_kwargs=vgs_kwargs,
             normalize_returns=normalize_returns,

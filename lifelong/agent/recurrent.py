@@ -61,7 +61,8 @@ class DistributionalRecurrentPPO(DistributionalOnPolicyAlgorithm):
     ``stats_window_size=100``, ``tensorboard_log``, ``policy_kwargs``, ``verbose``, ``seed``,
     ``device``. The distributional arguments (``critic``, ``n_quantiles``, ``huber_kappa``,
     ``quantile_mean_loss``, ``n_atoms``, ``v_min``, ``v_max``, ``categorical_projection``, ``twin_critics``,
-    ``value_aggregation``, ``optimizer``, ``optimizer_kwargs``, ``vgs``, ``vgs_kwargs``,
+    ``value_aggregation``, ``optimizer``, ``optimizer_kwargs``,
+    ``optimizer_groups``, ``vgs``, ``vgs_kwargs``,
     ``normalize_returns``, ``cvar_alpha``, ``diagnostics_every``) are
     :class:`~lifelong.agent.ppo.DistributionalPPO`'s, with its defaults.
 
@@ -116,6 +117,7 @@ class DistributionalRecurrentPPO(DistributionalOnPolicyAlgorithm):
         value_aggregation: str = "min",
         optimizer: str | type[th.optim.Optimizer] = "adam",
         optimizer_kwargs: dict[str, Any] | None = None,
+        optimizer_groups: dict[str, dict[str, Any]] | None = None,
         vgs: bool = False,
         vgs_kwargs: dict[str, Any] | None = None,
         normalize_returns: bool = True,
@@ -163,6 +165,7 @@ class DistributionalRecurrentPPO(DistributionalOnPolicyAlgorithm):
             value_aggregation=value_aggregation,
             optimizer=optimizer,
             optimizer_kwargs=optimizer_kwargs,
+            optimizer_groups=optimizer_groups,
             vgs=vgs,
             vgs_kwargs=vgs_kwargs,
             normalize_returns=normalize_returns,

@@ -291,6 +291,68 @@ def test_learning_rate_and_optimizer_kwargs_lr_conflict(lr):
         make(learning_rate=lr, optimizer_kwargs=dict(lr=1e-3))
 
 
+def test_optimizer_groups_give_the_matched_parameters_their_own_arguments():
+    model = make(optimizer="adaptive_upgd", optimizer_kwargs=dict(sigma=0.0, weight_decay=0.0),
+                 optimizer_groups={"action_net.*": {"reset_every": 7}, "critics.*.2": {"l2_init": 0.3, "sigma": 0.1}})
+    names = {p: n for n, p in model.policy.named_parameters()}
+    groups = model.policy.optimizer.param_groups
+    assert [[names[p] for p in g["params"]] for g in groups] == [
+        ["mlp_extractor.policy_net.0.weight", "mlp_extractor.policy_net.0.bias", "mlp_extractor.policy_net.2.weight",
+         "mlp_extractor.policy_net.2.bias", "critics.weights.0", "critics.weights.1", "critics.biases.0", "critics.biases.1"],
+        ["action_net.weight", "action_net.bias"],
+        ["critics.weights.2", "critics.biases.2"],
+    ]
+    # a group's arguments over optimizer_kwargs, for its parameters only
+    assert [(g["reset_every"], g["l2_init"], g["sigma"]) for g in groups] == [(0, 0.0, 0.0), (7, 0.0, 0.0), (0, 0.3, 0.1)]
+    # the class and defaults are still the agent's default optimizer's (the groups are extra)
+    assert model.policy.optimizer.defaults["reset_every"] == 0
+    assert model.get_constructor_kwargs()["optimizer_groups"] == {
+        "action_net.*": {"reset_every": 7}, "critics.*.2": {"l2_init": 0.3, "sigma": 0.1}}
+    model.learn(64)
+    assert all(g["lr"] == model.lr_schedule(0) for g in groups)  # the learning rate stays the agent's
+
+
+def test_optimizer_groups_reset_only_the_output_layer_every_n_steps():
+    """With ``reset_every=N`` on ``action_net`` only: after exactly N optimizer steps (2 updates of
+    2 epochs x 2 minibatches = 8) the actor's output layer is back at its first values, every
+    other parameter has moved."""
+    model = make(optimizer="adaptive_upgd", optimizer_kwargs=dict(gate="none", sigma=0.0, weight_decay=0.0),
+                 optimizer_groups={"action_net.*": {"reset_every": 8}})
+    before = {n: p.detach().clone() for n, p in model.policy.named_parameters()}
+    model.learn(64)
+    assert model._n_updates == 4  # SB3 counts epochs: 2 updates x 2 epochs
+    for name, p in model.policy.named_parameters():
+        if name.startswith("action_net."):
+            assert torch.equal(p, before[name]), name
+        else:
+            assert not torch.equal(p, before[name]), name
+    state = model.policy.optimizer.state[model.policy.action_net.weight]
+    assert int(state["step"]) == 0 and not state["exp_avg"].any()
+
+
+@pytest.mark.parametrize(
+    "groups,match",
+    [
+        (["action_net.*"], "optimizer_groups must be a dict"),
+        ({"": {}}, "pattern '' is invalid"),
+        ({"action_net.*": 0.1}, r"optimizer_groups\['action_net.\*'\] must be a dict"),
+        ({"action_net.*": {"lr": 1e-3}}, r"must not set \['lr'\]"),
+        ({"actor.*": {}}, "pattern 'actor.*' matches no parameter.*action_net.weight"),
+        ({"*": {}, "action_net.*": {}}, "'action_net.weight' matches more than one pattern"),
+        ({"action_net.*": {"betaz": (0.9, 0.9)}}, r"\['betaz'\] are not arguments of Adam"),
+        ({"action_net.*": {"betas": (1.5, 0.9)}}, "beta parameter"),
+    ],
+)
+def test_bad_optimizer_groups_raise_value_error(groups, match):
+    with pytest.raises(ValueError, match=match):
+        make(optimizer_groups=groups)
+
+
+def test_bad_optimizer_group_values_of_the_upgd_family_are_refused():
+    with pytest.raises(ValueError, match=r"optimizer_groups\['action_net.\*'\]: reset_every"):
+        make(optimizer="adaptive_upgd", optimizer_groups={"action_net.*": {"reset_every": -1}})
+
+
 def test_each_minibatch_ends_with_vgs_step(monkeypatch):
     model = make(vgs=True)
     calls = []

@@ -26,6 +26,7 @@ from lifelong.checkpoint import (
     verify,
 )
 from lifelong.checkpoint import archive
+from lifelong.errors import CheckpointMismatchError
 from lifelong.agent.ppo import DistributionalPPO
 from lifelong.agent.schedules import Linear
 
@@ -71,7 +72,8 @@ def assert_same_training_state(a, b):
 def assert_bound_to_live_parameters(model):
     live = list(model.policy.parameters())
     held = [p for group in model.policy.optimizer.param_groups for p in group["params"]]
-    assert len(held) == len(live) and all(x is y for x, y in zip(held, live))
+    # the same objects (the order is the groups': optimizer_groups reorders them)
+    assert len(held) == len(live) and {id(p) for p in held} == {id(p) for p in live}
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +98,13 @@ def trained(tmp_path_factory):
         # reset_after: int32 runs of zero gradients and w0 in the optimizer state (ReLU units die)
         dict(optimizer="adaptive_upgd", vgs=False, policy_kwargs=dict(net_arch=[16], activation_fn=torch.nn.ReLU),
              optimizer_kwargs=dict(gate="none", sigma=0.0, weight_decay=0.0, reset_after=3)),
+        # param groups with their own arguments: the output layer reset across the save, L2-Init
+        # with noise on the critics' hidden layer
+        dict(optimizer="adaptive_upgd", vgs=False, optimizer_kwargs=dict(gate="none", sigma=0.0, weight_decay=0.0),
+             optimizer_groups={"action_net.*": {"reset_every": 3}, "critics.*.1": {"l2_init": 0.3, "sigma": 0.01}}),
     ],
-    ids=["default", "adaptive-upgd-vgs", "categorical-upgd-vecnormalize", "return-horizon", "reset-after"],
+    ids=["default", "adaptive-upgd-vgs", "categorical-upgd-vecnormalize", "return-horizon", "reset-after",
+         "optimizer-groups"],
 )
 def test_exact_resume_is_bit_identical(tmp_path, config):
     n, m = 2 * ROLLOUT, 2 * ROLLOUT
@@ -230,6 +237,30 @@ def test_in_memory_state_for_pbt(trained):
 
     # the file and the memory paths are one: a file written from the state loads the same
     assert tensors_equal(archive.unpack(archive.pack(state))["optimizer.pt"], state["optimizer.pt"])
+
+
+def test_pbt_exploit_moves_per_group_state_and_refuses_other_groups():
+    """An exploit between members built with the same ``optimizer_groups`` moves each group's
+    state and arguments onto the recipient's live parameters; a member whose groups hold other
+    parameters (groups of the same sizes) is refused before anything changes."""
+    groups = {"action_net.*": {"reset_every": 5, "sigma": 0.01}}
+    _, donor = make(seed=1, optimizer="adaptive_upgd", vgs=False, optimizer_groups=groups)
+    donor.learn(ROLLOUT)
+    _, recipient = make(seed=2, optimizer="adaptive_upgd", vgs=False, optimizer_groups=groups)
+    recipient.learn(ROLLOUT)
+    load_state(recipient, save_state(donor))
+    assert_bound_to_live_parameters(recipient)
+    assert tensors_equal(recipient.policy.optimizer.state_dict(), donor.policy.optimizer.state_dict())
+    assert recipient.policy.optimizer.param_groups[1]["reset_every"] == 5
+    recipient.learn(ROLLOUT, reset_num_timesteps=False)
+
+    _, other = make(seed=3, vgs=False, optimizer_groups={"critics.*.1": {"eps": 1e-3}})   # [6, 2] params
+    _, adam = make(seed=4, vgs=False, optimizer_groups={"action_net.*": {"eps": 1e-3}})  # [6, 2] params
+    adam.learn(ROLLOUT)
+    before = [p.detach().clone() for p in other.policy.parameters()]
+    with pytest.raises(CheckpointMismatchError, match="place of parameter .* has shape .*optimizer_groups"):
+        load_state(other, save_state(adam))
+    assert all(torch.equal(a, b) for a, b in zip(before, other.policy.parameters()))
 
 
 def test_in_memory_exact_load_continues_identically():

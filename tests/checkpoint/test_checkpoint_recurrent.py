@@ -31,12 +31,14 @@ def states_equal(a, b) -> bool:
     return all(torch.equal(x, y) for x, y in zip((*a.pi, *a.vf), (*b.pi, *b.vf)))
 
 
-def test_exact_resume_is_bit_identical(tmp_path):
-    _, straight = make()
+@pytest.mark.parametrize("config", [dict(), dict(optimizer="adaptive_upgd", optimizer_groups={
+    "lstm_actor.*": {"reset_every": 3, "l2_init": 0.1}})], ids=["default", "optimizer-groups"])
+def test_exact_resume_is_bit_identical(tmp_path, config):
+    _, straight = make(**config)
     straight.learn(2 * ROLLOUT)
     straight.learn(2 * ROLLOUT, reset_num_timesteps=False)
 
-    env, first = make()
+    env, first = make(**config)
     first.learn(2 * ROLLOUT)
     path = first.save(tmp_path / "model")
     assert not all(torch.count_nonzero(t) == 0 for t in first._last_lstm_states.pi)  # mid-episode memory

@@ -245,6 +245,13 @@ def test_a_config_the_agent_rejects_leaves_no_run(main, tmp_path):
     assert not out.exists()
 
 
+def test_optimizer_groups_the_policy_does_not_have_are_one_line(main, tmp_path):
+    out = tmp_path / "x"
+    one_line_error(main("train", "CartPole-v1", "--out", out, "--set", "agent.optimizer_groups={'actor.*': {eps: 0.001}}"),
+                   "agent: optimizer_groups: pattern 'actor.*' matches no parameter of the policy; its parameters are")
+    assert not out.exists()
+
+
 def test_resume_skips_a_corrupted_newest_checkpoint(main, run, tmp_path):
     import shutil
     out = tmp_path / "copy"

@@ -67,6 +67,10 @@ def test_schedules_normalised():
     (["agent.policy_kwargs=[1"], "--set agent.policy_kwargs: malformed value '[1'"),
     (["agent.optimizer_kwargs={betaz: [0.9, 0.99]}"], "agent.optimizer_kwargs.betaz: unknown key (did you mean betas?)"),
     (["agent.vgs_kwargs={alpah: 0.5}"], "agent.vgs_kwargs.alpah: unknown key (did you mean alpha?)"),
+    (["agent.optimizer=adaptive_upgd", "agent.optimizer_groups={'action_net.*': {reset_evry: 100}}"],
+     "agent.optimizer_groups.action_net.*.reset_evry: unknown key (did you mean reset_every"),
+    (["agent.optimizer_groups={'action_net.*': 5}"], "agent.optimizer_groups.action_net.*: expected a mapping"),
+    (["agent.optimizer_groups=[1]"], "agent.optimizer_groups: expected a mapping"),
     (["agent.policy_kwargs={activation_fn: relu6}"], "agent.policy_kwargs.activation_fn: expected one of"),
 ])
 def test_bad_values_name_the_key(sets, message):

@@ -26,6 +26,7 @@ from lifelong.cli.config.validators import (
     FreeDict,
     Int,
     Kwargs,
+    KwargsGroups,
     Optional,
     PolicyKwargs,
     Schedule,
@@ -86,6 +87,7 @@ AGENT_KNOWN: dict[str, V] = {
     "value_aggregation": Choice("min", "mean"),
     "optimizer": Choice("adam", "upgd", "adaptive_upgd", "upgdw"),
     "optimizer_kwargs": Kwargs(_optimizer_class),
+    "optimizer_groups": KwargsGroups(_optimizer_class),
     "vgs": Bool(),
     "vgs_kwargs": Kwargs(_vgs_class),
     "normalize_returns": Bool(),
@@ -147,7 +149,7 @@ def _validate_agent(agent, algo: str = DEFAULT_ALGO) -> dict:
     out = {}
     for k, v in known_items("agent", agent, known, hint=lambda k: _unknown_agent_key_hint(k, known, algo)):
         validator = _agent_validator(k, known[k])
-        if isinstance(validator, Kwargs):
+        if isinstance(validator, (Kwargs, KwargsGroups)):
             out[k] = validator(f"agent.{k}", v, context={**known, **agent})
         else:
             out[k] = validator(f"agent.{k}", v)

@@ -10,7 +10,7 @@ from typing import Callable, Mapping
 from lifelong.cli.config.errors import ConfigError, _fail, _show, suggest
 
 __all__ = ["V", "Any_", "Bool", "Int", "Float", "Str", "Choice", "Optional", "FreeDict",
-           "Schedule", "NetArch", "ACTIVATIONS", "activation_class", "PolicyKwargs", "Kwargs",
+           "Schedule", "NetArch", "ACTIVATIONS", "activation_class", "PolicyKwargs", "Kwargs", "KwargsGroups",
            "known_items"]
 
 
@@ -261,6 +261,28 @@ class Kwargs(V):
             elif isinstance(default, (int, float)) and not isinstance(v, (list, tuple)) and v is not None:
                 Float()(f"{path}.{k}", v)
         return value
+
+
+class KwargsGroups(V):
+    """A mapping from a pattern (a non-empty string) to a :class:`Kwargs` mapping: the agent's
+    ``optimizer_groups`` (which parameters a pattern matches is checked when the agent is built)."""
+
+    def __init__(self, target: Callable[[Mapping], Callable | None]):
+        self.kwargs = Kwargs(target)
+        self.describe = "a mapping from a parameter-name pattern to a mapping of arguments"
+
+    def __call__(self, path, value, context: Mapping | None = None):
+        if value is None:
+            return None
+        value = FreeDict()(path, value)
+        out = {}
+        for pattern, kwargs in value.items():
+            if not pattern:
+                _fail(path, "non-empty patterns", pattern)
+            if kwargs is not None and not isinstance(kwargs, Mapping):
+                _fail(f"{path}.{pattern}", "a mapping of optimizer arguments", kwargs)
+            out[pattern] = self.kwargs(f"{path}.{pattern}", kwargs or {}, context=context)
+        return out
 
 
 def known_items(path: str, section: Mapping, known, hint: Callable[[str], str] | None = None):
