@@ -37,6 +37,7 @@ from lifelong.checkpoint.members import (
 from lifelong.checkpoint.rng import _restore_rng, _set_space_rng
 from lifelong.checkpoint.spaces import space_from_dict, spaces_equal
 from lifelong.errors import CheckpointAgentError, CheckpointError, CheckpointMismatchError
+from lifelong.optim import UPGD, UPGDW, AdaptiveUPGD
 
 __all__ = ["load_state", "load_model"]
 
@@ -87,13 +88,20 @@ def _check_optimizer(model: Any, state: dict, meta: dict, source: Any) -> None:
         )
     if type(live) in ELEMENTWISE_OPTIMIZERS:
         _check_elementwise_state(model, state[OPTIMIZER], source)
+    elif isinstance(live, (UPGD, AdaptiveUPGD, UPGDW)):
+        try:
+            live.check_state_dict(state[OPTIMIZER])
+        except ValueError as exc:
+            raise CheckpointMismatchError(f"{source}: the checkpoint's optimizer state does not fit this model's "
+                                          f"optimizer: {exc}") from None
 
 
 #: torch optimizers whose per-parameter state is a scalar step count and tensors of the
 #: parameter's shape (moments, sums, momentum buffers). Their ``load_state_dict`` takes any shape,
 #: and a step with a moment of another shape reads out of bounds (fused Adam: a segmentation
 #: fault), so a state that does not fit is refused at load. The UPGD family checks its own
-#: state in ``load_state_dict``; other classes are loaded as torch loads them.
+#: (``check_state_dict``, also before anything is restored); other classes are loaded as torch
+#: loads them.
 ELEMENTWISE_OPTIMIZERS = (
     torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD, torch.optim.RMSprop, torch.optim.Adagrad,
     torch.optim.Adamax, torch.optim.NAdam, torch.optim.RAdam, torch.optim.Rprop, torch.optim.ASGD,

@@ -150,9 +150,41 @@ class _UPGDBase(Optimizer):
             sd[_GENERATOR_KEY] = self._generator.get_state().clone()
         return sd
 
+    def check_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Raise ``ValueError`` for a state dict :meth:`load_state_dict` would refuse, changing
+        nothing: param groups whose number or sizes differ from this optimizer's, a group
+        hyperparameter out of range, a per-parameter state that does not fit its parameter (a
+        non-integer or negative ``step``, a tensor of another shape than the parameter's, or
+        than its group's ``utility`` mode needs), a ``generator_state`` that is not a uint8
+        tensor. Saved parameters match live ones by position, group by group, as torch's
+        ``load_state_dict`` matches them."""
+        groups, state = state_dict.get("param_groups"), state_dict.get("state")
+        if not isinstance(groups, list) or not isinstance(state, dict):
+            raise ValueError("expected an optimizer state dict with 'state' and 'param_groups'")
+        sizes = [len(g.get("params", ())) if isinstance(g, dict) else -1 for g in groups]
+        live_sizes = [len(g["params"]) for g in self.param_groups]
+        if sizes != live_sizes:
+            raise ValueError(f"the state dict's param groups have sizes {sizes}, this optimizer's "
+                             f"{live_sizes}")
+        for saved, live in zip(groups, self.param_groups):
+            group = {**MECHANISMS_OFF, **saved, "params": live["params"]}
+            validate_group(group, self._adaptive)
+            for index, (key, p) in enumerate(zip(saved["params"], live["params"])):
+                entry = state.get(key, {})
+                if not isinstance(entry, dict):
+                    raise ValueError(f"optimizer state of parameter {index} of its group: expected a "
+                                     f"dict, got {type(entry).__name__}")
+                _check_loaded_state(entry, p, group, index)
+        generator_state = state_dict.get(_GENERATOR_KEY)
+        if generator_state is not None and (not isinstance(generator_state, Tensor)
+                                            or generator_state.dtype != torch.uint8):
+            raise ValueError(f"generator_state must be a uint8 tensor, got {type(generator_state).__name__}")
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load a state dict from :meth:`state_dict`. The state tensors are copied, so the
+        """Load a state dict from :meth:`state_dict`, after :meth:`check_state_dict` (a refused
+        state dict leaves the optimizer as it was). The state tensors are copied, so the
         optimizer never shares memory with the dict (or with the optimizer it came from)."""
+        self.check_state_dict(state_dict)
         state_dict = dict(state_dict)
         generator_state = state_dict.pop(_GENERATOR_KEY, None)
         state_dict["state"] = {k: {n: (v.clone() if isinstance(v, Tensor) else v)
@@ -160,17 +192,10 @@ class _UPGDBase(Optimizer):
                                for k, s in state_dict["state"].items()}
         state_dict["param_groups"] = [{**MECHANISMS_OFF, **g} for g in state_dict["param_groups"]]
         super().load_state_dict(state_dict)
-        for group in self.param_groups:
-            validate_group(group, self._adaptive)
-            for index, p in enumerate(group["params"]):
-                _check_loaded_state(self.state.get(p, {}), p, group, index)
         for entry in self.state.values():  # torch casts every state tensor to the parameter's dtype
             if "zero_steps" in entry:
                 entry["zero_steps"] = entry["zero_steps"].to(torch.int32)
         if generator_state is not None and self._generator is not None:
-            if not isinstance(generator_state, Tensor) or generator_state.dtype != torch.uint8:
-                raise ValueError("generator_state must be a uint8 tensor, got "
-                                 f"{type(generator_state).__name__}")
             self._generator.set_state(generator_state.cpu())
 
     # -- the step ------------------------------------------------------------------------------

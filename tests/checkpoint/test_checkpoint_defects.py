@@ -16,7 +16,7 @@ from stable_baselines3.common.env_util import make_vec_env
 
 from lifelong import CheckpointError
 from lifelong.agent.ppo import DistributionalPPO
-from lifelong.checkpoint import archive, atomic, load_state
+from lifelong.checkpoint import archive, atomic, load_state, save_state
 from lifelong.errors import CheckpointMismatchError
 from lifelong.optim import AdaptiveUPGD
 
@@ -178,6 +178,27 @@ def test_adam_state_of_the_wrong_shape_is_refused_at_load_not_a_crash_in_the_ste
     with pytest.raises(CheckpointMismatchError, match=key):
         load_state(model, state)  # in place, as a PBT exploit: refused before anything changes
     assert all(torch.equal(a, b) for a, b in zip(before, model.policy.parameters()))
+
+
+def test_a_refused_upgd_state_leaves_the_model_as_it_was():
+    """In place (a PBT exploit), an AdaptiveUPGD state that does not fit is refused before the
+    policy or the optimizer changes (its own ``check_state_dict``, run with the other checks)."""
+    env = make_vec_env("CartPole-v1", n_envs=2, seed=0)
+    models = [DistributionalPPO("MlpPolicy", env, n_steps=16, batch_size=16, n_epochs=1, seed=seed, device="cpu",
+                                policy_kwargs={"net_arch": [8]}, diagnostics_every=0, optimizer="adaptive_upgd")
+              for seed in (0, 1)]
+    for model in models:
+        model.learn(32)
+    recipient, donor = models
+    state = save_state(donor)
+    state["optimizer.pt"]["state"][2]["utility"] = torch.zeros(3)
+    params = [p.detach().clone() for p in recipient.policy.parameters()]
+    moments = [recipient.policy.optimizer.state[p]["exp_avg"].clone() for p in recipient.policy.parameters()]
+    with pytest.raises(CheckpointMismatchError, match=r"'utility' has shape \(3,\)"):
+        load_state(recipient, state)
+    assert all(torch.equal(a, b) for a, b in zip(params, recipient.policy.parameters()))
+    assert all(torch.equal(m, recipient.policy.optimizer.state[p]["exp_avg"])
+               for m, p in zip(moments, recipient.policy.parameters()))
 
 
 def test_optimizer_state_of_the_wrong_shape_is_refused_at_load(tmp_path):

@@ -516,6 +516,37 @@ def test_load_state_dict_refuses_state_that_does_not_fit_the_parameter(key, valu
         fresh.load_state_dict(sd)
 
 
+@pytest.mark.parametrize("edit,message", [
+    (lambda sd: sd["state"][0].__setitem__("exp_avg", torch.zeros(3)), r"'exp_avg' has shape \(3,\)"),
+    (lambda sd: sd["param_groups"][0].__setitem__("sigma", -1.0), "sigma"),
+    (lambda sd: sd["param_groups"].append({**sd["param_groups"][0], "params": []}), r"sizes \[1, 0\], this optimizer's \[1\]"),
+    (lambda sd: sd.__setitem__("generator_state", [1, 2]), "generator_state must be a uint8 tensor"),
+])
+def test_a_refused_load_leaves_the_optimizer_as_it_was(edit, message):
+    """``check_state_dict`` runs before anything is loaded: after a refused ``load_state_dict``
+    the optimizer's state, groups and generator are those it had, and it steps as before."""
+    def trained(seed):
+        w = torch.nn.Parameter(torch.randn(5, generator=torch.Generator().manual_seed(seed)))
+        opt = AdaptiveUPGD([w], sigma=0.1, generator=torch.Generator().manual_seed(seed))
+        for _ in range(3):
+            w.grad = torch.randn(5, generator=torch.Generator().manual_seed(seed + 10))
+            opt.step()
+        return w, opt
+    w, opt = trained(0)
+    _, other = trained(1)
+    sd = other.state_dict()
+    edit(sd)
+    before = copy.deepcopy(opt.state_dict())
+    with pytest.raises(ValueError, match=message):
+        opt.load_state_dict(sd)
+    with pytest.raises(ValueError, match=message):
+        opt.check_state_dict(sd)
+    after = opt.state_dict()
+    assert after["param_groups"] == before["param_groups"]
+    assert all(torch.equal(after["state"][0][k], v) for k, v in before["state"][0].items() if torch.is_tensor(v))
+    assert torch.equal(after["generator_state"], before["generator_state"])
+
+
 def test_load_state_dict_checks_the_unit_utility_shape():
     w = torch.nn.Parameter(torch.randn(4, 3))
     opt = UPGD([w], utility="unit")
