@@ -19,7 +19,7 @@ from lifelong.checkpoint.callback import ResumableCheckpointCallback
 from lifelong.checkpoint.capture import save_model, save_state
 from lifelong.checkpoint.codec import register_classes
 from lifelong.checkpoint.counters import remaining_timesteps
-from lifelong.checkpoint.env_state import restore_vec_normalize
+from lifelong.checkpoint.env_state import restore_env_streams, restore_vec_normalize
 from lifelong.checkpoint.manager import CheckpointManager
 from lifelong.checkpoint.members import verify
 from lifelong.checkpoint.restore import load_model, load_state
@@ -34,6 +34,7 @@ __all__ = [
     "read_archive",
     "register_classes",
     "remaining_timesteps",
+    "restore_env_streams",
     "restore_vec_normalize",
     "save_model",
     "save_state",

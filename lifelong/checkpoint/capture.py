@@ -20,6 +20,7 @@ from lifelong.checkpoint.env_state import (
     _obs_tree,
     _vec_normalize_meta,
     _vec_normalize_tensors,
+    stream_states,
 )
 from lifelong.checkpoint.members import (
     ENV_STATE,
@@ -85,6 +86,7 @@ def _capture(model: Any) -> dict[str, Any]:
         "has_vgs": model.vgs is not None,
         "optimizer_class": class_name(type(model.policy.optimizer)),
         "vec_normalize": None if venv is None else _vec_normalize_meta(venv),
+        "env_streams": stream_states(model.get_env()),
         "versions": {
             "lifelong": __version__,
             "torch": torch.__version__,

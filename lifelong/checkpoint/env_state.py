@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import collections
 import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,65 @@ from lifelong.checkpoint import archive
 from lifelong.checkpoint.members import META, VEC_NORMALIZE, _check_members, from_file
 from lifelong.errors import CheckpointError, CheckpointMismatchError
 
-__all__ = ["restore_vec_normalize"]
+__all__ = ["restore_vec_normalize", "restore_env_streams"]
+
+
+def stream_states(venv: Any) -> list | None:
+    """Each env copy's task-stream position (``stream_state()`` of its ``lifelong.envs``
+    wrappers), or None when there is no env or it has no non-stationary wrapper."""
+    if venv is None or not venv.has_attr("stream_state"):
+        return None
+    return [list(states) for states in venv.env_method("stream_state")]
+
+
+def _restore_streams(venv: Any, saved: list | None, source: Any) -> None:
+    """Put ``venv``'s non-stationary wrappers at the saved stream positions (copy by copy), so
+    that a resumed run continues its task sequence. Nothing to do without saved positions (an
+    older file, a stationary env) or without such wrappers in ``venv`` (the caller chose another
+    env); positions for another number of copies or another stack of wrappers are not applied
+    (``RuntimeWarning``): the env then starts its stream where it is."""
+    if saved is None or venv is None or not venv.has_attr("stream_state"):
+        return
+    problem = _streams_mismatch(venv, saved)
+    if problem:
+        warnings.warn(f"{source}: {problem}: its stream is not moved there", RuntimeWarning, stacklevel=4)
+        return
+    for i, states in enumerate(saved):
+        venv.env_method("set_stream_state", states, indices=i)
+
+
+def _streams_mismatch(venv: Any, saved: list) -> str | None:
+    live = venv.env_method("stream_state")
+    wrappers = [[s["wrapper"] for s in states] for states in live]
+    if len(saved) != len(live) or wrappers != [[s["wrapper"] for s in states] for states in saved]:
+        return (f"the checkpoint's env was at a position in its task stream ({len(saved)} copies, wrappers "
+                f"{[s['wrapper'] for s in saved[0]]}) that does not fit this env ({len(live)} copies, wrappers "
+                f"{wrappers[0] if wrappers else []})")
+    return None
+
+
+def restore_env_streams(path_or_state: str | os.PathLike | dict, venv: Any, pin: bool = False) -> int | None:
+    """Put ``venv``'s non-stationary wrappers (``lifelong.envs``) where the checkpoint's training
+    env was in its task stream, every copy at the checkpoint's copy 0 (the copies of a training
+    env share their task sequence by default); with ``pin=True`` held in that phase, as an
+    evaluation env is (``lifelong eval``). Returns that phase, or None when the checkpoint has no
+    stream position (a stationary env, an older file). ``load(path, env=...)`` restores the
+    positions itself, copy by copy. ``ValueError`` when ``venv`` has no such wrappers or other
+    ones (then nothing is changed)."""
+    state = path_or_state if isinstance(path_or_state, dict) else archive.read_archive(path_or_state)
+    source = "state" if isinstance(path_or_state, dict) else path_or_state
+    saved = _check_members(state, source).get("env_streams")
+    if saved is None:
+        return None
+    if not venv.has_attr("stream_state"):
+        raise ValueError(f"{source}: the checkpoint's env had non-stationary wrappers "
+                         f"{[s['wrapper'] for s in saved[0]]}, this env has none")
+    copies = [saved[0]] * venv.num_envs
+    problem = _streams_mismatch(venv, copies)
+    if problem:
+        raise ValueError(f"{source}: {problem}")
+    venv.env_method("set_stream_state", saved[0], pin)
+    return int(venv.get_attr("phase", indices=0)[0])
 
 
 def _vec_normalize_meta(venv: VecNormalize) -> dict:

@@ -176,6 +176,29 @@ def _meta_problem(meta: Any) -> str | None:
     for name in ("ep_info_buffer", "ep_success_buffer"):
         if meta.get(name) is not None and not isinstance(meta[name], list):
             return f"{name!r} is not a list"
+    if meta.get("env_streams") is not None:
+        return _streams_problem(meta["env_streams"], meta["n_envs"])
+    return None
+
+
+#: at most this many non-stationary wrappers stacked on one env copy
+MAX_STACKED_WRAPPERS = 16
+
+
+def _streams_problem(streams: Any, n_envs: int) -> str | None:
+    """``env_streams``: per env copy, the stream state of its non-stationary wrappers
+    (``lifelong.envs.NonStationaryWrapper.stream_state``)."""
+    if not isinstance(streams, list) or len(streams) != n_envs:
+        return f"'env_streams' is not a list of {n_envs} stream states (one per env copy)"
+    for i, stack in enumerate(streams):
+        if not isinstance(stack, list) or not 1 <= len(stack) <= MAX_STACKED_WRAPPERS:
+            return f"env_streams[{i}] is not a list of 1 to {MAX_STACKED_WRAPPERS} wrapper states"
+        for state in stack:
+            if (not isinstance(state, dict) or set(state) != {"wrapper", "total_steps", "schedule_seed"}
+                    or not isinstance(state["wrapper"], str) or len(state["wrapper"]) > 200
+                    or not _is_int(state["total_steps"], 0, MAX_COUNTER)
+                    or not (state["schedule_seed"] is None or _is_int(state["schedule_seed"], 0, (1 << 64) - 1))):
+                return f"env_streams[{i}] holds a malformed wrapper state {state!r:.120}"
     return None
 
 

@@ -18,7 +18,7 @@ from lifelong.checkpoint.counters import (
     COUNTERS,
     _apply_hyperparameters,
 )
-from lifelong.checkpoint.env_state import _obs_from_tree, _restore_vec_normalize
+from lifelong.checkpoint.env_state import _obs_from_tree, _restore_streams, _restore_vec_normalize
 from lifelong.checkpoint.members import (
     ENV_STATE,
     META,
@@ -207,7 +207,7 @@ def _check_algorithm(cls: type, meta: dict, source: Any) -> None:
 
 
 def _restore(model: Any, state: dict, *, exact: bool, env_state: bool, source: Any,
-             reset_optimizer: bool = False, rollout_state: bool = True) -> None:
+             reset_optimizer: bool = False, rollout_state: bool = True, streams: bool = False) -> None:
     meta = _check_members(state, source)
     _check_compatible(model, state, meta, env_state, source, reset_optimizer, rollout_state)
     if env_state:
@@ -253,6 +253,8 @@ def _restore(model: Any, state: dict, *, exact: bool, env_state: bool, source: A
     # an env that will be reset (load with force_reset): its episodes start with zero states.
     if rollout_state:
         model.set_rollout_state(state[ENV_STATE])
+    if streams:  # the task stream's position is the run's time, as num_timesteps is
+        _restore_streams(model.get_env(), meta.get("env_streams"), source)
     if env_state:
         env_tree = state[ENV_STATE]
         model._last_obs = _obs_from_tree(env_tree["last_obs"])
@@ -277,7 +279,7 @@ def load_state(model: Any, state: dict[str, Any], *, exact: bool = False) -> Non
     _check_algorithm(type(model), meta, "state")
     _check_compatible(model, state, meta, exact, "state")
     _apply_hyperparameters(model, meta)
-    _restore(model, state, exact=exact, env_state=exact, source="state")
+    _restore(model, state, exact=exact, env_state=exact, source="state", streams=exact)
 
 
 def file_object_name(file: Any) -> str:
@@ -420,7 +422,7 @@ def load_model(
     restore_env_state = env is None or not force_reset
     try:
         _restore(model, state, exact=True, env_state=restore_env_state, source=path, reset_optimizer=reset_optimizer,
-                 rollout_state=restore_env_state)
+                 rollout_state=restore_env_state, streams=True)
     except CheckpointMismatchError as exc:
         if overrides or model.get_vec_normalize_env() is not None:
             raise  # the caller's arguments or env decide: a mismatch

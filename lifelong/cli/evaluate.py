@@ -8,7 +8,7 @@ from typing import Mapping
 import gymnasium as gym
 import numpy as np
 
-from lifelong.checkpoint import read_archive, restore_vec_normalize
+from lifelong.checkpoint import read_archive, restore_env_streams, restore_vec_normalize
 from lifelong.checkpoint.members import VEC_NORMALIZE
 from lifelong.cli.config import ConfigError
 from lifelong.cli.run_dir import load_agent, make_env
@@ -132,10 +132,16 @@ def evaluate_checkpoint(path: Path, config: Mapping, *, episodes: int = 10,
     cfg = dict(config, normalize_obs=False, normalize_reward=False)
     env = make_env(cfg, n_envs=1 if video is not None else min(episodes, 8), seed=seed,
                    render_mode="rgb_array" if video is not None else None, wrapper_class=wrapper)
+    phase = None
     try:
         _check_spaces(path, model, env)
         if VEC_NORMALIZE in read_archive(path):
             env = restore_vec_normalize(path, env)
+        # a non-stationary env is evaluated on the task the checkpoint was trained on, not phase 0
+        try:
+            phase = restore_env_streams(path, env, pin=True)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         if isinstance(env, VecNormalize):
             env.training = False
             env.norm_reward = False
@@ -149,6 +155,8 @@ def evaluate_checkpoint(path: Path, config: Mapping, *, episodes: int = 10,
            "min_reward": float(rewards.min()), "max_reward": float(rewards.max()),
            "mean_length": float(np.mean(lengths)), "num_timesteps": int(model.num_timesteps),
            "rewards": rewards.tolist()}
+    if phase is not None:
+        out["phase"] = phase
     if note is not None:
         out["video"] = note
     return out

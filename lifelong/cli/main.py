@@ -269,7 +269,8 @@ def cmd_eval(args) -> int:
     res = evaluate_checkpoint(path, config, episodes=args.episodes,
                               deterministic=args.deterministic, seed=args.seed, video=args.video)
     mode = "deterministic" if args.deterministic else "stochastic"
-    print(f"{config['env']} · {path} ({res['num_timesteps']:,} steps): mean return "
+    on = f", phase {res['phase']}" if "phase" in res else ""
+    print(f"{config['env']} · {path} ({res['num_timesteps']:,} steps{on}): mean return "
           f"{res['mean_reward']:.2f} ± {res['std_reward']:.2f} over {args.episodes} episodes "
           f"({mode}); min {res['min_reward']:.2f}, max {res['max_reward']:.2f}")
     if res.get("video"):

@@ -95,12 +95,64 @@ class NonStationaryWrapper(gym.Wrapper):
                 raise ValueError(f"phase must be None or a non-negative int, got {phase!r}")
             phase = int(phase)
         schedule_seed = _check_seed(schedule_seed, "schedule_seed")
-        if schedule_seed is not None and schedule_seed != self._schedule_seed:
+        if schedule_seed is not None:
+            self._adopt_schedule(schedule_seed)
+        self._pinned_phase = phase
+
+    def _adopt_schedule(self, schedule_seed: int) -> None:
+        if schedule_seed != self._schedule_seed:
             self._schedule_seed = schedule_seed
             self._rng = None
             self._specs = []
             self._new_schedule()
-        self._pinned_phase = phase
+
+    # ------------------------------------------------------------------------ stream position
+    def _stack(self) -> list[NonStationaryWrapper]:
+        """This wrapper and every non-stationary wrapper below it, outermost first."""
+        stack, env = [], self
+        while isinstance(env, gym.Wrapper):
+            if isinstance(env, NonStationaryWrapper):
+                stack.append(env)
+            env = env.env
+        return stack
+
+    def stream_state(self) -> list[dict[str, Any]]:
+        """Where this wrapper and every non-stationary wrapper below it are in their task
+        streams, outermost first: ``[{"wrapper": class name, "total_steps": int,
+        "schedule_seed": int | None}]`` (JSON-able). A checkpoint saves it (per env copy), so
+        that a resumed run continues its task sequence instead of restarting it at phase 0."""
+        return [{"wrapper": type(w).__name__, "total_steps": w._total_steps, "schedule_seed": w._schedule_seed}
+                for w in self._stack()]
+
+    def set_stream_state(self, states: Any, pin: bool = False) -> None:
+        """Put this wrapper and those below it where :meth:`stream_state` of the same stack of
+        wrappers says: each one's step counter and schedule (a saved ``schedule_seed`` of
+        ``None`` leaves the schedule to the next seeded reset). With ``pin=True`` each is also
+        held in that position's phase (:meth:`pin_phase`): how an evaluation env shows the
+        task a checkpoint was trained on. ``ValueError`` naming the entry, with nothing
+        changed, when the states are not a stream state of this stack (other wrapper classes
+        or number, a step count that is not an int in [0, 2**62], a bad seed)."""
+        stack = self._stack()
+        if not isinstance(states, list) or len(states) != len(stack):
+            raise ValueError(f"expected a stream state of {len(stack)} wrapper(s) "
+                             f"{[type(w).__name__ for w in stack]}, got {states!r:.200}")
+        checked = []
+        for i, (w, state) in enumerate(zip(stack, states)):
+            if not isinstance(state, dict) or set(state) != {"wrapper", "total_steps", "schedule_seed"}:
+                raise ValueError(f"stream state [{i}]: expected a dict with wrapper, total_steps and "
+                                 f"schedule_seed, got {state!r:.200}")
+            if state["wrapper"] != type(w).__name__:
+                raise ValueError(f"stream state [{i}] is of a {state['wrapper']!r:.80} wrapper, this one is "
+                                 f"{type(w).__name__}")
+            steps = state["total_steps"]
+            if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 0 <= steps <= 2**62:
+                raise ValueError(f"stream state [{i}]: total_steps must be an int in [0, 2**62], got {steps!r:.80}")
+            checked.append((w, int(steps), _check_seed(state["schedule_seed"], "schedule_seed")))
+        for w, steps, seed in checked:
+            if seed is not None:
+                w._adopt_schedule(seed)
+            w._total_steps = steps
+            w._pinned_phase = steps // w._every_steps if pin else None
 
     @property
     def schedule_seed(self) -> int | None:

@@ -478,3 +478,61 @@ def test_package_exports_resolve():
     for name in package.__all__:
         assert getattr(package, name) is not None, name
     assert members.VEC_NORMALIZE == "vec_normalize.pt"
+
+
+# ---------------------------------------------------------------- non-stationary env streams
+def make_stream_env(n_envs=N_ENVS, seed=0):
+    # no schedule seed in the constructor: copy i draws its task sequence from its reset seed
+    return make_vec_env("lifelong/PermutedCartPole-v0", n_envs=n_envs, seed=seed,
+                        env_kwargs={"every_steps": 10, "seed": None})
+
+
+def test_load_puts_a_fresh_env_where_the_task_stream_was(tmp_path):
+    """A run resumed on a new env (a new process: ``lifelong resume``) continues its task
+    sequence, at the saved phase and with the saved schedules, instead of restarting at phase 0
+    on a schedule drawn from the new env's seeds."""
+    import lifelong  # noqa: F401  (registers lifelong/PermutedCartPole-v0)
+    env = make_stream_env()
+    model = DistributionalPPO("MlpPolicy", env, n_steps=N_STEPS, batch_size=16, n_epochs=1, seed=0, device="cpu",
+                              policy_kwargs=dict(net_arch=[16]), diagnostics_every=0)
+    model.learn(2 * ROLLOUT)
+    saved = env.env_method("stream_state")
+    assert saved == [[{"wrapper": "PermuteObservations", "total_steps": 2 * N_STEPS, "schedule_seed": i}]
+                     for i in range(N_ENVS)]
+    path = model.save(tmp_path / "m")
+
+    fresh = make_stream_env(seed=123)
+    resumed = DistributionalPPO.load(path, env=fresh, device="cpu")  # force_reset=True, as SB3's default
+    assert fresh.env_method("stream_state") == saved
+    spec = [fresh.env_method("get_wrapper_attr", "phase_spec")[i](4) for i in range(N_ENVS)]
+    assert spec == [env.env_method("get_wrapper_attr", "phase_spec")[i](4) for i in range(N_ENVS)]
+    resumed.learn(ROLLOUT, reset_num_timesteps=False)
+    assert [s[0]["total_steps"] for s in fresh.env_method("stream_state")] == [3 * N_STEPS] * N_ENVS
+
+    # a PBT exploit (load_state, not exact) leaves the recipient's env where it is; exact moves it
+    other_env = make_stream_env(seed=7)
+    other = DistributionalPPO("MlpPolicy", other_env, n_steps=N_STEPS, batch_size=16, n_epochs=1, seed=1,
+                              device="cpu", policy_kwargs=dict(net_arch=[16]), diagnostics_every=0)
+    other.learn(ROLLOUT)
+    own = other_env.env_method("stream_state")
+    load_state(other, save_state(model))
+    assert other_env.env_method("stream_state") == own
+    load_state(other, save_state(model), exact=True)
+    assert other_env.env_method("stream_state") == saved
+
+    # another number of copies: the positions are not applied, with a warning
+    three = make_stream_env(n_envs=3, seed=5)
+    with pytest.warns(RuntimeWarning, match="task stream"):
+        DistributionalPPO.load(path, env=three, device="cpu", batch_size=16)
+    assert [s[0]["total_steps"] for s in three.env_method("stream_state")] == [0, 0, 0]
+
+
+@pytest.mark.parametrize("streams", ["x", [[]], [[{"wrapper": "PermuteObservations", "total_steps": -1,
+                                                   "schedule_seed": 0}]] * N_ENVS])
+def test_malformed_stream_positions_are_a_checkpoint_error(trained, tmp_path, streams):
+    _, model, path = trained
+    state = archive.read_archive(path)
+    state["model.json"]["env_streams"] = streams
+    bad = archive.write_archive(tmp_path / "bad.zip", state)
+    with pytest.raises(CheckpointError, match="env_streams"):
+        DistributionalPPO.load(bad, device="cpu")

@@ -67,6 +67,22 @@ def test_evaluation_follows_the_training_phase_and_can_cover_every_phase(tmp_pat
     assert last[0] == last[2] == last[4] and last[1] == last[3]
 
 
+def test_a_resumed_run_continues_its_task_stream_and_eval_shows_the_checkpoints_phase(tmp_path, capsys):
+    """``lifelong resume`` (a new env in a new session) continues the task sequence where the
+    checkpoint was, not from phase 0; ``lifelong eval`` evaluates the checkpoint's phase."""
+    out = tmp_path / "ns"
+    assert main(["train", "lifelong/PermutedActionsCartPole-v0", "--out", str(out), "--timesteps", "128",
+                 *SMALL, "--set", "env_kwargs.every_steps=32"]) == 0
+    assert main(["resume", str(out), "--timesteps", "128", "--no-progress"]) == 0
+    with open(out / "evals.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    # each of the 2 copies takes N/2 steps of the N in total: phase (N/2) // 32, across the resume
+    assert [(int(r["step"]), int(r["phase"])) for r in rows] == [(64, 1), (128, 2), (192, 3), (256, 4)]
+    capsys.readouterr()
+    assert main(["eval", str(out / "checkpoints" / "ckpt_000000000128.zip"), "--episodes", "2"]) == 0
+    assert "(128 steps, phase 2): mean return" in capsys.readouterr().out
+
+
 def test_compile_step_reaches_the_agent_in_train_and_every_resumed_session(tmp_path, capsys, monkeypatch):
     from lifelong.agent import closed_form
 

@@ -289,3 +289,55 @@ def test_pin_phase_holds_a_phase_and_adopts_another_copys_schedule():
     assert evaluation.phase == 10 // 3
     with pytest.raises(ValueError, match="phase must be None or a non-negative int"):
         evaluation.pin_phase(-1)
+
+
+# --------------------------------------------------------------------------- stream position
+def test_stream_state_moves_a_fresh_stack_to_where_another_is():
+    """A fresh copy of a stack of wrappers put at another's ``stream_state`` continues its task
+    sequence: same phase, same schedule (seeded at the first reset here), the same observations
+    for the same actions from the same inner state."""
+    def make():
+        return ScaleRewards(PermuteObservations(cartpole(), every_steps=7), every_steps=5)
+    first = make()
+    rollout(first, 40, seed=3)
+    saved = first.stream_state()
+    assert saved == [
+        {"wrapper": "ScaleRewards", "total_steps": 40, "schedule_seed": 3},
+        {"wrapper": "PermuteObservations", "total_steps": 40, "schedule_seed": 3},
+    ]
+    fresh = make()
+    fresh.set_stream_state(saved)
+    assert fresh.stream_state() == saved and fresh.phase == 40 // 5
+    inner = fresh.env
+    assert inner.phase == 40 // 7 and inner.phase_spec(6) == first.env.phase_spec(6)
+    # from here both step identically (the inner CartPole reseeded alike)
+    a = rollout(first, 20, seed=11)
+    b = rollout(fresh, 20, seed=11)   # a seeded reset keeps the adopted schedule
+    for (_, obs_a, r_a, info_a), (_, obs_b, r_b, info_b) in zip(a, b):
+        np.testing.assert_array_equal(obs_a, obs_b)
+        assert r_a == r_b and info_a["phase"] == info_b["phase"]
+
+
+def test_set_stream_state_with_pin_holds_the_saved_phase():
+    env = PermuteObservations(cartpole(), every_steps=7, seed=0)
+    env.set_stream_state([{"wrapper": "PermuteObservations", "total_steps": 30, "schedule_seed": 0}], pin=True)
+    recs = rollout(env, 20)
+    assert {info["phase"] for _, _, _, info in recs} == {30 // 7}
+
+
+@pytest.mark.parametrize("states,match", [
+    ([], r"expected a stream state of 1 wrapper"),
+    ([{"wrapper": "ScaleRewards", "total_steps": 1, "schedule_seed": 0}], "'ScaleRewards' wrapper, this one is PermuteObservations"),
+    ([{"wrapper": "PermuteObservations", "total_steps": -1, "schedule_seed": 0}], r"total_steps must be an int in \[0, 2\*\*62\]"),
+    ([{"wrapper": "PermuteObservations", "total_steps": True, "schedule_seed": 0}], "total_steps"),
+    ([{"wrapper": "PermuteObservations", "total_steps": 3, "schedule_seed": -2}], "schedule_seed"),
+    ([{"wrapper": "PermuteObservations", "total_steps": 3}], "expected a dict with wrapper, total_steps"),
+    ("PermuteObservations", "expected a stream state"),
+])
+def test_a_bad_stream_state_is_a_value_error_and_changes_nothing(states, match):
+    env = PermuteObservations(cartpole(), every_steps=7, seed=0)
+    rollout(env, 10)
+    before = env.stream_state()
+    with pytest.raises(ValueError, match=match):
+        env.set_stream_state(states)
+    assert env.stream_state() == before and env.phase == 10 // 7
