@@ -276,7 +276,11 @@ def load_latest_agent(manager: CheckpointManager, env, device: str = "auto", alg
 
 # --------------------------------------------------------------------------------------------
 # Logger: SB3 Logger with metrics.csv (appending on resume) and TensorBoard under tb/.
-def make_logger(run: RunDir):
+def make_logger(run: RunDir, resumed_at: int | None = None):
+    """SB3's Logger writing ``metrics.csv`` (appended to on a resume) and TensorBoard events
+    under ``tb/``. ``resumed_at``: the step of the checkpoint a resumed session starts from;
+    events a killed session logged after it are purged from TensorBoard's view (torch's
+    ``SummaryWriter(purge_step=...)``), as ``truncate_logs`` drops them from the CSV files."""
     from stable_baselines3.common.logger import (
         CSVOutputFormat,
         Logger,
@@ -297,9 +301,19 @@ def make_logger(run: RunDir):
             else:
                 super().__init__(str(filename))
 
+    class ResumingTensorBoard(TensorBoardOutputFormat):
+        """SB3's TensorBoard format whose writer hides the events at steps after a resumed
+        checkpoint's (a new event file in the same folder, as before)."""
+
+        def __init__(self, folder: Path, purge_step: int | None):
+            from torch.utils.tensorboard import SummaryWriter
+            self.writer = SummaryWriter(log_dir=str(folder), purge_step=purge_step)
+            self._is_closed = False
+
     run.tb.mkdir(parents=True, exist_ok=True)
+    purge_step = None if resumed_at is None else resumed_at + 1  # the checkpoint's own row stays
     return Logger(folder=str(run.path),
-                  output_formats=[AppendingCSV(run.metrics), TensorBoardOutputFormat(str(run.tb))])
+                  output_formats=[AppendingCSV(run.metrics), ResumingTensorBoard(run.tb, purge_step)])
 
 
 EVAL_FIELDS = ["step", "mean_reward", "std_reward", "episodes", "time_s", "phase", "phase_returns"]

@@ -288,7 +288,7 @@ def _run(run: RunDir, config: Mapping, model, env, learn_steps: int, reset: bool
          progress: bool, steps_before: int):
     evaluator = Evaluator(config, seed=(config.get("seed") or 0) + 10_000)
     manager = run.manager(keep=config["keep_checkpoints"])
-    model.set_logger(make_logger(run))
+    model.set_logger(make_logger(run, resumed_at=None if reset else steps_before))
     with StopSignals(prog="lifelong train" if reset else "lifelong resume") as stop:
         if reset:
             print(f"run directory: {run.path}", flush=True)

@@ -86,6 +86,12 @@ def test_resume_after_kill_truncates_logs_and_sets_aside_corrupt_checkpoints(run
     evals = _steps(work / "evals.csv", "step")
     assert metrics == sorted(set(metrics)) and metrics[-1] == 384, metrics
     assert evals == sorted(set(evals)) and evals[-1] == 384, evals
+    # TensorBoard too: the killed session's events after step 256 are purged from its view
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(work / "tb"))
+    events.Reload()
+    tb_steps = [e.step for e in events.Scalars("train/learning_rate")]
+    assert tb_steps == sorted(set(tb_steps)) and tb_steps[-1] == 384, tb_steps
 
 
 def test_eval_video_without_pygame_is_one_line(run, capsys, monkeypatch, tmp_path):
