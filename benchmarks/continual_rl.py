@@ -67,6 +67,11 @@ AGENTS: dict[str, dict] = {
     # (docs/continual.md): AdaptiveUPGD with its gate, noise and weight decay off is Adam
     "l2_init": {"optimizer": "adaptive_upgd", "optimizer_kwargs": {
         "gate": "none", "sigma": 0.0, "weight_decay": 0.0, "eps": 1e-5, "l2_init": 0.3}},
+    # the same decay on the first layers only (the actor's and both critics'): the layers this
+    # stream's permuted observations make stale (optimizer_groups, docs/agent.md)
+    "l2_input": {"optimizer": "adaptive_upgd", "optimizer_kwargs": {
+        "gate": "none", "sigma": 0.0, "weight_decay": 0.0, "eps": 1e-5},
+        "optimizer_groups": {"mlp_extractor.policy_net.0.*": {"l2_init": 0.3}, "critics.*.0": {"l2_init": 0.3}}},
 }
 DEFAULT_AGENTS = ("default", "l2_init")
 
