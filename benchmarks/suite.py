@@ -57,7 +57,8 @@ score over seeds, with the per-seed range. Normalised score ``(score - random) /
 random)`` with the random and reference scores of :data:`ENVS`; the interquartile mean (IQM)
 over all runs and environments, with 95% stratified-bootstrap confidence intervals (rliable,
 2000 resamples), for each agent and for the differences default - SB3 and default - ablation;
-and a performance profile (rliable) written to ``--profile`` (default docs/suite_profile.png).
+and a performance profile (rliable) written to ``--profile PNG`` when given (none by default:
+docs/suite_profile.png is a tracked figure, regenerated on purpose with the command below).
 Only seeds finished by every agent on an environment enter the aggregate, and every environment
 enters with the same number of seeds (the smallest such count).
 
@@ -412,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-episodes", type=int, default=10)
     p.add_argument("--workers", type=int, default=1, help="processes, one torch thread each")
     p.add_argument("--jsonl", default="runs/suite.jsonl", help="results, one JSON line per finished run (resumable)")
-    p.add_argument("--profile", default=str(ROOT / "docs" / "suite_profile.png"), help="performance-profile PNG")
+    p.add_argument("--profile", default=None, help="write the performance profile (rliable) to this PNG")
     p.add_argument("--quick", action="store_true", help="smoke run: CartPole-v1 and Pendulum-v1, tiny budgets, "
                    "2 seeds, 2 evaluation episodes")
     p.add_argument("--summarise", metavar="JSONL", help="only print the statistics of a results file")
