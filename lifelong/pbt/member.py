@@ -293,10 +293,11 @@ def _switched(spec: AgentSpec, model):
 
 
 def check_live_parameters(model) -> None:
-    """The optimizer must hold exactly the policy's live parameter tensors (no stale copies)."""
+    """The optimizer must hold exactly the policy's live parameter tensors (no stale copies),
+    each once, in whatever order its param groups put them (``optimizer_groups``)."""
     live = list(model.policy.parameters())
     held = [p for group in model.policy.optimizer.param_groups for p in group["params"]]
-    if len(held) != len(live) or any(h is not p for h, p in zip(held, live)):
+    if len(held) != len(live) or set(held) != set(live):  # tensors hash by identity
         raise RuntimeError(
             "the optimizer does not hold the policy's live parameters after load "
             f"({len(held)} held, {len(live)} live); refusing to train a stale copy"

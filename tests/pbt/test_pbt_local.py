@@ -209,3 +209,41 @@ def test_compile_step_reaches_every_member_built_or_loaded(tmp_path):
         AgentSpec.from_agent({"env": "CartPole-v1", "compile_step": "yes"})
     with pytest.raises(ValueError, match="applies to algo 'ppo', not 'recurrent_ppo'"):
         AgentSpec.from_agent({"env": "CartPole-v1", "compile_step": True, "algo": "recurrent_ppo"})
+
+
+def test_a_member_with_optimizer_groups_loads_and_trains_after_an_exploit(tmp_path):
+    """``optimizer_groups`` orders the optimizer's parameters by group: the live-parameter check
+    accepts that order (it failed every load before), and a member loaded from another's
+    checkpoint trains on with the groups' own arguments."""
+    from lifelong.checkpoint import save_model
+
+    agent = {"env": "CartPole-v1", "n_steps": 32, "batch_size": 32, "optimizer": "adaptive_upgd",
+             "optimizer_groups": {"action_net.*": {"reset_every": 3}}}
+    spec = AgentSpec.from_agent(agent)
+    env = make_env(spec, 0, 0)
+    donor = prepare_model(spec, {}, checkpoint=None, env=env, seed=0)
+    donor.learn(64)
+    path = save_model(donor, tmp_path / "donor")
+    recipient = prepare_model(spec, {"ent_coef": 0.01}, checkpoint=path, env=make_env(spec, 1, 1), seed=1)
+    groups = recipient.policy.optimizer.param_groups
+    assert [g["reset_every"] for g in groups] == [0, 3] and recipient.ent_coef == 0.01
+    recipient.learn(64, reset_num_timesteps=False)
+
+
+def test_a_member_continues_its_task_stream_across_intervals(tmp_path):
+    """Every interval builds a fresh env and loads the member's checkpoint into it: on a
+    non-stationary env the member continues at the phase and task sequence it reached, instead
+    of starting phase 0 again at every interval."""
+    import lifelong  # noqa: F401  (registers the ids)
+    from lifelong.checkpoint import save_model
+
+    spec = AgentSpec.from_agent({"env": "lifelong/PermutedCartPole-v0", "env_kwargs": {"every_steps": 16},
+                                 "n_steps": 32, "batch_size": 32})
+    model = prepare_model(spec, {}, checkpoint=None, env=make_env(spec, 0, 0), seed=0)
+    model.learn(64)
+    reached = model.get_env().env_method("stream_state")
+    assert reached[0][0]["total_steps"] == 64 // model.n_envs
+    path = save_model(model, tmp_path / "member")
+    env = make_env(spec, 1, 0)  # the next interval's env
+    prepare_model(spec, {}, checkpoint=path, env=env, seed=0)
+    assert env.env_method("stream_state") == reached
