@@ -275,49 +275,13 @@ def gate_histogram(gates: torch.Tensor | Sequence[torch.Tensor], bins: int = GAT
 
 
 def upgd_gates(optimizer: Any) -> list[torch.Tensor]:
-    """The gate ``1 - s`` of every weight of a UPGD-family optimizer, one tensor shaped like its
-    parameter per parameter with state (in the optimizer's order); ``[]`` for another optimizer
-    or before the first step.
-
-    Recomputed from the optimizer state with each group's gate, as the optimizer's
-    ``gating_stats`` does: ``1 - s = sigmoid(-û / (eta * gate_temperature))``,
-    ``û = u / (1 - beta_utility ** t)``; ``eta`` the maximum of the finite ``û`` over every
-    group with ``gate="global"`` (per parameter tensor with ``gate="layer"``), floored at the
-    smallest positive float64; with ``utility="unit"`` every weight of a unit's row takes its
-    unit's gate; every weight of a ``gate="none"`` group has 1/2.
-    """
-    if not callable(getattr(optimizer, "gating_stats", None)):
-        return []
-    entries = []
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            state = optimizer.state.get(p)
-            if not state or "utility" not in state or state["utility"].numel() == 0:
-                continue
-            correction = 1.0 - group["beta_utility"] ** float(state["step"])
-            entries.append((p, state["utility"].detach().double() / correction, group))
-    if not entries:
-        return []
-    tiny = torch.finfo(torch.float64).tiny
-
-    def finite_max(u: torch.Tensor) -> float:
-        f = u[torch.isfinite(u)]
-        return float(f.max()) if f.numel() else -math.inf
-
-    eta_global = max([finite_max(u) for _, u, g in entries if g.get("gate", "global") == "global"],
-                     default=tiny)
-    gates = []
-    for p, u, group in entries:
-        if group.get("gate", "global") == "none":  # the gate off: 1 - s = 1/2 everywhere
-            gates.append(torch.full(p.shape, 0.5, dtype=torch.float64))
-            continue
-        eta = eta_global if group.get("gate", "global") == "global" else finite_max(u)
-        eta = max(eta, tiny)
-        gate = torch.sigmoid(u / -(eta * group.get("gate_temperature", 1.0)))
-        if gate.shape != p.shape:              # one utility per unit (row)
-            gate = gate.repeat_interleave(p.numel() // max(gate.numel(), 1)).view(p.shape)
-        gates.append(gate)
-    return gates
+    """The gate ``1 - s`` of every weight of a UPGD-family optimizer, one float64 tensor shaped
+    like its parameter per parameter with state (in the optimizer's order); ``[]`` for another
+    optimizer or before the first step: the optimizer's own :meth:`~lifelong.optim.AdaptiveUPGD.gates`
+    (``1 - s = sigmoid(-û / (eta * gate_temperature))`` recomputed from its state, the same
+    computation as its ``gating_stats``)."""
+    fn = getattr(optimizer, "gates", None)
+    return fn() if callable(fn) else []
 
 
 def upgd_gate_histogram(optimizer: Any, bins: int = GATE_BINS) -> list[float]:

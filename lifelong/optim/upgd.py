@@ -315,50 +315,83 @@ class _UPGDBase(Optimizer):
 
     # -- diagnostics -----------------------------------------------------------------------
     @torch.no_grad()
-    def gating_stats(self) -> dict[str, float]:
-        """Summary of the gating, computed from the optimizer state (one host sync), in float64.
-
-        ``gate_mean``: mean of ``1 - s`` over all weights with a finite utility (each group
-        with its own gate, temperature and utility mode; a unit's gate counts once per weight
-        of its row; a ``gate="none"`` group counts 1/2 per weight); ``utility_mean`` and ``utility_min``: of the finite bias-corrected
-        utilities ``û``; ``utility_max``: the global ``eta`` (floored maximum of the finite
-        ``û``), i.e. the last step's ``eta`` when every parameter took part in it. Finite for
-        finite input. Empty before the first step (or when no utility is finite)."""
-        entries = []  # (û, weights per utility, group)
+    def _utility_gates(self) -> list[tuple[Tensor, Tensor, Tensor]]:
+        """``(parameter, û, 1 - s)`` for every parameter with a utility, in the optimizer's
+        order; ``û`` the bias-corrected utility ``u / (1 - beta_utility ** t)`` in float64 and
+        the gate on the utility's shape (the parameter's, or one per unit with
+        ``utility="unit"``). ``eta`` is the floored maximum of the finite ``û`` over every
+        group with ``gate="global"`` (per parameter tensor with ``gate="layer"``); a
+        ``gate="none"`` group's gate is 1/2. The one place the gate is recomputed from the
+        state (:meth:`gates`, :meth:`gating_stats`)."""
+        entries = []
         for group in self.param_groups:
             for p in group["params"]:
                 state = self.state.get(p)
                 if not state or state["utility"].numel() == 0:
                     continue
                 correction = 1.0 - group["beta_utility"] ** state["step"]
-                u = state["utility"].flatten().double() / correction
-                per = max(p.numel() // max(u.numel(), 1), 1)
-                entries.append((u, per, group))
+                entries.append((p, state["utility"].detach().double() / correction, group))
+        if not entries:
+            return []
+        device = entries[0][1].device
+        tiny = torch.tensor(torch.finfo(torch.float64).tiny, dtype=torch.float64, device=device)
+
+        def finite_max(u: Tensor) -> Tensor:
+            finite = u[torch.isfinite(u)]
+            return finite.max().to(device).clamp_min(tiny) if finite.numel() else tiny
+
+        global_maxima = [finite_max(u) for _, u, group in entries if group["gate"] == "global"]
+        eta_global = torch.stack(global_maxima).max() if global_maxima else tiny
+        out = []
+        for p, u, group in entries:
+            if group["gate"] == "none":  # the gate off: 1 - s = 1/2 everywhere
+                gate = torch.full_like(u, 0.5)
+            else:
+                eta = eta_global if group["gate"] == "global" else finite_max(u)
+                gate = torch.sigmoid(u / -(eta.to(u.device) * group["gate_temperature"]))
+            out.append((p, u, gate))
+        return out
+
+    def gates(self) -> list[Tensor]:
+        """The gate ``1 - s = sigmoid(-û / (eta * gate_temperature))`` of every weight, from the
+        optimizer state: one float64 tensor shaped like its parameter per parameter with state,
+        in the optimizer's order (a unit's gate on every weight of its row with
+        ``utility="unit"``; 1/2 in a ``gate="none"`` group). ``[]`` before the first step. What
+        :func:`lifelong.diagnostics.upgd_gates` returns and the run report's histogram shows."""
+        gates = []
+        for p, _, gate in self._utility_gates():
+            if gate.shape != p.shape:  # one utility per unit (row)
+                gate = gate.repeat_interleave(p.numel() // max(gate.numel(), 1)).view(p.shape)
+            gates.append(gate)
+        return gates
+
+    def gating_stats(self) -> dict[str, float]:
+        """Summary of the gating, computed from the optimizer state (one host sync), in float64.
+
+        ``gate_mean``: mean of ``1 - s`` over all weights with a finite utility (each group
+        with its own gate, temperature and utility mode; a unit's gate counts once per weight
+        of its row; a ``gate="none"`` group counts 1/2 per weight); ``utility_mean`` and
+        ``utility_min``: of the finite bias-corrected utilities ``û``; ``utility_max``: the
+        global ``eta`` (floored maximum of the finite ``û``), i.e. the last step's ``eta`` when
+        every parameter took part in it. Finite for finite input. Empty before the first step
+        (or when no utility is finite)."""
+        entries = self._utility_gates()
         if not entries:
             return {}
-        device = entries[0][0].device
-        finite = [u.to(device)[torch.isfinite(u.to(device))] for u, _, _ in entries]
-        everything = torch.cat(finite)
+        device = entries[0][1].device
+        finite_u, gate_sums, counts = [], [], []
+        for p, u, gate in entries:
+            finite = torch.isfinite(u)
+            per = max(p.numel() // max(u.numel(), 1), 1)  # weights per utility
+            finite_u.append(u[finite].flatten().to(device))
+            gate_sums.append(gate[finite].sum().to(device) * per)
+            counts.append(finite.sum().to(device) * per)
+        everything = torch.cat(finite_u)
         if everything.numel() == 0:
             return {}
         tiny = torch.finfo(torch.float64).tiny
-        global_ = [f for f, (_, _, g) in zip(finite, entries) if g["gate"] == "global"]
-        eta_global = torch.cat(global_).max().clamp_min(tiny) if any(x.numel() for x in global_) \
-            else torch.tensor(tiny, dtype=torch.float64, device=device)
-        gate_sum = torch.zeros((), dtype=torch.float64, device=device)
-        count = 0
-        for f, (_, per, group) in zip(finite, entries):
-            if f.numel() == 0:
-                continue
-            if group["gate"] == "none":
-                gate = torch.full_like(f, 0.5)
-            else:
-                eta = eta_global if group["gate"] == "global" else f.max().clamp_min(tiny)
-                gate = torch.sigmoid(f / -(eta * group["gate_temperature"]))
-            gate_sum = gate_sum + gate.sum() * per
-            count += f.numel() * per
-        values = torch.stack([gate_sum / count, everything.mean(), everything.max().clamp_min(tiny),
-                              everything.min()]).tolist()
+        values = torch.stack([torch.stack(gate_sums).sum() / torch.stack(counts).sum(), everything.mean(),
+                              everything.max().clamp_min(tiny), everything.min()]).tolist()
         return dict(zip(("gate_mean", "utility_mean", "utility_max", "utility_min"), values))
 
 
