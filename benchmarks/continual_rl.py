@@ -54,6 +54,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import interval_estimates  # noqa: E402
+
 #: agent name -> DistributionalPPO arguments that differ between agents (all else is Settings.ppo)
 AGENTS: dict[str, dict] = {
     "adam": {"optimizer": "adam"},
@@ -172,14 +175,11 @@ def _run_star(args):
 # ------------------------------------------------------------------------------- statistics
 def iqm_ci(scores: np.ndarray, reps: int = 5_000, seed: int = 0) -> tuple[float, float, float]:
     """IQM and its 95% stratified-bootstrap CI (rliable) of a ``[runs, tasks]`` score matrix."""
-    from rliable import library as rly
     from rliable import metrics
     scores = np.asarray(scores, dtype=float)
     if scores.ndim == 1:
         scores = scores[:, None]
-    point, interval = rly.get_interval_estimates(
-        {"x": scores}, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=reps,
-        random_state=np.random.RandomState(seed))
+    point, interval = interval_estimates({"x": scores}, lambda x: np.array([metrics.aggregate_iqm(x)]), reps, seed)
     return float(point["x"][0]), float(interval["x"][0, 0]), float(interval["x"][1, 0])
 
 

@@ -47,6 +47,7 @@ import torch
 torch.set_num_threads(1)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # results.py
 
 from lifelong.pbt import PBT, IntUniform, LogUniform, Uniform  # noqa: E402
 
@@ -187,7 +188,7 @@ def summarize_scaling(rows: list[dict]) -> None:
 
 
 def summarize_learning(rows: list[dict]) -> None:
-    from rliable import library as rly
+    from results import interval_estimates
 
     by = {m: {x["seed"]: x["best_score"] for x in rows if x["kind"] == "learning" and x["mode"] == m}
           for m in ("sync", "async")}
@@ -197,7 +198,7 @@ def summarize_learning(rows: list[dict]) -> None:
     mean = lambda s: np.array([np.mean(s)])  # noqa: E731
     scores = {m: np.array([[by[m][s]] for s in seeds]) for m in ("sync", "async")}
     scores["async - sync"] = scores["async"] - scores["sync"]
-    point, ci = rly.get_interval_estimates(scores, mean, reps=5000)
+    point, ci = interval_estimates(scores, mean, reps=5000, seed=0)
     print(f"learning: best member's final eval_mean_reward over seeds {seeds}:")
     for m in ("sync", "async", "async - sync"):
         print(f"  {m:>12}: mean {point[m][0]:7.1f}, 95% CI [{ci[m][0][0]:7.1f}, {ci[m][1][0]:7.1f}]"

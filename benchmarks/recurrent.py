@@ -64,6 +64,9 @@ import lifelong  # noqa: E402, F401  (registers the lifelong/... ids)
 from lifelong import DistributionalRecurrentPPO  # noqa: E402
 from lifelong.agent.schedules import Linear  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import iqm_tables, latest_runs, read_rows, score_matrices  # noqa: E402
+
 ZOO_POLICY_KWARGS = dict(ortho_init=False, activation_fn=nn.ReLU, lstm_hidden_size=64, enable_critic_lstm=True,
                          net_arch=dict(pi=[64], vf=[64]))
 
@@ -170,27 +173,9 @@ def speed(env_id: str, agents: list[str], steps: int, rounds: int, seed: int = 0
 
 # ----------------------------------------------------------------------------- statistics
 
-def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
-    p = Path(path)
-    if not p.exists():
-        return []
-    rows = []
-    for n, line in enumerate(p.read_text().splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{p}:{n} is not a JSON line ({e}); fix or remove it to resume") from e
-    return rows
-
-
 def summarise(rows: list[dict[str, Any]], agents: list[str], reps: int = 2000, seed: int = 0) -> str:
-    from rliable import library as rly
-    from rliable import metrics
-
     agents = [a for a in agents if any(r["agent"] == a for r in rows)]
-    latest = {(r["env"], r["agent"], r["seed"]): r for r in rows}  # the latest budget written wins
-    rows = list(latest.values())
+    rows = latest_runs(rows)
     out = ["Final deterministic evaluation return: median over seeds [min, max] (seeds); median learn wall s", "",
            "| env (steps) | " + " | ".join(agents) + " |", "|" + "---|" * (len(agents) + 1)]
     for e in ENVS:
@@ -203,35 +188,13 @@ def summarise(rows: list[dict[str, Any]], agents: list[str], reps: int = 2000, s
         steps = sorted({r["timesteps"] for r in rows if r["env"] == e})
         if steps:
             out.append(f"| {e} ({'/'.join(str(x) for x in steps)}) | " + " | ".join(cells) + " |")
-    envs, common = [], {}
-    for e in ENVS:
-        sets = [{r["seed"] for r in rows if r["env"] == e and r["agent"] == a} for a in agents]
-        seeds = set.intersection(*sets) if sets else set()
-        if len(seeds) >= 2:
-            envs.append(e)
-            common[e] = sorted(seeds)
-    if not envs:
+    mats, envs, n = score_matrices(rows, agents, ENVS)
+    if not mats:
         return "\n".join(out)
-    n = min(len(common[e]) for e in envs)
-    spec = lambda e: ENVS[e]  # noqa: E731
-    mats = {a: np.array([[(latest[(e, a, common[e][i])]["score"] - spec(e)["random"])
-                          / (spec(e)["reference"] - spec(e)["random"]) for e in envs] for i in range(n)])
-            for a in agents}
-    rng = np.random.RandomState(seed)
-    point, ci = rly.get_interval_estimates(mats, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=reps,
-                                           random_state=rng)
+    differences = [(a, "recurrent_ppo") for a in agents if a != "recurrent_ppo"] if "recurrent_ppo" in mats else []
     out += ["", f"IQM of normalised scores over {n} seeds x {len(envs)} environments, 95% stratified-bootstrap CI:",
-            "", "| agent | IQM | 95% CI |", "|---|---|---|"]
-    for a in agents:
-        out.append(f"| {a} | {point[a][0]:.3f} | [{ci[a][0][0]:.3f}, {ci[a][1][0]:.3f}] |")
-    if "recurrent_ppo" in mats:
-        diffs = {f"{a} - recurrent_ppo": [mats[a], mats["recurrent_ppo"]] for a in agents if a != "recurrent_ppo"}
-        dpoint, dci = rly.get_interval_estimates(
-            diffs, lambda x, y: np.array([metrics.aggregate_iqm(x) - metrics.aggregate_iqm(y)]), reps=reps,
-            random_state=rng)
-        out += ["", "| IQM difference | point | 95% CI |", "|---|---|---|"]
-        for name in diffs:
-            out.append(f"| {name} | {dpoint[name][0]:+.3f} | [{dci[name][0][0]:+.3f}, {dci[name][1][0]:+.3f}] |")
+            ""]
+    out += iqm_tables(mats, differences, reps, seed)
     return "\n".join(out)
 
 

@@ -93,6 +93,9 @@ from torch import nn  # noqa: E402
 from lifelong import DistributionalPPO  # noqa: E402
 from lifelong.agent.schedules import Linear  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import iqm_tables, latest_runs, read_rows, score_matrices  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 
 _MUJOCO_NET = dict(log_std_init=-2, ortho_init=False, activation_fn=nn.ReLU, net_arch=dict(pi=[256, 256], vf=[256, 256]))
@@ -279,61 +282,12 @@ def key(row: dict[str, Any]) -> tuple[str, str, int, int]:
     return (row["env"], row["agent"], int(row["seed"]), int(row["timesteps"]))
 
 
-def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
-    p = Path(path)
-    if not p.exists():
-        return []
-    rows = []
-    for n, line in enumerate(p.read_text().splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{p}:{n} is not a JSON line ({e}); fix or remove it to resume") from e
-    return rows
-
-
-# ----------------------------------------------------------------------------- statistics
-
-def normalised(row: dict[str, Any]) -> float:
-    spec = ENVS[row["env"]]
-    return (row["score"] - spec["random"]) / (spec["reference"] - spec["random"])
-
-
-def score_matrices(rows: list[dict[str, Any]], agents: list[str]) -> tuple[dict[str, np.ndarray], list[str], int]:
-    """``{agent: [n_seeds, n_envs]}`` normalised scores over the seeds every agent finished on
-    every included environment (environments with fewer than 2 such seeds are left out)."""
-    envs, common = [], {}
-    for env_id in ENVS:
-        seeds = None
-        for agent in agents:
-            s = {r["seed"] for r in rows if r["env"] == env_id and r["agent"] == agent}
-            seeds = s if seeds is None else seeds & s
-        if seeds and len(seeds) >= 2:
-            envs.append(env_id)
-            common[env_id] = sorted(seeds)
-    if not envs:
-        return {}, [], 0
-    n = min(len(common[e]) for e in envs)
-    by_key = {(r["env"], r["agent"], r["seed"]): r for r in rows}
-    mats = {a: np.array([[normalised(by_key[(e, a, common[e][i])]) for e in envs] for i in range(n)])
-            for a in agents}
-    return mats, envs, n
-
-
 def summarise(rows: list[dict[str, Any]], agents: list[str], profile: str | None = None, reps: int = 2000,
               seed: int = 0) -> str:
     """The markdown tables (per-environment medians; IQM with CIs; differences) and the profile."""
-    from rliable import library as rly
-    from rliable import metrics
-
     out = []
     agents = [a for a in agents if any(r["agent"] == a for r in rows)]
-    # one row per (env, agent, seed): the latest budget written wins
-    latest: dict[tuple[str, str, int], dict[str, Any]] = {}
-    for r in rows:
-        latest[(r["env"], r["agent"], r["seed"])] = r
-    rows = list(latest.values())
+    rows = latest_runs(rows)
     env_list = [e for e in ENVS if any(r["env"] == e for r in rows)]
     header = "| env (steps) | " + " | ".join(agents) + " |"
     out += ["Final deterministic evaluation return: median over seeds [min, max] (seeds)", "",
@@ -354,24 +308,13 @@ def summarise(rows: list[dict[str, Any]], agents: list[str], profile: str | None
             if d and b:
                 gap, spread = float(np.median(d) - np.median(b)), float(max(b) - min(b))
                 out.append(f"| {e} | {gap:+.1f} | {spread:.1f} | {'yes' if gap >= -spread else 'NO'} |")
-    mats, envs, n = score_matrices(rows, agents)
+    mats, envs, n = score_matrices(rows, agents, ENVS)
     if not mats:
         return "\n".join(out)
-    iqm = lambda x: np.array([metrics.aggregate_iqm(x)])  # noqa: E731
-    rng = np.random.RandomState(seed)
-    point, ci = rly.get_interval_estimates(mats, iqm, reps=reps, random_state=rng)
+    differences = [("default", a) for a in agents if a != "default"] if "default" in mats else []
     out += ["", f"IQM of normalised scores over {n} seeds x {len(envs)} environments ({', '.join(envs)}), "
-            "95% stratified-bootstrap CI:", "", "| agent | IQM | 95% CI |", "|---|---|---|"]
-    for a in agents:
-        out.append(f"| {a} | {point[a][0]:.3f} | [{ci[a][0][0]:.3f}, {ci[a][1][0]:.3f}] |")
-    if "default" in mats:
-        diffs = {f"default - {a}": [mats["default"], mats[a]] for a in agents if a != "default"}
-        dpoint, dci = rly.get_interval_estimates(
-            diffs, lambda x, y: np.array([metrics.aggregate_iqm(x) - metrics.aggregate_iqm(y)]), reps=reps,
-            random_state=rng)
-        out += ["", "| IQM difference | point | 95% CI |", "|---|---|---|"]
-        for name in diffs:
-            out.append(f"| {name} | {dpoint[name][0]:+.3f} | [{dci[name][0][0]:+.3f}, {dci[name][1][0]:+.3f}] |")
+            "95% stratified-bootstrap CI:", ""]
+    out += iqm_tables(mats, differences, reps, seed)
     if profile:
         write_profile(mats, profile, reps)
         out += ["", f"performance profile: {profile}"]

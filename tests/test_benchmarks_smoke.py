@@ -184,9 +184,29 @@ def test_suite_runs_resumes_and_summarises(tmp_path, capsys):
     assert "0 runs to do (4 already in" in capsys.readouterr().out
     assert len(jsonl.read_text().splitlines()) == 4
     # normalised scores: random -> 0, reference -> 1
+    results = load("results")
     spec = mod.ENVS["CartPole-v1"]
-    assert mod.normalised({"env": "CartPole-v1", "score": spec["random"]}) == 0.0
-    assert mod.normalised({"env": "CartPole-v1", "score": spec["reference"]}) == 1.0
+    runs = [{"env": "CartPole-v1", "agent": "a", "seed": seed, "score": spec[k]}
+            for seed, k in ((0, "random"), (1, "reference"))]
+    mats, envs, n = results.score_matrices(runs, ["a"], mod.ENVS)
+    assert envs == ["CartPole-v1"] and n == 2 and mats["a"][:, 0].tolist() == [0.0, 1.0]
+
+
+def test_benchmark_statistics_are_reproducible_and_leave_numpy_alone():
+    """The same scores and seed give the same confidence intervals (rliable 1.2 resamples from
+    numpy's global generator, whatever ``random_state`` it is given), and the caller's global
+    numpy stream is left where it was."""
+    pytest.importorskip("rliable")
+    results = load("results")
+    rng = np.random.default_rng(0)
+    mats = {"a": rng.normal(size=(5, 3)), "b": rng.normal(size=(5, 3))}
+    first = results.iqm_tables(mats, [("a", "b")], reps=200, seed=0)
+    np.random.seed(123)
+    caller_stream = np.random.get_state()[1].copy()
+    assert results.iqm_tables(mats, [("a", "b")], reps=200, seed=0) == first
+    assert (np.random.get_state()[1] == caller_stream).all()
+    assert results.iqm_tables(mats, [("a", "b")], reps=200, seed=1) != first
+    assert first[2].startswith("| a | ") and "| a - b |" in first[-1]
 
 
 def test_suite_dist_off_ablation_is_sb3_squared_error():
