@@ -72,7 +72,6 @@ import argparse
 import inspect
 import json
 import multiprocessing as mp
-import os
 import subprocess
 import sys
 import time

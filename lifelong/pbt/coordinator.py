@@ -15,7 +15,6 @@ Failures of a member:
 """
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -23,12 +22,12 @@ from typing import Any, Callable
 import numpy as np
 
 from lifelong.pbt.errors import PBTError
-from lifelong.pbt.explore import explore, rank
+from lifelong.pbt.explore import explore
 from lifelong.pbt.local import Outcome, WorkerPool, default_workers
 from lifelong.pbt.member import run_interval
 from lifelong.pbt.persistence import PopulationState
 from lifelong.pbt.records import PBTResult
-from lifelong.pbt.retention import CheckpointRetention, checkpoint_step
+from lifelong.pbt.retention import CheckpointRetention
 from lifelong.pbt.settings import PBTSettings
 
 __all__ = ["Coordinator", "last_line"]
@@ -164,64 +163,18 @@ class Coordinator:
         """A member's checkpoint did not load: fall back to its newest valid one, else re-seed
         it from the best member (see the module docstring)."""
         self.recoveries[member] = self.recoveries.get(member, 0) + 1
-        s = self.state.members[member]
         step = int(self.tasks[member]["step"])
         bad = Path(info["corrupt_checkpoint"])
-        quarantined = self.retention.quarantine(bad)
-        event: dict[str, Any] = {
-            "step": step,
-            "member": member,
-            "corrupt_checkpoint": self.settings.rel(bad),
-            "renamed_to": None if quarantined is None else self.settings.rel(quarantined),
-            "error": info["error"],
-        }
         if self.recoveries[member] > MAX_RECOVERIES:
+            self.retention.quarantine(bad)
             raise PBTError(
                 f"member {member}: {MAX_RECOVERIES} corrupt checkpoints in a row at step {step} "
-                f"(last: {event['corrupt_checkpoint']}: {info['error']}); giving up"
+                f"(last: {self.settings.rel(bad)}: {info['error']}); giving up"
             )
-        previous, rejected = self.retention.previous_valid(member)
-        event["also_corrupt"] = rejected
-        if previous is not None:
-            s["checkpoint"] = self.settings.rel(previous)
-            event.update(event="fallback", checkpoint=s["checkpoint"], checkpoint_step=checkpoint_step(previous))
-        else:
-            donor = self.best_valid_member(exclude=member)
-            if donor is None:
-                raise PBTError(
-                    f"member {member}: its checkpoint {event['corrupt_checkpoint']} is corrupt "
-                    f"({info['error']}) and no member has a valid checkpoint to re-seed it from"
-                )
-            d = self.state.members[donor]
-            dst = self.retention.folder(member) / f"reseed_{step:09d}_from_{donor}.zip"
-            self.retention.copy(self.state.checkpoint_of(donor), dst)
-            old = dict(s["config"])
-            s.update(checkpoint=self.settings.rel(dst), config=dict(d["config"]))
-            event.update(
-                event="reseed",
-                donor=donor,
-                donor_step=d["step"],
-                donor_score=d["score"],
-                donor_checkpoint=d["checkpoint"],
-                checkpoint=s["checkpoint"],
-                old_config=old,
-                new_config=dict(s["config"]),
-            )
+        event = self.retention.recover(self.state, member, bad, info["error"], step)
         self.state.events.append(event)
         self.state.persist()
         self.emit(event)
-
-    def best_valid_member(self, exclude: str) -> str | None:
-        """The best-scoring other member whose latest checkpoint verifies."""
-        scores = {
-            m: (s["score"] if s["score"] is not None else math.nan)
-            for m, s in self.state.members.items()
-            if m != exclude
-        }
-        for m in rank(scores, self.settings.mode):
-            if self.retention.valid(self.state.checkpoint_of(m)):
-                return m
-        return None
 
     # ------------------------------------------------------------------ exploit
 

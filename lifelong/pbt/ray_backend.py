@@ -50,7 +50,8 @@ from ray.train._internal.session import _FutureTrainingResult
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import PopulationBasedTraining
 
-from lifelong.checkpoint import save_model
+from lifelong.checkpoint import save_model, verify
+from lifelong.errors import CheckpointError
 from lifelong.pbt.coordinator import last_line
 from lifelong.pbt.errors import PBTError
 from lifelong.pbt.explore import explore, member_rng, pick_donor, quantiles
@@ -452,6 +453,11 @@ def resume_plan(state: PopulationState) -> dict[str, dict[str, Any]]:
     ``b`` goes back to ``b`` (its checkpoint and config at ``b`` are its history row's
     ``started_from`` and ``config``; the row is dropped and will be recorded again), so every
     member meets at the next boundary as in an uninterrupted run.
+
+    Every checkpoint a member restarts from is verified first; a corrupt one is handled as the
+    local backend handles it (:meth:`~lifelong.pbt.retention.CheckpointRetention.recover`:
+    renamed ``*.corrupt``, the member falls back to its newest valid checkpoint or is re-seeded
+    from the best member's), the event appended to ``state.events``; the member keeps its step.
     """
     settings = state.settings
     members = state.members
@@ -476,6 +482,15 @@ def resume_plan(state: PopulationState) -> dict[str, dict[str, Any]]:
             previous = [r for r in state.history if r["member"] == m]
             s.update(step=b, checkpoint=row["started_from"], config=dict(row["config"]),
                      score=previous[-1]["score"] if previous else None)
+    retention = CheckpointRetention(settings)
+    for m, s in members.items():
+        ckpt = state.checkpoint_of(m)
+        if s["step"] < settings.total_steps and ckpt is not None and ckpt.exists():
+            try:
+                verify(ckpt)
+            except CheckpointError as exc:
+                event = retention.recover(state, m, ckpt, " ".join(str(exc).split()), int(s["step"]))
+                state.events.append(event)
     plan = {}
     for m, s in members.items():
         if s["step"] < settings.total_steps:
@@ -520,7 +535,10 @@ def run_ray(settings: PBTSettings, emit: Callable[[dict[str, Any]], Any]) -> PBT
         result = state.result()
         state.persist(result)
         return result
+    known_events = len(state.events)
     plan = resume_plan(state)
+    for event in state.events[known_events:]:  # corrupt checkpoints found by the resume
+        emit(event)
     for m in state.members:
         (settings.workdir / "members" / m).mkdir(parents=True, exist_ok=True)
     state.persist()

@@ -8,14 +8,16 @@ copied when the member had no valid checkpoint left). A file found corrupt is re
 """
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from lifelong.checkpoint import verify
 from lifelong.checkpoint.atomic import write_atomic
 from lifelong.errors import CheckpointError
 from lifelong.pbt.errors import PBTError
+from lifelong.pbt.explore import rank
 from lifelong.pbt.persistence import PopulationState
 from lifelong.pbt.settings import PBTSettings
 
@@ -113,3 +115,61 @@ class CheckpointRetention:
         except (CheckpointError, FileNotFoundError):
             return False
         return True
+
+    def best_valid_member(self, state: PopulationState, exclude: str) -> str | None:
+        """The best-scoring other member whose latest checkpoint verifies."""
+        scores = {
+            m: (s["score"] if s["score"] is not None else math.nan)
+            for m, s in state.members.items()
+            if m != exclude
+        }
+        for m in rank(scores, self.settings.mode):
+            if self.valid(state.checkpoint_of(m)):
+                return m
+        return None
+
+    def recover(self, state: PopulationState, member: str, bad: Path, error: str, step: int) -> dict[str, Any]:
+        """A member's checkpoint ``bad`` failed to load or verify (``error``) at its step
+        ``step``: rename it ``*.corrupt`` and point the member (``state.members[member]``, not
+        persisted here) at its newest valid checkpoint (a ``"fallback"`` event) or, with none
+        left, at a copy of the best valid member's checkpoint with that member's config (a
+        ``"reseed"`` event). The member's step is unchanged: it trains its next interval from
+        the older checkpoint. Returns the event; ``PBTError`` when no member has a valid
+        checkpoint to re-seed it from."""
+        s = state.members[member]
+        quarantined = self.quarantine(bad)
+        event: dict[str, Any] = {
+            "step": step,
+            "member": member,
+            "corrupt_checkpoint": self.settings.rel(bad),
+            "renamed_to": None if quarantined is None else self.settings.rel(quarantined),
+            "error": error,
+        }
+        previous, rejected = self.previous_valid(member)
+        event["also_corrupt"] = rejected
+        if previous is not None:
+            s["checkpoint"] = self.settings.rel(previous)
+            event.update(event="fallback", checkpoint=s["checkpoint"], checkpoint_step=checkpoint_step(previous))
+            return event
+        donor = self.best_valid_member(state, exclude=member)
+        if donor is None:
+            raise PBTError(
+                f"member {member}: its checkpoint {event['corrupt_checkpoint']} is corrupt "
+                f"({error}) and no member has a valid checkpoint to re-seed it from"
+            )
+        d = state.members[donor]
+        dst = self.folder(member) / f"reseed_{step:09d}_from_{donor}.zip"
+        self.copy(state.checkpoint_of(donor), dst)
+        old = dict(s["config"])
+        s.update(checkpoint=self.settings.rel(dst), config=dict(d["config"]))
+        event.update(
+            event="reseed",
+            donor=donor,
+            donor_step=d["step"],
+            donor_score=d["score"],
+            donor_checkpoint=d["checkpoint"],
+            checkpoint=s["checkpoint"],
+            old_config=old,
+            new_config=dict(s["config"]),
+        )
+        return event

@@ -186,6 +186,14 @@ def _story(state):
     return "\n  " + "\n  ".join(rows + events)
 
 
+def _real_checkpoint_bytes(tmp_path):
+    from lifelong import DistributionalPPO
+    from lifelong.checkpoint import save_model
+
+    model = DistributionalPPO("MlpPolicy", "CartPole-v1", n_steps=16, batch_size=16, seed=0, device="cpu")
+    return save_model(model, tmp_path / "model.zip").read_bytes()
+
+
 def _interrupted_sync_state(tmp_path, keep_checkpoints=2):
     """A synchronous 2-member Ray population interrupted after member_0 finished the interval
     64 -> 128 and member_1 had not: its files and rows written as the recorder writes them."""
@@ -197,11 +205,12 @@ def _interrupted_sync_state(tmp_path, keep_checkpoints=2):
                    keep_checkpoints=keep_checkpoints).settings
     state = PopulationState.new(settings)
     retention = CheckpointRetention(settings)
+    checkpoint = _real_checkpoint_bytes(tmp_path)  # a resume verifies the files it restarts from
     for member, step in (("member_0", 64), ("member_1", 64), ("member_0", 128)):
         s = state.members[member]
         file = tmp_path / "members" / member / f"step_{step:09d}.zip"
         file.parent.mkdir(parents=True, exist_ok=True)
-        file.write_bytes(b"checkpoint")
+        file.write_bytes(checkpoint)
         state.history.append({"member": member, "step": step, "score": float(step), "config": dict(s["config"]),
                               "started_from": s["checkpoint"], "checkpoint": settings.rel(file)})
         s.update(step=step, checkpoint=settings.rel(file), score=float(step))
@@ -290,3 +299,70 @@ def test_a_donor_being_saved_for_its_pause_is_exploited_from_that_save(tmp_path)
     controller = SimpleNamespace(_schedule_trial_save=lambda trial, result=None: saves.append(trial))
     scheduler._checkpoint_or_exploit(donor, controller, [donor], [])
     assert scheduler._trial_state[donor].last_checkpoint is in_flight and saves == []
+
+
+def _resumable_state_with_real_checkpoints(tmp_path, synchronous):
+    """A 2-member Ray population stopped with both members at step 128, every member file a real
+    checkpoint (member_0: steps 64 and 128; member_1: step 128), as the recorder writes them."""
+    from lifelong.pbt.persistence import PopulationState
+
+    settings = PBT(agent=AGENT, space=SPACE, population_size=2, interval_steps=64, total_steps=320,
+                   truncation=0.5, workdir=tmp_path, backend="ray", seed=0, synchronous=synchronous).settings
+    state = PopulationState.new(settings)
+    checkpoint = _real_checkpoint_bytes(tmp_path)
+    for member, step in (("member_0", 64), ("member_1", 64), ("member_0", 128), ("member_1", 128)):
+        s = state.members[member]
+        file = tmp_path / "members" / member / f"step_{step:09d}.zip"
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_bytes(checkpoint)
+        state.history.append({"member": member, "step": step, "score": float(step) + s["index"],
+                              "config": dict(s["config"]), "started_from": s["checkpoint"],
+                              "checkpoint": settings.rel(file)})
+        s.update(step=step, checkpoint=settings.rel(file), score=float(step) + s["index"])
+    (tmp_path / "members" / "member_1" / "step_000000064.zip").unlink()  # retention kept one file
+    return state
+
+
+def _flip_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("synchronous", [True, False], ids=["sync", "async"])
+def test_resume_falls_back_from_a_corrupt_checkpoint_to_the_previous_valid_one(tmp_path, synchronous):
+    """A checkpoint a resumed Ray member would restart from is verified first: a corrupt one is
+    renamed ``*.corrupt`` and the member restarts from its newest valid file at its own step
+    (as the local backend does), with a ``"fallback"`` event; before, Tune retried the trial
+    max_restarts times on the same bytes and the run failed."""
+    from lifelong.pbt.ray_backend import resume_plan
+
+    state = _resumable_state_with_real_checkpoints(tmp_path, synchronous)
+    bad = tmp_path / "members/member_0/step_000000128.zip"
+    _flip_byte(bad)
+    plan = resume_plan(state)
+    good = (tmp_path / "members/member_0/step_000000064.zip").resolve()
+    assert plan["0"] == {"step": 128, "checkpoint": str(good), "config": state.members["member_0"]["config"]}
+    assert plan["1"]["checkpoint"] == str((tmp_path / "members/member_1/step_000000128.zip").resolve())
+    (event,) = state.events
+    assert event["event"] == "fallback" and event["member"] == "member_0" and event["step"] == 128
+    assert event["corrupt_checkpoint"] == "members/member_0/step_000000128.zip"
+    assert event["checkpoint"] == "members/member_0/step_000000064.zip" and event["checkpoint_step"] == 64
+    assert str(bad) in event["error"]  # the CheckpointError names the file
+    assert not bad.exists() and bad.with_name(bad.name + ".corrupt").is_file()
+
+
+def test_resume_reseeds_a_member_without_a_valid_checkpoint_from_the_best(tmp_path):
+    from lifelong.pbt.ray_backend import resume_plan
+
+    state = _resumable_state_with_real_checkpoints(tmp_path, synchronous=True)
+    for step in (64, 128):
+        _flip_byte(tmp_path / f"members/member_0/step_{step:09d}.zip")
+    donor_config = dict(state.members["member_1"]["config"])
+    plan = resume_plan(state)
+    (event,) = state.events
+    assert event["event"] == "reseed" and event["donor"] == "member_1" and event["donor_score"] == 129.0
+    assert [c["file"] for c in event["also_corrupt"]] == ["members/member_0/step_000000064.zip"]
+    copy = tmp_path / "members/member_0/reseed_000000128_from_member_1.zip"
+    assert copy.read_bytes() == (tmp_path / "members/member_1/step_000000128.zip").read_bytes()
+    assert plan["0"] == {"step": 128, "checkpoint": str(copy.resolve()), "config": donor_config}
