@@ -57,6 +57,17 @@ VARIANTS: dict[str, dict[str, Any] | None] = {
     "ours-one-critic": {"twin_critics": False},         # what the twin critics cost
     "ours-autograd": {"closed_form_gradients": False},   # the default with autograd's backward (the reference)
     "ours-compiled": {"compile_step": True},            # the default with its minibatch step compiled (torch.compile)
+    # Adam with L2-Init on the first layers only (benchmarks/continual_rl.py's l2_input: the
+    # plasticity candidate), eager and compiled
+    "ours-l2-input": {"optimizer": "adaptive_upgd",
+                      "optimizer_kwargs": {"gate": "none", "sigma": 0.0, "weight_decay": 0.0, "eps": 1e-5},
+                      "optimizer_groups": {"mlp_extractor.policy_net.0.*": {"l2_init": 0.3},
+                                           "critics.*.0": {"l2_init": 0.3}}},
+    "ours-l2-input-compiled": {"optimizer": "adaptive_upgd",
+                               "optimizer_kwargs": {"gate": "none", "sigma": 0.0, "weight_decay": 0.0, "eps": 1e-5},
+                               "optimizer_groups": {"mlp_extractor.policy_net.0.*": {"l2_init": 0.3},
+                                                    "critics.*.0": {"l2_init": 0.3}},
+                               "compile_step": True},
 }
 MODEL_ATTRIBUTES = ("closed_form_gradients", "compile_step")  # speed switches set on the model, not arguments
 

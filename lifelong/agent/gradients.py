@@ -45,6 +45,17 @@ def clip_grad_norm(optimizer: th.optim.Optimizer, max_norm: float) -> th.Tensor:
     return total
 
 
+def _contiguous_gradients_for_fused_kernels(optimizer: th.optim.Optimizer) -> None:
+    """Replace a non-contiguous ``.grad`` by a contiguous copy (same values) when a group uses
+    a fused kernel: torch 2.13's CPU fused Adam/AdamW read a gradient in the parameter's memory
+    order, so a transposed gradient would update the wrong weights."""
+    for group in optimizer.param_groups:
+        if group.get("fused"):
+            for p in group["params"]:
+                if p.grad is not None and not p.grad.is_contiguous():
+                    p.grad = p.grad.contiguous()
+
+
 def take_step(optimizer: th.optim.Optimizer) -> None:
     """``optimizer.step()``. For a plain fused ``torch.optim.Adam`` (the agent's default) whose
     step nothing observes or wraps, the step is the two operations ``Adam.step`` itself ends with,
@@ -52,12 +63,19 @@ def take_step(optimizer: th.optim.Optimizer) -> None:
     same tensors (bitwise the same parameters and state, tested), without the ~50 us of Python
     around it (the profiler scope, hook dispatch, ``_init_group``, grouping by device and dtype).
 
+    For an optimizer with a fused group, a gradient that is not contiguous (a transposed
+    tensor assigned to ``.grad``; autograd's match their parameter's layout) is first replaced
+    by a contiguous copy: torch 2.13's CPU kernel reads it in the parameter's memory order, so
+    ``Adam(fused=True).step()`` alone updates the wrong weights with it (with the copy: the
+    ``foreach`` path's step, tested).
+
     Any other case calls ``optimizer.step()``: another optimizer class or a subclass, a step
     wrapped on the instance (a learning-rate scheduler does that), registered step hooks (the
     optimizer's or torch's global ones), a ``GradScaler``'s ``grad_scale``/``found_inf``, a group
     with other options (``amsgrad``, ``maximize``, ``capturable``, ``differentiable``,
-    ``decoupled_weight_decay``, a tensor ``lr``), a first step (state not yet created), or
-    parameters and gradients on several devices or dtypes."""
+    ``decoupled_weight_decay``, a tensor ``lr``), a first step (state not yet created), a
+    parameter that is not contiguous, or parameters and gradients on several devices or dtypes."""
+    _contiguous_gradients_for_fused_kernels(optimizer)
     if (type(optimizer) is not th.optim.Adam or "step" in vars(optimizer)
             or optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks
             or torch_optimizer._global_optimizer_pre_hooks or torch_optimizer._global_optimizer_post_hooks
@@ -76,7 +94,8 @@ def take_step(optimizer: th.optim.Optimizer) -> None:
             if grad is None:
                 continue
             state = optimizer.state.get(p)
-            if not state or grad.is_sparse or p.device != grad.device or p.dtype != grad.dtype:
+            if (not state or grad.is_sparse or p.device != grad.device or p.dtype != grad.dtype
+                    or not p.is_contiguous()):
                 optimizer.step()
                 return
             if device is None:

@@ -353,3 +353,57 @@ def _reset_dead(layout: FlatGroup, group: dict[str, Any], adaptive: bool) -> Non
                      *(layout.views[n] for n in ("zero_steps", "initial", *names)))
     for w, g, zero_steps, initial, *moments in pieces:
         reset_dead_(w, g, zero_steps, initial, moments, group["reset_after"])
+
+
+# ------------------------------------------------------------------------ gate off: fused Adam
+def fuses_adam(group: dict[str, Any], adaptive: bool) -> bool:
+    """Whether the group's step is Adam's plus decay, so that torch's fused Adam kernel can take
+    it: the adaptive family with ``gate="none"`` (``2 (1 - s) = 1``), no noise, no
+    ``reset_after``, the per-weight utility (the trace is kept, for the diagnostics), and
+    contiguous parameters and gradients: torch 2.13's CPU kernel reads a gradient's memory in
+    the parameter's order, so a transposed gradient updates the wrong weights (reproduced with
+    ``torch.optim.Adam(fused=True)`` itself); other groups take the ``_foreach`` path."""
+    return (adaptive and group["gate"] == "none" and group["sigma"] == 0.0 and group["reset_after"] == 0
+            and group["utility"] == "weight"
+            and all(p.is_contiguous() and p.grad.is_contiguous() for p in group["params"]))
+
+
+def prepare_fused_adam(layout: FlatGroup, group: dict[str, Any], batches: dict[tuple, list[list[Tensor]]]) -> None:
+    """The fused group's step up to Adam's: count the step, update the utility trace
+    (``u <- beta_u u - (1 - beta_u) g w``, cleaned), decay the weights
+    (``w <- w (1 - lr wd - lr l2) + lr l2 w0``), then add the parameters, gradients and moment
+    views to the batch of groups that share one kernel call (:func:`fused_adam_steps`): the
+    same device, dtype, step count and Adam hyperparameters."""
+    params = layout.params
+    for st in layout.entries:
+        st["step"] += 1
+    step = layout.entries[0]["step"]
+    grads = [p.grad for p in params]
+    beta_u = group["beta_utility"]
+    u = layout.buffers["utility"]
+    u.mul_(beta_u)
+    torch._foreach_addcmul_(layout.views["utility"], grads, list(params), value=-(1.0 - beta_u))
+    clean_utility_(u)
+    lr, l2 = group["lr"], group["l2_init"]
+    decay = 1.0 - lr * group["weight_decay"] - lr * l2
+    if decay != 1.0:
+        torch._foreach_mul_(list(params), decay)
+    if l2 != 0.0:
+        torch._foreach_add_(list(params), layout.views["initial"], alpha=lr * l2)   # + lr l2 w0
+    beta1, beta2 = group["betas"]
+    key = (params[0].device, params[0].dtype, step, float(lr), float(beta1), float(beta2), float(group["eps"]))
+    batch = batches.setdefault(key, [[], [], [], []])
+    batch[0].extend(params)
+    batch[1].extend(grads)
+    batch[2].extend(layout.views["exp_avg"])
+    batch[3].extend(layout.views["exp_avg_sq"])
+
+
+def fused_adam_steps(batches: dict[tuple, list[list[Tensor]]]) -> None:
+    """One call of ``torch._fused_adam_`` per batch: Adam's moments and
+    ``w <- w - lr m̂ / (sqrt(v̂) + eps)``, the gated step with ``2 (1 - s) = 1`` (equal to the
+    flat path's arithmetic to float rounding; the kernel reads the step count from a tensor)."""
+    for (device, _, step, lr, beta1, beta2, eps), (params, grads, exp_avgs, exp_avg_sqs) in batches.items():
+        steps = [torch.tensor(float(step), dtype=torch.float32, device=device)] * len(params)
+        torch._fused_adam_(params, grads, exp_avgs, exp_avg_sqs, [], steps, lr=lr, beta1=beta1, beta2=beta2,
+                           weight_decay=0.0, eps=eps, amsgrad=False, maximize=False)

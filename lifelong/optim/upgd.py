@@ -217,9 +217,13 @@ class _UPGDBase(Optimizer):
         # maxima of the bias-corrected utility (as tensors: no host synchronisation).
         plans = []
         maxima: list[Tensor] = []
+        fused: dict[tuple, list[list[Tensor]]] = {}  # gate off: Adam's step, one kernel call per batch
         adaptive = self._adaptive
         for index, group in enumerate(self.param_groups):
             layout = self._layout(index, group)
+            if layout is not None and flat.fuses_adam(group, adaptive):
+                flat.prepare_fused_adam(layout, group, fused)
+                continue
             if layout is not None:
                 maxima.extend(flat.update_statistics(layout, group, adaptive))
                 plans.append((group, layout))
@@ -229,18 +233,20 @@ class _UPGDBase(Optimizer):
                 for bucket in buckets:
                     maxima.extend(reference.update_statistics(bucket, group, adaptive))
                 plans.append((group, buckets))
-        if not plans:
+        flat.fused_adam_steps(fused)
+        if not plans and not fused:
             return loss
 
-        eta = global_eta(maxima)
-        # Phase 2: gates, weight decay, decay toward w0, noise and the step.
-        for group, plan in plans:
-            if isinstance(plan, flat.FlatGroup):
-                flat.apply_update(plan, group, eta, self._generator, adaptive)
-                continue
-            noise = reference.bucket_noise(plan, group["sigma"], self._generator)
-            for bucket, bucket_noise in zip(plan, noise):
-                reference.apply_update(bucket, group, eta, bucket_noise, adaptive)
+        if plans:
+            eta = global_eta(maxima)
+            # Phase 2: gates, weight decay, decay toward w0, noise and the step.
+            for group, plan in plans:
+                if isinstance(plan, flat.FlatGroup):
+                    flat.apply_update(plan, group, eta, self._generator, adaptive)
+                    continue
+                noise = reference.bucket_noise(plan, group["sigma"], self._generator)
+                for bucket, bucket_noise in zip(plan, noise):
+                    reference.apply_update(bucket, group, eta, bucket_noise, adaptive)
         self._reset_periodically()
         return loss
 

@@ -97,6 +97,26 @@ def test_take_step_is_adam_step_to_the_bit(kwargs):
     assert int(opt_a.state[a[0].weight]["step"]) == 6
 
 
+def test_take_step_with_a_transposed_gradient_steps_as_the_foreach_adam():
+    """torch 2.13's fused CPU Adam reads a gradient in its parameter's memory order, so a
+    transposed gradient assigned to ``.grad`` updates the wrong weights (shown here with
+    ``Adam(fused=True).step()`` itself); ``take_step`` gives the kernel a contiguous copy and
+    steps as the ``foreach`` Adam does."""
+    weights = [torch.nn.Parameter(torch.randn(4, 6, generator=torch.Generator().manual_seed(0))) for _ in range(3)]
+    fused = torch.optim.Adam([weights[0]], lr=1e-2, fused=True)
+    torch_fused = torch.optim.Adam([weights[1]], lr=1e-2, fused=True)
+    reference = torch.optim.Adam([weights[2]], lr=1e-2, foreach=True)
+    for step in range(4):
+        grad = torch.randn(6, 4, generator=torch.Generator().manual_seed(10 + step)).t()  # not contiguous
+        for w in weights:
+            w.grad = grad.clone() if w is weights[2] else grad
+        take_step(fused)
+        torch_fused.step()
+        reference.step()
+    torch.testing.assert_close(weights[0], weights[2], rtol=1e-6, atol=1e-7)
+    assert (weights[1] - weights[2]).abs().max() > 1e-3  # torch's own fused step: other weights moved
+
+
 def test_take_step_calls_the_real_step_when_something_would_observe_it():
     calls = []
 

@@ -428,3 +428,74 @@ def test_reset_every_restarts_its_group_from_w0_as_a_fresh_optimizer(cls, foreac
     for t in range(3, 7):
         step(opt2, restored, grads[t])
     assert all(torch.equal(p, q) for p, q in zip(restored, params))
+
+
+def _two_group_adam_like(params, foreach):
+    """Adam's step (gate off, no noise) in two groups: L2-Init on the first tensors only."""
+    return AdaptiveUPGD([{"params": params[:2], "l2_init": 0.3}, {"params": params[2:]}], lr=0.05,
+                        gate="none", sigma=0.0, weight_decay=0.01, beta_utility=0.8, eps=1e-5, foreach=foreach)
+
+
+def test_gate_off_groups_take_one_fused_adam_kernel_call_equal_to_the_per_tensor_path(monkeypatch):
+    """With the gate off and no noise the adaptive step is Adam's plus decay: the fast path
+    takes it with torch's fused Adam kernel, once for all such groups that share Adam's
+    hyperparameters and step count, and keeps the utility trace. Weights and every state
+    tensor equal the per-tensor reference path's (``foreach=False``) to float64 rounding."""
+    calls = []
+    kernel = torch._fused_adam_
+    monkeypatch.setattr(torch, "_fused_adam_", lambda params, *a, **k: calls.append(len(params)) or kernel(params, *a, **k))
+    fast, slow = model(), model()
+    opt_fast, opt_slow = _two_group_adam_like(fast, None), _two_group_adam_like(slow, False)
+    for step in range(6):
+        grads = grads_for(fast, step)
+        for p, q, g in zip(fast, slow, grads):
+            p.grad, q.grad = g.clone(), g.clone()
+        opt_fast.step()
+        opt_slow.step()
+    assert calls == [len(fast)] * 6  # one call per step for both groups
+    for p, q in zip(fast, slow):
+        torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-14)
+        assert opt_fast.state[p].keys() == opt_slow.state[q].keys()  # "initial" only with L2-Init
+        for name in opt_slow.state[q].keys() - {"step"}:
+            torch.testing.assert_close(opt_fast.state[p][name], opt_slow.state[q][name], rtol=1e-12, atol=1e-14)
+        assert opt_fast.state[p]["step"] == opt_slow.state[q]["step"] == 6
+    assert opt_fast.gating_stats()["utility_mean"] == pytest.approx(opt_slow.gating_stats()["utility_mean"], rel=1e-10)
+
+
+def test_gate_off_fused_step_resumes_bit_identically():
+    """save -> load -> continue on the fused path is bitwise an uninterrupted run."""
+    straight, resumed = model(), model()
+    opt = _two_group_adam_like(straight, None)
+    for step in range(3):
+        for p, g in zip(straight, grads_for(straight, step)):
+            p.grad = g
+        opt.step()
+    buffer = io.BytesIO()
+    torch.save(opt.state_dict(), buffer)
+    with torch.no_grad():
+        for p, q in zip(resumed, straight):
+            p.copy_(q)
+    again = _two_group_adam_like(resumed, None)
+    buffer.seek(0)
+    again.load_state_dict(torch.load(buffer, weights_only=True))
+    for step in range(3, 6):
+        for opt_, params in ((opt, straight), (again, resumed)):
+            for p, g in zip(params, grads_for(params, step)):
+                p.grad = g
+            opt_.step()
+    assert all(torch.equal(p, q) for p, q in zip(straight, resumed))
+
+
+def test_gate_off_with_a_transposed_gradient_steps_as_the_per_tensor_path():
+    """A transposed gradient does not take torch's fused Adam kernel (in torch 2.13 it would
+    update the wrong weights): the group takes the ``_foreach`` path, equal to the reference."""
+    fast = torch.nn.Parameter(torch.randn(4, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1)))
+    slow = torch.nn.Parameter(fast.detach().clone())
+    opt_fast = AdaptiveUPGD([fast], lr=1e-2, gate="none", sigma=0.0, l2_init=0.1)
+    opt_slow = AdaptiveUPGD([slow], lr=1e-2, gate="none", sigma=0.0, l2_init=0.1, foreach=False)
+    for step in range(4):
+        grad = torch.randn(6, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(step)).t()
+        fast.grad, slow.grad = grad, grad.clone()
+        opt_fast.step()
+        opt_slow.step()
+    torch.testing.assert_close(fast, slow, rtol=1e-12, atol=1e-14)
