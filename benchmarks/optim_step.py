@@ -57,6 +57,10 @@ OPTIMIZERS = {
     "Adam fused": lambda p: torch.optim.Adam(p, lr=3e-4, fused=True),    # the agent's default
     "Adam-like": lambda p: AdaptiveUPGD(p, gate="none", sigma=0.0, weight_decay=0.0),
     "Adam-like reset": lambda p: AdaptiveUPGD(p, gate="none", sigma=0.0, weight_decay=0.0, reset_after=200),
+    # L2-Init on the first layer only (its weight and bias in a group of their own), as the
+    # continual-RL benchmark's l2_input agent: two groups, one fused Adam kernel call
+    "Adam-like L2 1st": lambda p: AdaptiveUPGD([{"params": p[:2], "l2_init": 0.3}, {"params": p[2:]}],
+                                               gate="none", sigma=0.0, weight_decay=0.0),
 }
 
 
