@@ -45,15 +45,23 @@ def clip_grad_norm(optimizer: th.optim.Optimizer, max_norm: float) -> th.Tensor:
     return total
 
 
-def _contiguous_gradients_for_fused_kernels(optimizer: th.optim.Optimizer) -> None:
-    """Replace a non-contiguous ``.grad`` by a contiguous copy (same values) when a group uses
-    a fused kernel: torch 2.13's CPU fused Adam/AdamW read a gradient in the parameter's memory
-    order, so a transposed gradient would update the wrong weights."""
+def _contiguous_gradient(p: th.Tensor) -> th.Tensor:
+    """``p.grad``, replaced first by a contiguous copy (same values) if it is not contiguous:
+    torch 2.13's CPU fused Adam/AdamW read a gradient in the parameter's memory order, so a
+    transposed gradient would update the wrong weights."""
+    if not p.grad.is_contiguous():
+        p.grad = p.grad.contiguous()
+    return p.grad
+
+
+def _real_step(optimizer: th.optim.Optimizer) -> None:
+    """``optimizer.step()``, its fused groups' gradients made contiguous first."""
     for group in optimizer.param_groups:
         if group.get("fused"):
             for p in group["params"]:
-                if p.grad is not None and not p.grad.is_contiguous():
-                    p.grad = p.grad.contiguous()
+                if p.grad is not None:
+                    _contiguous_gradient(p)
+    optimizer.step()
 
 
 def take_step(optimizer: th.optim.Optimizer) -> None:
@@ -75,18 +83,17 @@ def take_step(optimizer: th.optim.Optimizer) -> None:
     with other options (``amsgrad``, ``maximize``, ``capturable``, ``differentiable``,
     ``decoupled_weight_decay``, a tensor ``lr``), a first step (state not yet created), a
     parameter that is not contiguous, or parameters and gradients on several devices or dtypes."""
-    _contiguous_gradients_for_fused_kernels(optimizer)
     if (type(optimizer) is not th.optim.Adam or "step" in vars(optimizer)
             or optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks
             or torch_optimizer._global_optimizer_pre_hooks or torch_optimizer._global_optimizer_post_hooks
             or vars(optimizer).get("grad_scale") is not None or vars(optimizer).get("found_inf") is not None):
-        optimizer.step()
+        _real_step(optimizer)
         return
     calls = []
     device = dtype = None
     for group in optimizer.param_groups:
         if any(group[key] != value for key, value in _PLAIN_FUSED_ADAM.items()) or isinstance(group["lr"], th.Tensor):
-            optimizer.step()
+            _real_step(optimizer)
             return
         params, grads, exp_avgs, exp_avg_sqs, steps = [], [], [], [], []
         for p in group["params"]:
@@ -96,15 +103,15 @@ def take_step(optimizer: th.optim.Optimizer) -> None:
             state = optimizer.state.get(p)
             if (not state or grad.is_sparse or p.device != grad.device or p.dtype != grad.dtype
                     or not p.is_contiguous()):
-                optimizer.step()
+                _real_step(optimizer)
                 return
             if device is None:
                 device, dtype = p.device, p.dtype
             elif p.device != device or p.dtype != dtype:
-                optimizer.step()
+                _real_step(optimizer)
                 return
             params.append(p)
-            grads.append(grad)
+            grads.append(_contiguous_gradient(p))
             exp_avgs.append(state["exp_avg"])
             exp_avg_sqs.append(state["exp_avg_sq"])
             steps.append(state["step"])

@@ -374,7 +374,7 @@ def prepare_fused_adam(layout: FlatGroup, group: dict[str, Any], batches: dict[t
     (``w <- w (1 - lr wd - lr l2) + lr l2 w0``), then add the parameters, gradients and moment
     views to the batch of groups that share one kernel call (:func:`fused_adam_steps`): the
     same device, dtype, step count and Adam hyperparameters."""
-    params = layout.params
+    params = list(layout.params)
     for st in layout.entries:
         st["step"] += 1
     step = layout.entries[0]["step"]
@@ -382,14 +382,14 @@ def prepare_fused_adam(layout: FlatGroup, group: dict[str, Any], batches: dict[t
     beta_u = group["beta_utility"]
     u = layout.buffers["utility"]
     u.mul_(beta_u)
-    torch._foreach_addcmul_(layout.views["utility"], grads, list(params), value=-(1.0 - beta_u))
+    torch._foreach_addcmul_(layout.views["utility"], grads, params, value=-(1.0 - beta_u))
     clean_utility_(u)
     lr, l2 = group["lr"], group["l2_init"]
     decay = 1.0 - lr * group["weight_decay"] - lr * l2
     if decay != 1.0:
-        torch._foreach_mul_(list(params), decay)
+        torch._foreach_mul_(params, decay)
     if l2 != 0.0:
-        torch._foreach_add_(list(params), layout.views["initial"], alpha=lr * l2)   # + lr l2 w0
+        torch._foreach_add_(params, layout.views["initial"], alpha=lr * l2)   # + lr l2 w0
     beta1, beta2 = group["betas"]
     key = (params[0].device, params[0].dtype, step, float(lr), float(beta1), float(beta2), float(group["eps"]))
     batch = batches.setdefault(key, [[], [], [], []])
