@@ -75,6 +75,17 @@ AGENTS: dict[str, dict] = {
     "l2_input": {"optimizer": "adaptive_upgd", "optimizer_kwargs": {
         "gate": "none", "sigma": 0.0, "weight_decay": 0.0, "eps": 1e-5},
         "optimizer_groups": {"mlp_extractor.policy_net.0.*": {"l2_init": 0.3}, "critics.*.0": {"l2_init": 0.3}}},
+    # Adam-like, with the action head back at its initial weights (and its Adam state at zero)
+    # every 1,560 of its steps, about one phase of this benchmark (Nikishin et al. 2022's resets):
+    # the layer the permuted-actions stream makes stale
+    "head_reset": {"optimizer": "adaptive_upgd", "optimizer_kwargs": {
+        "gate": "none", "sigma": 0.0, "weight_decay": 0.0, "eps": 1e-5},
+        "optimizer_groups": {"action_net.*": {"reset_every": 1560}}},
+    # both: L2-Init on the first layers, resets of the action head
+    "l2_input_head_reset": {"optimizer": "adaptive_upgd", "optimizer_kwargs": {
+        "gate": "none", "sigma": 0.0, "weight_decay": 0.0, "eps": 1e-5},
+        "optimizer_groups": {"mlp_extractor.policy_net.0.*": {"l2_init": 0.3}, "critics.*.0": {"l2_init": 0.3},
+                             "action_net.*": {"reset_every": 1560}}},
 }
 DEFAULT_AGENTS = ("default", "l2_init")
 
