@@ -342,9 +342,8 @@ class _UPGDBase(Optimizer):
         device = entries[0][1].device
         tiny = torch.tensor(torch.finfo(torch.float64).tiny, dtype=torch.float64, device=device)
 
-        def finite_max(u: Tensor) -> Tensor:
-            finite = u[torch.isfinite(u)]
-            return finite.max().to(device).clamp_min(tiny) if finite.numel() else tiny
+        def finite_max(u: Tensor) -> Tensor:  # -inf where nothing is finite, then floored
+            return torch.where(torch.isfinite(u), u, -torch.inf).max().to(device).clamp_min(tiny)
 
         global_maxima = [finite_max(u) for _, u, group in entries if group["gate"] == "global"]
         eta_global = torch.stack(global_maxima).max() if global_maxima else tiny
@@ -384,21 +383,30 @@ class _UPGDBase(Optimizer):
         entries = self._utility_gates()
         if not entries:
             return {}
+        # masked reductions (no boolean indexing, whose output size would need a host sync per
+        # tensor on an accelerator): the one sync is the final .tolist()
         device = entries[0][1].device
-        finite_u, gate_sums, counts = [], [], []
+        gate_sums, weight_counts, utility_sums, utility_counts, maxima, minima = [], [], [], [], [], []
         for p, u, gate in entries:
             finite = torch.isfinite(u)
             per = max(p.numel() // max(u.numel(), 1), 1)  # weights per utility
-            finite_u.append(u[finite].flatten().to(device))
-            gate_sums.append(gate[finite].sum().to(device) * per)
-            counts.append(finite.sum().to(device) * per)
-        everything = torch.cat(finite_u)
-        if everything.numel() == 0:
-            return {}
+            count = finite.sum(dtype=torch.float64)
+            gate_sums.append(torch.where(finite, gate, 0.0).sum().to(device) * per)
+            weight_counts.append(count.to(device) * per)
+            utility_sums.append(torch.where(finite, u, 0.0).sum().to(device))
+            utility_counts.append(count.to(device))
+            maxima.append(torch.where(finite, u, -torch.inf).max().to(device))
+            minima.append(torch.where(finite, u, torch.inf).min().to(device))
+        n_finite = torch.stack(utility_counts).sum()
         tiny = torch.finfo(torch.float64).tiny
-        values = torch.stack([torch.stack(gate_sums).sum() / torch.stack(counts).sum(), everything.mean(),
-                              everything.max().clamp_min(tiny), everything.min()]).tolist()
-        return dict(zip(("gate_mean", "utility_mean", "utility_max", "utility_min"), values))
+        n, gate_mean, utility_mean, utility_max, utility_min = torch.stack([
+            n_finite, torch.stack(gate_sums).sum() / torch.stack(weight_counts).sum(),
+            torch.stack(utility_sums).sum() / n_finite, torch.stack(maxima).max().clamp_min(tiny),
+            torch.stack(minima).min()]).tolist()
+        if n == 0:
+            return {}
+        return {"gate_mean": gate_mean, "utility_mean": utility_mean, "utility_max": utility_max,
+                "utility_min": utility_min}
 
 
 # --------------------------------------------------------------------------------------------

@@ -303,6 +303,28 @@ def test_gating_stats():
     assert stats["utility_min"] <= stats["utility_mean"] <= stats["utility_max"]
 
 
+def test_gating_stats_against_the_formula_skipping_non_finite_utilities():
+    """gate_mean, utility_mean/min/max from the state by the formula, over the finite bias-corrected
+    utilities only: a weight whose utility is not finite counts in none of them."""
+    params = make_params(torch.float64)
+    opt = AdaptiveUPGD(params, beta_utility=0.9, gate_temperature=0.5)
+    run(opt, params, 3)
+    opt.state[params[0]]["utility"][0, :2] = torch.tensor([torch.nan, torch.inf])
+    corrected = [opt.state[p]["utility"] / (1 - 0.9 ** opt.state[p]["step"]) for p in params]
+    finite = torch.cat([u.flatten() for u in corrected])
+    finite = finite[torch.isfinite(finite)]
+    eta = max(finite.max().item(), torch.finfo(torch.float64).tiny)
+    gates = torch.sigmoid(-finite / (eta * 0.5))
+    stats = opt.gating_stats()
+    assert stats["utility_max"] == pytest.approx(finite.max().item(), rel=1e-12)
+    assert stats["utility_min"] == pytest.approx(finite.min().item(), rel=1e-12)
+    assert stats["utility_mean"] == pytest.approx(finite.mean().item(), rel=1e-12)
+    assert stats["gate_mean"] == pytest.approx(gates.mean().item(), rel=1e-12)
+    for p in params:  # nothing finite at all: no summary
+        opt.state[p]["utility"].fill_(torch.nan)
+    assert opt.gating_stats() == {}
+
+
 def test_sigma_can_be_changed_per_group():
     params = make_params(torch.float32)
     opt = UPGD(params, lr=1.0, weight_decay=0.0, sigma=0.0)
