@@ -86,6 +86,10 @@ AGENTS: dict[str, dict] = {
         "gate": "none", "sigma": 0.0, "weight_decay": 0.0, "eps": 1e-5},
         "optimizer_groups": {"mlp_extractor.policy_net.0.*": {"l2_init": 0.3}, "critics.*.0": {"l2_init": 0.3},
                              "action_net.*": {"reset_every": 1560}}},
+    # L2-Init 0.3 on every layer (weight norms stay put) and resets of the action head
+    "l2_init_head_reset": {"optimizer": "adaptive_upgd", "optimizer_kwargs": {
+        "gate": "none", "sigma": 0.0, "weight_decay": 0.0, "eps": 1e-5, "l2_init": 0.3},
+        "optimizer_groups": {"action_net.*": {"reset_every": 1560}}},
 }
 DEFAULT_AGENTS = ("default", "l2_init")
 
