@@ -333,3 +333,34 @@ def test_digits_head_kwargs_give_the_output_layer_its_own_group(tmp_path):
     result = mod.main(["--quick", "--engine", "real", "--out", str(tmp_path), "--configs", "periodic",
                        "--config", "periodic=" + json.dumps({**spec, "head_kwargs": {"reset_every": 5}})])
     assert all(0.0 <= x <= 1.0 for x in result["summary"]["periodic"]["last"])
+
+
+def test_every_built_in_benchmark_agent_builds_its_optimizer():
+    """Each named agent of continual_rl.py and suite.py constructs (its optimizer_groups' patterns
+    match the policy's parameters, its keywords fit its optimizer): a typo would otherwise surface
+    only when a long benchmark reaches that agent. Continuous and discrete action heads both."""
+    import gymnasium as gym
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from lifelong import DistributionalPPO
+
+    continual = load("continual_rl")
+    settings = continual.Settings()
+    env = make_vec_env(settings.env, n_envs=2, seed=0, env_kwargs={"every_steps": 10, "seed": 0})
+    for name, agent in continual.AGENTS.items():
+        model = DistributionalPPO("MlpPolicy", env, seed=0, device="cpu",
+                                  **{**settings.ppo, "n_steps": 8, "batch_size": 16, **agent})
+        groups = model.policy.optimizer.param_groups
+        assert sum(len(g["params"]) for g in groups) == len(list(model.policy.parameters())), name
+        for pattern, kwargs in agent.get("optimizer_groups", {}).items():
+            assert any(all(g[k] == v for k, v in kwargs.items()) for g in groups), (name, pattern)
+    suite = load("suite")
+    for env_id in ("CartPole-v1", "Pendulum-v1"):
+        hp = {k: v for k, v in suite.ENVS[env_id]["hp"].items() if k not in ("n_steps", "batch_size")}
+        for name in suite.AGENTS:
+            extra = suite.agent_kwargs(name, hp)
+            if extra is None:
+                continue
+            extra = {k: v for k, v in extra.items() if k != "closed_form_gradients"}
+            DistributionalPPO("MlpPolicy", gym.make(env_id), seed=0, device="cpu", n_steps=16, batch_size=16,
+                              **{**hp, **extra})
