@@ -81,6 +81,10 @@ AGENTS: dict[str, dict] = {
     "head_reset": {"optimizer": "adaptive_upgd", "optimizer_kwargs": {
         "gate": "none", "sigma": 0.0, "weight_decay": 0.0, "eps": 1e-5},
         "optimizer_groups": {"action_net.*": {"reset_every": 1560}}},
+    # the same every 3,120 steps (about two phases): fewer resets, for what a stationary task pays
+    "head_reset_3120": {"optimizer": "adaptive_upgd", "optimizer_kwargs": {
+        "gate": "none", "sigma": 0.0, "weight_decay": 0.0, "eps": 1e-5},
+        "optimizer_groups": {"action_net.*": {"reset_every": 3120}}},
     # both: L2-Init on the first layers, resets of the action head
     "l2_input_head_reset": {"optimizer": "adaptive_upgd", "optimizer_kwargs": {
         "gate": "none", "sigma": 0.0, "weight_decay": 0.0, "eps": 1e-5},

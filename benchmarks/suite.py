@@ -34,7 +34,8 @@ on by default, see :func:`default_agents`):
   ``l2-init-1``: ``l2-init`` at ``l2_init=1`` (the optimizer diagnosis in docs/agent.md);
   ``l2-init-0.3``: at 0.3; ``l2-init-input-0.3``: at 0.3 on the first layers only (the actor's
   and both critics', through ``optimizer_groups``); ``head-reset``: Adam-like with the action head
-  back at its initial weights every 1,560 of its steps (``reset_every``); ``l2-input-head-reset``:
+  back at its initial weights every 1,560 of its steps (``reset_every``; ``head-reset-3120``: every
+  3,120); ``l2-input-head-reset``:
   both (the continual-RL candidates, docs/continual.md);
 * ``kappa-1``: ``huber_kappa=1`` (the quantile-Huber threshold, normalised return units);
   ``single-mse-critic``: ``twin-off`` and ``dist-off`` together (one critic, squared error on
@@ -195,6 +196,7 @@ AGENTS: dict[str, Any] = {
     # the continual-RL candidates that reset the action head every 1,560 of its steps (one phase
     # of benchmarks/continual_rl.py): what a stationary task pays for relearning the head
     "head-reset": {**adam_l2_init(0.0), "optimizer_groups": {"action_net.*": {"reset_every": 1560}}},
+    "head-reset-3120": {**adam_l2_init(0.0), "optimizer_groups": {"action_net.*": {"reset_every": 3120}}},
     "l2-input-head-reset": {**adam_l2_init(0.0), "optimizer_groups": {
         "mlp_extractor.policy_net.0.*": {"l2_init": 0.3}, "critics.*.0": {"l2_init": 0.3},
         "action_net.*": {"reset_every": 1560}}},
