@@ -62,9 +62,9 @@ CASES = {
     "cartpole-twin-min": dict(env="CartPole-v1", kw={}),
     "cartpole-one-critic": dict(env="CartPole-v1", kw=dict(twin_critics=False)),
     "pendulum-sde-vecnorm-cvar": dict(env="Pendulum-v1", kw=dict(use_sde=True, sde_sample_freq=4, cvar_alpha=0.25),
-                                      norm=True, max_steps=20, exact=False),
+                                      norm=True, max_steps=20, tight=False),
     "dict-multidiscrete-mean": dict(env="LifelongTestDictObs-v0", kw=dict(value_aggregation="mean"), policy="MultiInputPolicy"),
-    "categorical-min": dict(env="CartPole-v1", kw=dict(critic="categorical"), exact=False),
+    "categorical-min": dict(env="CartPole-v1", kw=dict(critic="categorical"), tight=False),
 }
 
 
@@ -75,8 +75,9 @@ def _model(case, seed=3):
     env = make_vec_env(c["env"], n_envs=3, seed=seed, env_kwargs=env_kwargs)
     if c.get("norm"):
         env = VecNormalize(env)
-    # The default 64x64 networks: there the critics' batched pass over the rollout rounds exactly
-    # as SB3's per-step pass (with a 16-unit net and < 7 envs, a last-bit difference, ~5e-8).
+    # The default 64x64 networks: on some CPUs the critics' batched pass over the rollout rounds
+    # exactly as SB3's per-step pass; on others (another GEMM kernel for another row count) the
+    # two differ in the last bits (~1e-7 relative, seen on an AMD EPYC).
     model = DistributionalPPO(c.get("policy", "MlpPolicy"), env, n_steps=48, batch_size=48, n_epochs=1, seed=seed,
                               **c["kw"])
     model.learn(48)  # one update, so the return statistics and weights are not at their initial values
@@ -101,19 +102,16 @@ def test_rollout_matches_stable_baselines3(case):
     for name in ("actions", "rewards", "episode_starts", "log_probs"):
         assert np.array_equal(getattr(a, name), getattr(b, name)), name
     # The critics run once over the whole rollout instead of once per step: the same numbers,
-    # up to the rounding of a matmul whose kernel depends on the row count (none for the twin
-    # 64x64 MLP critics here; the categorical expectation and the CVaR weights round differently).
+    # up to the rounding of a matmul whose kernel depends on the row count and the CPU: a few
+    # float32 ulps for the MLP critics (exact on some CPUs); the categorical expectation and the
+    # CVaR weights round differently on every CPU.
+    tolerance = dict(rtol=1e-6, atol=2e-6) if CASES[case].get("tight", True) else dict(rtol=1e-5, atol=1e-6)
     for name in ("values", "advantages"):
-        if CASES[case].get("exact", True):
-            assert np.array_equal(getattr(a, name), getattr(b, name)), name
-        else:
-            np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(getattr(a, name), getattr(b, name), **tolerance, err_msg=name)
     assert a.full and a.pos == b.pos
     policy = ours.policy
     if policy.targets_use_aggregate:
-        np.testing.assert_allclose(a.returns, b.returns, rtol=1e-5, atol=1e-6)
-        if CASES[case].get("exact", True):
-            assert np.array_equal(a.returns, b.returns)
+        np.testing.assert_allclose(a.returns, b.returns, **tolerance)
     else:
         assert not np.allclose(a.returns, b.returns)  # the critics' targets differ from advantages + aggregate
     # resume state and bookkeeping
