@@ -57,6 +57,19 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results import interval_estimates  # noqa: E402
 
+
+def adam_like(**extra) -> dict:
+    """Adam as ``AdaptiveUPGD``: its gate, noise and weight decay off, SB3's ``eps=1e-5``; plus
+    ``extra`` (``l2_init=...``, or ``optimizer_groups=...`` for per-layer mechanisms)."""
+    groups = extra.pop("optimizer_groups", None)
+    agent = {"optimizer": "adaptive_upgd", "optimizer_kwargs": {
+        "gate": "none", "sigma": 0.0, "weight_decay": 0.0, "eps": 1e-5, **extra}}
+    return {**agent, "optimizer_groups": groups} if groups is not None else agent
+
+
+#: the first layers (the actor's and both critics'), which permuted observations make stale
+FIRST_LAYERS = ("mlp_extractor.policy_net.0.*", "critics.*.0")
+
 #: agent name -> DistributionalPPO arguments that differ between agents (all else is Settings.ppo)
 AGENTS: dict[str, dict] = {
     "adam": {"optimizer": "adam"},
@@ -67,33 +80,22 @@ AGENTS: dict[str, dict] = {
     "upgd": {"optimizer": "upgd"},
     "default": {},  # whatever DistributionalPPO builds when given no optimizer arguments
     # Adam with L2-Init (Kumar et al. 2023) at the strength that kept plasticity here
-    # (docs/continual.md): AdaptiveUPGD with its gate, noise and weight decay off is Adam
-    "l2_init": {"optimizer": "adaptive_upgd", "optimizer_kwargs": {
-        "gate": "none", "sigma": 0.0, "weight_decay": 0.0, "eps": 1e-5, "l2_init": 0.3}},
-    # the same decay on the first layers only (the actor's and both critics'): the layers this
-    # stream's permuted observations make stale (optimizer_groups, docs/agent.md)
-    "l2_input": {"optimizer": "adaptive_upgd", "optimizer_kwargs": {
-        "gate": "none", "sigma": 0.0, "weight_decay": 0.0, "eps": 1e-5},
-        "optimizer_groups": {"mlp_extractor.policy_net.0.*": {"l2_init": 0.3}, "critics.*.0": {"l2_init": 0.3}}},
-    # Adam-like, with the action head back at its initial weights (and its Adam state at zero)
-    # every 1,560 of its steps, about one phase of this benchmark (Nikishin et al. 2022's resets):
-    # the layer the permuted-actions stream makes stale
-    "head_reset": {"optimizer": "adaptive_upgd", "optimizer_kwargs": {
-        "gate": "none", "sigma": 0.0, "weight_decay": 0.0, "eps": 1e-5},
-        "optimizer_groups": {"action_net.*": {"reset_every": 1560}}},
+    # (docs/continual.md)
+    "l2_init": adam_like(l2_init=0.3),
+    # the same decay on the first layers only: the layers this stream's permuted observations
+    # make stale (optimizer_groups, docs/agent.md)
+    "l2_input": adam_like(optimizer_groups={layer: {"l2_init": 0.3} for layer in FIRST_LAYERS}),
+    # the action head back at its initial weights (and its Adam state at zero) every 1,560 of its
+    # steps, about one phase of this benchmark (Nikishin et al. 2022's resets): the layer the
+    # permuted-actions stream makes stale
+    "head_reset": adam_like(optimizer_groups={"action_net.*": {"reset_every": 1560}}),
     # the same every 3,120 steps (about two phases): fewer resets, for what a stationary task pays
-    "head_reset_3120": {"optimizer": "adaptive_upgd", "optimizer_kwargs": {
-        "gate": "none", "sigma": 0.0, "weight_decay": 0.0, "eps": 1e-5},
-        "optimizer_groups": {"action_net.*": {"reset_every": 3120}}},
+    "head_reset_3120": adam_like(optimizer_groups={"action_net.*": {"reset_every": 3120}}),
     # both: L2-Init on the first layers, resets of the action head
-    "l2_input_head_reset": {"optimizer": "adaptive_upgd", "optimizer_kwargs": {
-        "gate": "none", "sigma": 0.0, "weight_decay": 0.0, "eps": 1e-5},
-        "optimizer_groups": {"mlp_extractor.policy_net.0.*": {"l2_init": 0.3}, "critics.*.0": {"l2_init": 0.3},
-                             "action_net.*": {"reset_every": 1560}}},
+    "l2_input_head_reset": adam_like(optimizer_groups={
+        **{layer: {"l2_init": 0.3} for layer in FIRST_LAYERS}, "action_net.*": {"reset_every": 1560}}),
     # L2-Init 0.3 on every layer (weight norms stay put) and resets of the action head
-    "l2_init_head_reset": {"optimizer": "adaptive_upgd", "optimizer_kwargs": {
-        "gate": "none", "sigma": 0.0, "weight_decay": 0.0, "eps": 1e-5, "l2_init": 0.3},
-        "optimizer_groups": {"action_net.*": {"reset_every": 1560}}},
+    "l2_init_head_reset": adam_like(l2_init=0.3, optimizer_groups={"action_net.*": {"reset_every": 1560}}),
 }
 DEFAULT_AGENTS = ("default", "l2_init")
 

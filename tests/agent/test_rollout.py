@@ -115,8 +115,9 @@ def test_rollout_matches_stable_baselines3(case):
     # up to the rounding of a matmul whose kernel depends on the row count and the CPU: a few
     # float32 ulps for the MLP critics (exact on some CPUs); the categorical expectation and the
     # CVaR weights round differently on every CPU.
-    exact = CASES[case].get("tight", True) and _batched_matmul_rounds_as_per_step(ours.n_envs, ours.n_steps)
-    tolerance = dict(rtol=1e-6, atol=2e-6) if CASES[case].get("tight", True) else dict(rtol=1e-5, atol=1e-6)
+    tight = CASES[case].get("tight", True)
+    exact = tight and _batched_matmul_rounds_as_per_step(ours.n_envs, ours.n_steps)
+    tolerance = dict(rtol=1e-6, atol=2e-6) if tight else dict(rtol=1e-5, atol=1e-6)
     for name in ("values", "advantages"):
         if exact:
             assert np.array_equal(getattr(a, name), getattr(b, name)), name
