@@ -3,7 +3,9 @@
 A stream of tasks built with the :mod:`lifelong.envs` wrappers (default
 ``lifelong/PermutedCartPole-v0``: the 4 observation entries are permuted anew every phase; phase 0
 is the original task). Every agent is DistributionalPPO with the same settings and seeds; only
-the optimizer configuration differs (``--agents``). For each seed the task sequence is the same
+the optimizer configuration differs (``--agents``), or, for the ``collapse_*`` agents, a
+callback that resets part of the network when the policy has collapsed (an agent's
+``"collapse_reset": {...}`` entry: the keywords of :func:`collapse_reset_callback`'s class). For each seed the task sequence is the same
 for every agent (schedule seed = run seed).
 
 **What counts as loss of plasticity.** Phase 0 is a freshly initialised agent learning its first
@@ -96,6 +98,14 @@ AGENTS: dict[str, dict] = {
         **{layer: {"l2_init": 0.3} for layer in FIRST_LAYERS}, "action_net.*": {"reset_every": 1560}}),
     # L2-Init 0.3 on every layer (weight norms stay put) and resets of the action head
     "l2_init_head_reset": adam_like(l2_init=0.3, optimizer_groups={"action_net.*": {"reset_every": 1560}}),
+    # the default (Adam) with the action head reset when the policy has collapsed (prototype,
+    # collapse_reset_callback below): a reset the agent triggers itself instead of a period
+    "collapse_head_reset": {"collapse_reset": {"modules": ["action_net"]}},
+    # the same trigger resetting the whole network (a fresh agent's weights, the optimizer state
+    # of every parameter cleared): the restart baseline
+    "collapse_full_reset": {"collapse_reset": {"modules": [""]}},
+    # ... and the return normaliser's statistics too: everything a fresh agent starts from
+    "collapse_fresh_agent": {"collapse_reset": {"modules": [""], "buffers": True}},
 }
 DEFAULT_AGENTS = ("default", "l2_init")
 
@@ -125,6 +135,76 @@ class Settings:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def collapse_reset_callback():
+    """:class:`CollapseReset`, defined on first use (the benchmark imports torch and SB3 in the
+    worker processes only)."""
+    import math
+
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class CollapseReset(BaseCallback):
+        """Prototype: reset part of the network when the policy has collapsed, i.e. when, at the
+        end of a rollout, both hold:
+
+        * the mean return of the last ``window`` episodes has fallen back to within ``rho`` of
+          the way from the first ``window`` episodes' mean (the initial policy's level, ``R0``)
+          to the best such mean since the last reset (``B``): ``R <= R0 + rho (B - R0)``, ``B > R0``;
+        * the policy is nearly deterministic: the rollout's mean ``-log pi(a|s)`` (an estimate of
+          its entropy) is below ``eta`` times the uniform policy's ``log n`` (``Discrete`` actions).
+
+        A stationary task whose return keeps its level never meets the first condition; a policy
+        that still explores never meets the second. The reset puts the parameters whose names
+        start with one of ``modules`` (``"action_net"``: the action head; ``""``: everything)
+        back at their values when training started and clears their optimizer state; ``B`` then
+        restarts from the current mean. ``buffers=True`` resets the matching buffers too (the
+        return normaliser's statistics, with ``modules=[""]``). ``resets`` lists the timesteps
+        of the resets."""
+
+        def __init__(self, modules=("action_net",), rho: float = 0.25, eta: float = 0.2, window: int = 20,
+                     buffers: bool = False):
+            super().__init__()
+            self.modules, self.rho, self.eta, self.window = tuple(modules), rho, eta, window
+            self.buffers = buffers
+            self.resets: list[int] = []
+
+        def _on_training_start(self) -> None:
+            policy = self.model.policy
+            tensors = [*policy.named_parameters(), *(policy.named_buffers() if self.buffers else [])]
+            self.initial = {name: t.detach().clone() for name, t in tensors if name.startswith(self.modules)}
+            self.baseline = self.best = None
+
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_end(self) -> None:
+            episodes = self.model.ep_info_buffer
+            if len(episodes) < self.window:
+                return
+            recent = float(np.mean([e["r"] for e in list(episodes)[-self.window:]]))
+            if self.baseline is None:
+                self.baseline = self.best = recent
+                return
+            self.best = max(self.best, recent)
+            entropy = -float(np.mean(self.model.rollout_buffer.log_probs))
+            collapsed = (self.best > self.baseline
+                         and recent <= self.baseline + self.rho * (self.best - self.baseline)
+                         and entropy < self.eta * math.log(self.model.action_space.n))
+            if not collapsed:
+                return
+            import torch
+            optimizer = self.model.policy.optimizer
+            with torch.no_grad():
+                policy = self.model.policy
+                for name, t in [*policy.named_parameters(), *policy.named_buffers()]:
+                    if name in self.initial:
+                        t.copy_(self.initial[name])
+                        optimizer.state.pop(t, None)
+            self.best = recent
+            self.resets.append(int(self.num_timesteps))
+
+    return CollapseReset
+
+
 def run_one(name: str, agent: dict, seed: int, s: Settings) -> dict:
     """Train one agent on the stream; per-phase returns and end-of-phase diagnostics."""
     import torch
@@ -143,6 +223,9 @@ def run_one(name: str, agent: dict, seed: int, s: Settings) -> dict:
         def __init__(self):
             super().__init__()
             self.returns: list[list[float]] = [[] for _ in range(s.phases)]
+            # episodes that end in the second half of their phase: what the agent has learnt by
+            # then, whatever it cost to get there
+            self.second_half: list[list[float]] = [[] for _ in range(s.phases)]
             self.diag: list[dict] = [{} for _ in range(s.phases)]
             self.last_phase = 0
 
@@ -151,6 +234,8 @@ def run_one(name: str, agent: dict, seed: int, s: Settings) -> dict:
                 if done and "episode" in info:
                     ph = min(int(info.get("phase", 0)), s.phases - 1)
                     self.returns[ph].append(float(info["episode"]["r"]))
+                    if (self.num_timesteps // s.n_envs) % s.every_steps >= s.every_steps // 2:
+                        self.second_half[ph].append(float(info["episode"]["r"]))
             return True
 
         def _measure(self, phase: int) -> None:
@@ -174,19 +259,24 @@ def run_one(name: str, agent: dict, seed: int, s: Settings) -> dict:
 
     t0 = time.perf_counter()
     kwargs = {**s.ppo, **agent}
+    collapse = kwargs.pop("collapse_reset", None)
     kwargs["policy_kwargs"] = {"net_arch": list(s.net_arch),
                                "activation_fn": getattr(torch.nn, s.activation)}
     model = DistributionalPPO("MlpPolicy", env, seed=seed, device="cpu", verbose=0,
                               diagnostics_every=0, **kwargs)
     optimizer = model.policy.optimizer
     tracker = Tracker()
-    model.learn(s.total_steps, callback=tracker)
+    resetter = None if collapse is None else collapse_reset_callback()(**collapse)
+    model.learn(s.total_steps, callback=tracker if resetter is None else [resetter, tracker])
     env.close()
     rets = [float(np.mean(r)) if r else float("nan") for r in tracker.returns]
+    second_half = [float(np.mean(r)) if r else float("nan") for r in tracker.second_half]
     return {"key": s.key(agent), "agent": name, "config": agent, "seed": seed,
             "optimizer": f"{type(optimizer).__name__}({json.dumps(optimizer.defaults, default=str)})",
             "phase_returns": rets, "episodes": [len(r) for r in tracker.returns],
-            "diagnostics": tracker.diag, "seconds": time.perf_counter() - t0}
+            "phase_returns_second_half": second_half,
+            "diagnostics": tracker.diag, "seconds": time.perf_counter() - t0,
+            **({} if resetter is None else {"resets": resetter.resets})}
 
 
 def _run_star(args):
@@ -204,7 +294,11 @@ def iqm_ci(scores: np.ndarray, reps: int = 5_000, seed: int = 0) -> tuple[float,
     return float(point["x"][0]), float(interval["x"][0, 0]), float(interval["x"][1, 0])
 
 
-def summarise(runs: list[dict], s: Settings, agents: list[str], reps: int = 5_000) -> dict:
+#: ``--metric``: the row field each phase's score is read from
+METRICS = {"phase": "phase_returns", "second-half": "phase_returns_second_half"}
+
+
+def summarise(runs: list[dict], s: Settings, agents: list[str], reps: int = 5_000, metric: str = "phase") -> dict:
     """Per agent: the fresh-agent baseline (phase 0), the late phases, the last phase, each as
     IQM [95% CI]; ``loses_plasticity`` when the late CI lies entirely below the fresh one
     (``None`` with fewer than two seeds).
@@ -213,13 +307,23 @@ def summarise(runs: list[dict], s: Settings, agents: list[str], reps: int = 5_00
     bootstrap resamples seeds independently per phase). A seed whose network is damaged stays
     damaged across phases, so that interval is optimistic; ``late_seed_means`` is the IQM of
     each seed's mean late return with a bootstrap over seeds (one score per seed, the
-    conservative one), and ``loses_plasticity_by_seed`` the same verdict on it."""
-    out: dict = {"late": s.late, "agents": {}}
+    conservative one), and ``loses_plasticity_by_seed`` the same verdict on it.
+
+    ``metric``: a phase's score is the mean return of the episodes that end in it (``"phase"``)
+    or of those that end in its second half (``"second-half"``: what the agent has learnt by
+    mid-phase, without the short episodes a change of task causes before an agent can react
+    to it; rows recorded before this field existed lack it and are refused)."""
+    field_name = METRICS[metric]
+    out: dict = {"late": s.late, "metric": metric, "agents": {}}
     for name in agents:
         rs = sorted((r for r in runs if r["agent"] == name), key=lambda r: r["seed"])
         if not rs:
             continue
-        R = np.array([r["phase_returns"] for r in rs], dtype=float)      # [seeds, phases]
+        missing = [r["seed"] for r in rs if field_name not in r]
+        if missing:
+            raise SystemExit(f"--metric {metric}: the rows of {name!r} for seeds {missing} have no "
+                             f"{field_name!r} (recorded before it existed); rerun them in another --out")
+        R = np.array([r[field_name] for r in rs], dtype=float)      # [seeds, phases]
         R = np.nan_to_num(R, nan=0.0)   # a phase without a finished episode: no return earned
         fresh, late, last = R[:, :1], R[:, -s.late:], R[:, -1:]
         entry = {"seeds": [r["seed"] for r in rs], "returns": R.tolist(),
@@ -249,7 +353,9 @@ def _ci(t) -> str:
 
 def print_tables(summary: dict, s: Settings) -> None:
     agents = list(summary["agents"])
-    print("Mean episode return per phase: median over seeds [min, max]")
+    print("Mean episode return per phase" + (" (episodes ending in its second half)"
+                                             if summary.get("metric") == "second-half" else "")
+          + ": median over seeds [min, max]")
     print(f"{'phase':>5} " + " ".join(f"{a:>24}" for a in agents))
     for ph in range(s.phases):
         cells = []
@@ -370,6 +476,9 @@ def main(argv: list[str] | None = None) -> dict:
                     help="parallel processes (default: min(CPU count, runs))")
     ap.add_argument("--out", default="runs/benchmarks/continual_rl")
     ap.add_argument("--no-plot", action="store_true")
+    ap.add_argument("--metric", choices=list(METRICS), default="phase",
+                    help="a phase's score: the mean return of the episodes ending in it (default) or in its "
+                         "second half")
     args = ap.parse_args(argv)
 
     agents = dict(AGENTS)
@@ -449,7 +558,7 @@ def main(argv: list[str] | None = None) -> dict:
             for fut in as_completed(futures):
                 record(fut.result())
     print()
-    summary = summarise(runs, s, chosen, reps=200 if args.quick else 5_000)
+    summary = summarise(runs, s, chosen, reps=200 if args.quick else 5_000, metric=args.metric)
     print_tables(summary, s)
     payload = {"settings": asdict(s), "agents": {a: agents[a] for a in chosen},
                "summary": summary, "seconds": time.perf_counter() - t0}

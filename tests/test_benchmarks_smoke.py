@@ -75,6 +75,13 @@ def test_continual_rl_quick_resumes_and_reports_fresh_vs_late(tmp_path, capsys):
     assert "6 runs found" in capsys.readouterr().out
     assert (tmp_path / "continual_rl.jsonl").read_text().splitlines() == lines
     assert json.loads(json.dumps(again["summary"])) == json.loads(json.dumps(payload["summary"]))
+    # the same rows scored by the episodes that end in each phase's second half
+    second = mod.main([*argv, "--metric", "second-half"])["summary"]
+    rows = [json.loads(line) for line in lines]
+    for name in ("adam", "adaptive_upgd", "l2"):
+        want = [r["phase_returns_second_half"] for r in sorted(rows, key=lambda r: r["seed"]) if r["agent"] == name]
+        assert np.array_equal(np.nan_to_num(np.array(want, dtype=float)), np.array(second["agents"][name]["returns"]))
+    assert second["metric"] == "second-half"
 
 
 def test_continual_rl_rejects_bad_agents(tmp_path):
@@ -348,6 +355,10 @@ def test_every_built_in_benchmark_agent_builds_its_optimizer():
     settings = continual.Settings()
     env = make_vec_env(settings.env, n_envs=2, seed=0, env_kwargs={"every_steps": 10, "seed": 0})
     for name, agent in continual.AGENTS.items():
+        agent = dict(agent)
+        collapse = agent.pop("collapse_reset", None)  # a callback's keywords, not the agent's
+        if collapse is not None:
+            continual.collapse_reset_callback()(**collapse)
         model = DistributionalPPO("MlpPolicy", env, seed=0, device="cpu",
                                   **{**settings.ppo, "n_steps": 8, "batch_size": 16, **agent})
         groups = model.policy.optimizer.param_groups
@@ -364,3 +375,51 @@ def test_every_built_in_benchmark_agent_builds_its_optimizer():
             extra = {k: v for k, v in extra.items() if k != "closed_form_gradients"}
             DistributionalPPO("MlpPolicy", gym.make(env_id), seed=0, device="cpu", n_steps=16, batch_size=16,
                               **{**hp, **extra})
+
+
+@pytest.mark.parametrize("modules", [["action_net"], [""]])
+def test_collapse_reset_fires_only_when_the_return_fell_and_the_policy_is_deterministic(modules):
+    """continual_rl.py's collapse_* agents: the callback restores the chosen parameters' initial
+    values and clears their optimizer state when the recent return has fallen back towards the
+    first episodes' level and the rollout's actions were near-certain; otherwise nothing."""
+    from collections import deque
+
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from lifelong import DistributionalPPO
+
+    continual = load("continual_rl")
+    model = DistributionalPPO("MlpPolicy", make_vec_env("CartPole-v1", n_envs=2, seed=0), n_steps=8,
+                              batch_size=16, seed=0, device="cpu")
+    callback = continual.collapse_reset_callback()(modules=modules, window=4)
+    callback.init_callback(model)
+    callback.on_training_start({}, {})
+    policy, optimizer = model.policy, model.policy.optimizer
+    initial = {n: p.detach().clone() for n, p in policy.named_parameters()}
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.add_(1.0)
+    for p in policy.parameters():
+        optimizer.state[p]["marker"] = torch.ones(())
+    model.ep_info_buffer = deque(maxlen=100)
+
+    def rollout_end(episode_return, log_prob):
+        model.ep_info_buffer.extend({"r": episode_return, "l": 1} for _ in range(4))
+        model.rollout_buffer.log_probs[:] = log_prob
+        callback.on_rollout_end()
+
+    rollout_end(20.0, 0.0)                      # the first episodes: the baseline R0 = 20
+    rollout_end(500.0, 0.0)                     # the best so far: 500
+    rollout_end(10.0, np.log(0.5))              # fallen, but the policy still explores: no reset
+    rollout_end(400.0, 0.0)                     # up again: not fallen
+    assert callback.resets == []
+    assert all(not torch.equal(p, initial[n]) for n, p in policy.named_parameters())
+    rollout_end(10.0, -0.01)                    # fallen to R0 + 0 and near-certain actions: reset
+    assert callback.resets == [0]
+    chosen = {n for n in initial if n.startswith(tuple(modules))}
+    assert chosen and (modules == [""]) == (chosen == set(initial))
+    for n, p in policy.named_parameters():
+        assert torch.equal(p, initial[n]) == (n in chosen), n
+        assert ("marker" in optimizer.state.get(p, {})) == (n not in chosen), n
+    rollout_end(10.0, -0.01)                    # B restarted from the fallen level: no second reset
+    assert callback.resets == [0]
