@@ -423,3 +423,14 @@ def test_collapse_reset_fires_only_when_the_return_fell_and_the_policy_is_determ
         assert ("marker" in optimizer.state.get(p, {})) == (n not in chosen), n
     rollout_end(10.0, -0.01)                    # B restarted from the fallen level: no second reset
     assert callback.resets == [0]
+
+
+def test_tanh_forms_times_each_form_and_restores_the_step_s_tanh(capsys):
+    from lifelong.agent import closed_form
+
+    chosen = closed_form.tanh
+    times = load("tanh_forms").main(["--config", "cartpole-zoo", "--rounds", "3", "--steps", "2"])
+    assert set(times) == {"torch.tanh", "2 sigmoid(2x) - 1", "expm1 form"}
+    assert all(len(t) == 3 and all(v > 0 for v in t) for t in times.values())
+    assert closed_form.tanh is chosen
+    assert "per minibatch step" in capsys.readouterr().out
