@@ -5,7 +5,7 @@ A stream of tasks built with the :mod:`lifelong.envs` wrappers (default
 is the original task). Every agent is DistributionalPPO with the same settings and seeds; only
 the optimizer configuration differs (``--agents``), or, for the ``collapse_*`` agents, a
 callback that resets part of the network when the policy has collapsed (an agent's
-``"collapse_reset": {...}`` entry: the keywords of :func:`collapse_reset_callback`'s class). For each seed the task sequence is the same
+``"collapse_reset": {...}`` entry: the keywords of ``collapse_reset.CollapseReset``). For each seed the task sequence is the same
 for every agent (schedule seed = run seed).
 
 **What counts as loss of plasticity.** Phase 0 is a freshly initialised agent learning its first
@@ -99,7 +99,7 @@ AGENTS: dict[str, dict] = {
     # L2-Init 0.3 on every layer (weight norms stay put) and resets of the action head
     "l2_init_head_reset": adam_like(l2_init=0.3, optimizer_groups={"action_net.*": {"reset_every": 1560}}),
     # the default (Adam) with the action head reset when the policy has collapsed (prototype,
-    # collapse_reset_callback below): a reset the agent triggers itself instead of a period
+    # benchmarks/collapse_reset.py): a reset the agent triggers itself instead of a period
     "collapse_head_reset": {"collapse_reset": {"modules": ["action_net"]}},
     # the same trigger resetting the whole network (a fresh agent's weights, the optimizer state
     # of every parameter cleared): the restart baseline
@@ -135,76 +135,6 @@ class Settings:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def collapse_reset_callback():
-    """:class:`CollapseReset`, defined on first use (the benchmark imports torch and SB3 in the
-    worker processes only)."""
-    import math
-
-    from stable_baselines3.common.callbacks import BaseCallback
-
-    class CollapseReset(BaseCallback):
-        """Prototype: reset part of the network when the policy has collapsed, i.e. when, at the
-        end of a rollout, both hold:
-
-        * the mean return of the last ``window`` episodes has fallen back to within ``rho`` of
-          the way from the first ``window`` episodes' mean (the initial policy's level, ``R0``)
-          to the best such mean since the last reset (``B``): ``R <= R0 + rho (B - R0)``, ``B > R0``;
-        * the policy is nearly deterministic: the rollout's mean ``-log pi(a|s)`` (an estimate of
-          its entropy) is below ``eta`` times the uniform policy's ``log n`` (``Discrete`` actions).
-
-        A stationary task whose return keeps its level never meets the first condition; a policy
-        that still explores never meets the second. The reset puts the parameters whose names
-        start with one of ``modules`` (``"action_net"``: the action head; ``""``: everything)
-        back at their values when training started and clears their optimizer state; ``B`` then
-        restarts from the current mean. ``buffers=True`` resets the matching buffers too (the
-        return normaliser's statistics, with ``modules=[""]``). ``resets`` lists the timesteps
-        of the resets."""
-
-        def __init__(self, modules=("action_net",), rho: float = 0.25, eta: float = 0.2, window: int = 20,
-                     buffers: bool = False):
-            super().__init__()
-            self.modules, self.rho, self.eta, self.window = tuple(modules), rho, eta, window
-            self.buffers = buffers
-            self.resets: list[int] = []
-
-        def _on_training_start(self) -> None:
-            policy = self.model.policy
-            tensors = [*policy.named_parameters(), *(policy.named_buffers() if self.buffers else [])]
-            self.initial = {name: t.detach().clone() for name, t in tensors if name.startswith(self.modules)}
-            self.baseline = self.best = None
-
-        def _on_step(self) -> bool:
-            return True
-
-        def _on_rollout_end(self) -> None:
-            episodes = self.model.ep_info_buffer
-            if len(episodes) < self.window:
-                return
-            recent = float(np.mean([e["r"] for e in list(episodes)[-self.window:]]))
-            if self.baseline is None:
-                self.baseline = self.best = recent
-                return
-            self.best = max(self.best, recent)
-            entropy = -float(np.mean(self.model.rollout_buffer.log_probs))
-            collapsed = (self.best > self.baseline
-                         and recent <= self.baseline + self.rho * (self.best - self.baseline)
-                         and entropy < self.eta * math.log(self.model.action_space.n))
-            if not collapsed:
-                return
-            import torch
-            optimizer = self.model.policy.optimizer
-            with torch.no_grad():
-                policy = self.model.policy
-                for name, t in [*policy.named_parameters(), *policy.named_buffers()]:
-                    if name in self.initial:
-                        t.copy_(self.initial[name])
-                        optimizer.state.pop(t, None)
-            self.best = recent
-            self.resets.append(int(self.num_timesteps))
-
-    return CollapseReset
-
-
 def run_one(name: str, agent: dict, seed: int, s: Settings) -> dict:
     """Train one agent on the stream; per-phase returns and end-of-phase diagnostics."""
     import torch
@@ -213,6 +143,7 @@ def run_one(name: str, agent: dict, seed: int, s: Settings) -> dict:
     from stable_baselines3.common.env_util import make_vec_env
 
     import lifelong  # noqa: F401  (registers the environments)
+    from collapse_reset import CollapseReset
     from lifelong import diagnostics as D
     from lifelong.agent.ppo import DistributionalPPO
 
@@ -266,7 +197,7 @@ def run_one(name: str, agent: dict, seed: int, s: Settings) -> dict:
                               diagnostics_every=0, **kwargs)
     optimizer = model.policy.optimizer
     tracker = Tracker()
-    resetter = None if collapse is None else collapse_reset_callback()(**collapse)
+    resetter = None if collapse is None else CollapseReset(**collapse)
     model.learn(s.total_steps, callback=tracker if resetter is None else [resetter, tracker])
     env.close()
     rets = [float(np.mean(r)) if r else float("nan") for r in tracker.returns]

@@ -36,7 +36,9 @@ on by default, see :func:`default_agents`):
   and both critics', through ``optimizer_groups``); ``head-reset``: Adam-like with the action head
   back at its initial weights every 1,560 of its steps (``reset_every``; ``head-reset-3120``: every
   3,120); ``l2-input-head-reset``:
-  both (the continual-RL candidates, docs/continual.md);
+  both (the continual-RL candidates, docs/continual.md); ``collapse-head-reset``: the default
+  with the action head reset when the policy has collapsed (``benchmarks/collapse_reset.py``,
+  a callback; the timesteps of its resets are recorded in each row as ``resets``);
 * ``kappa-1``: ``huber_kappa=1`` (the quantile-Huber threshold, normalised return units);
   ``single-mse-critic``: ``twin-off`` and ``dist-off`` together (one critic, squared error on
   the mean: Stable-Baselines3's value function on normalised returns);
@@ -96,6 +98,7 @@ from lifelong import DistributionalPPO  # noqa: E402
 from lifelong.agent.schedules import Linear  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from collapse_reset import CollapseReset  # noqa: E402
 from results import iqm_tables, latest_runs, read_rows, score_matrices  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -200,6 +203,10 @@ AGENTS: dict[str, Any] = {
     "l2-input-head-reset": {**adam_l2_init(0.0), "optimizer_groups": {
         "mlp_extractor.policy_net.0.*": {"l2_init": 0.3}, "critics.*.0": {"l2_init": 0.3},
         "action_net.*": {"reset_every": 1560}}},
+    # the default agent with the action head reset when the policy has collapsed (a callback,
+    # benchmarks/collapse_reset.py; Discrete actions only, inert on the others): what a
+    # stationary task pays for the trigger (nothing, unless it fires)
+    "collapse-head-reset": {"collapse_reset": {"modules": ["action_net"]}},
     # the critic's loss and number: the quantile-Huber threshold at 1 (normalised units), and
     # both critic ablations at once (one critic regressed on the mean with SB3's squared error)
     "kappa-1": {"huber_kappa": 1.0},
@@ -263,15 +270,18 @@ def run_one(job: tuple[str, str, int, int, int, str]) -> dict[str, Any]:
     if spec["normalize"]:
         env = VecNormalize(env, gamma=hp["gamma"])
     extra = agent_kwargs(agent, hp)
+    callback = None
     if extra is None:
         model = PPO("MlpPolicy", env, seed=seed, device="cpu", **hp)
     else:
         extra = dict(extra)
         closed_form = extra.pop("closed_form_gradients", True)  # a model attribute, not an argument
+        collapse = extra.pop("collapse_reset", None)  # a callback's keywords, not an argument
+        callback = None if collapse is None else CollapseReset(**collapse)
         model = DistributionalPPO("MlpPolicy", env, seed=seed, device="cpu", **{**hp, **extra})
         model.closed_form_gradients = closed_form
     start, start_cpu = time.perf_counter(), time.process_time()
-    model.learn(timesteps)
+    model.learn(timesteps, callback=callback)
     wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
     eval_env = make_vec_env(env_id, n_envs=1, seed=seed + 10_000)
     if spec["normalize"]:
@@ -284,7 +294,8 @@ def run_one(job: tuple[str, str, int, int, int, str]) -> dict[str, Any]:
     eval_env.close()
     return dict(env=env_id, agent=agent, seed=seed, timesteps=timesteps, steps_done=int(model.num_timesteps),
                 score=float(np.mean(returns)), eval_std=float(np.std(returns)), eval_episodes=eval_episodes,
-                train_last100=float(np.mean(train)) if train else None, wall=wall, cpu=cpu, commit=commit)
+                train_last100=float(np.mean(train)) if train else None, wall=wall, cpu=cpu, commit=commit,
+                **({} if callback is None else {"resets": callback.resets}))
 
 
 def key(row: dict[str, Any]) -> tuple[str, str, int, int]:

@@ -358,7 +358,7 @@ def test_every_built_in_benchmark_agent_builds_its_optimizer():
         agent = dict(agent)
         collapse = agent.pop("collapse_reset", None)  # a callback's keywords, not the agent's
         if collapse is not None:
-            continual.collapse_reset_callback()(**collapse)
+            load("collapse_reset").CollapseReset(**collapse)
         model = DistributionalPPO("MlpPolicy", env, seed=0, device="cpu",
                                   **{**settings.ppo, "n_steps": 8, "batch_size": 16, **agent})
         groups = model.policy.optimizer.param_groups
@@ -372,14 +372,14 @@ def test_every_built_in_benchmark_agent_builds_its_optimizer():
             extra = suite.agent_kwargs(name, hp)
             if extra is None:
                 continue
-            extra = {k: v for k, v in extra.items() if k != "closed_form_gradients"}
+            extra = {k: v for k, v in extra.items() if k not in ("closed_form_gradients", "collapse_reset")}
             DistributionalPPO("MlpPolicy", gym.make(env_id), seed=0, device="cpu", n_steps=16, batch_size=16,
                               **{**hp, **extra})
 
 
 @pytest.mark.parametrize("modules", [["action_net"], [""]])
 def test_collapse_reset_fires_only_when_the_return_fell_and_the_policy_is_deterministic(modules):
-    """continual_rl.py's collapse_* agents: the callback restores the chosen parameters' initial
+    """benchmarks/collapse_reset.py (continual_rl.py's collapse_* agents): the callback restores the chosen parameters' initial
     values and clears their optimizer state when the recent return has fallen back towards the
     first episodes' level and the rollout's actions were near-certain; otherwise nothing."""
     from collections import deque
@@ -388,10 +388,9 @@ def test_collapse_reset_fires_only_when_the_return_fell_and_the_policy_is_determ
 
     from lifelong import DistributionalPPO
 
-    continual = load("continual_rl")
     model = DistributionalPPO("MlpPolicy", make_vec_env("CartPole-v1", n_envs=2, seed=0), n_steps=8,
                               batch_size=16, seed=0, device="cpu")
-    callback = continual.collapse_reset_callback()(modules=modules, window=4)
+    callback = load("collapse_reset").CollapseReset(modules=modules, window=4)
     callback.init_callback(model)
     callback.on_training_start({}, {})
     policy, optimizer = model.policy, model.policy.optimizer
@@ -434,3 +433,25 @@ def test_tanh_forms_times_each_form_and_restores_the_step_s_tanh(capsys):
     assert all(len(t) == 3 and all(v > 0 for v in t) for t in times.values())
     assert closed_form.tanh is chosen
     assert "per minibatch step" in capsys.readouterr().out
+
+
+def test_collapse_reset_is_inert_on_continuous_actions_and_refuses_bad_thresholds():
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from lifelong import DistributionalPPO
+
+    mod = load("collapse_reset")
+    for bad in ({"rho": 1.0}, {"eta": 0.0}, {"window": 0}):
+        with pytest.raises(ValueError, match="CollapseReset"):
+            mod.CollapseReset(**bad)
+    model = DistributionalPPO("MlpPolicy", make_vec_env("Pendulum-v1", n_envs=2, seed=0), n_steps=8,
+                              batch_size=16, seed=0, device="cpu")
+    callback = mod.CollapseReset(modules=[""], window=1)
+    model.learn(64, callback=callback)
+    before = [p.detach().clone() for p in model.policy.parameters()]
+    model.rollout_buffer.log_probs[:] = 0.0     # near-certain actions
+    for episode_return in (-1500.0, -150.0, -1500.0):   # the initial level, the best, a fall back
+        model.ep_info_buffer.append({"r": episode_return, "l": 1})
+        callback.on_rollout_end()
+    assert callback.resets == []                # what fires on Discrete actions (test above) does not here
+    assert all(torch.equal(a, b) for a, b in zip(before, model.policy.parameters()))
