@@ -5,8 +5,8 @@ A stream of tasks built with the :mod:`lifelong.envs` wrappers (default
 is the original task). Every agent is DistributionalPPO with the same settings and seeds; only
 the optimizer configuration differs (``--agents``), or, for the ``collapse_*`` agents, a
 callback that resets part of the network when the policy has collapsed (an agent's
-``"collapse_reset": {...}`` entry: the keywords of ``collapse_reset.CollapseReset``). For each seed the task sequence is the same
-for every agent (schedule seed = run seed).
+``"collapse_reset": {...}`` entry: the keywords of ``collapse_reset.CollapseReset``). For each
+seed the task sequence is the same for every agent (schedule seed = run seed).
 
 **What counts as loss of plasticity.** Phase 0 is a freshly initialised agent learning its first
 task for one phase. The network's initialisation is invariant in distribution under a permutation
@@ -285,7 +285,7 @@ def _ci(t) -> str:
 def print_tables(summary: dict, s: Settings) -> None:
     agents = list(summary["agents"])
     print("Mean episode return per phase" + (" (episodes ending in its second half)"
-                                             if summary.get("metric") == "second-half" else "")
+                                             if summary["metric"] == "second-half" else "")
           + ": median over seeds [min, max]")
     print(f"{'phase':>5} " + " ".join(f"{a:>24}" for a in agents))
     for ph in range(s.phases):
