@@ -231,8 +231,8 @@ for _name in ("twin-off", "kappa-1", "adam", "adaptive-upgd", "l2-init", "l2-ini
 #: them, running them is refused.
 RECORDED: dict[str, str] = {
     "default-torch-tanh": "the default agent before commit db11603, whose closed-form step computed tanh with "
-    "torch.tanh (the same algorithm, rounded differently): its rows of commit 6b2e410 (2026-11-30, an Intel "
-    "machine), copied into docs/suite_runs_amd.jsonl beside the rows after it",
+    "torch.tanh (the same algorithm, rounded differently): its rows of commit 3432831 (2026-12-01, the AMD "
+    "machine of docs/suite_runs_amd.jsonl, beside the rows after it)",
     "default-autograd-losses": "the default agent before commit 434e7fb, whose critics' loss and clipped "
     "surrogate were autograd formulas (the same equations, rounded differently)",
 }
