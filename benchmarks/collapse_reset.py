@@ -20,7 +20,9 @@ afresh); ``buffers=True`` resets the matching buffers too (the return normaliser
 with ``modules=[""]``: everything a fresh agent starts from). ``B`` then restarts from ``R``.
 ``resets`` lists the timesteps at which it fired.
 
-A prototype for measurement (docs/continual.md), not a library component: its state (``R0``,
+The prototype of the library's ``collapse_reset`` (:mod:`lifelong.agent.collapse`, which draws a
+fresh head instead of restoring the initial one and saves its state), kept to reproduce the
+rows measured with it (docs/continual.md). Its state (``R0``,
 ``B``, the initial weights) is not saved with a checkpoint.
 """
 from __future__ import annotations

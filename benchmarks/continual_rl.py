@@ -3,9 +3,11 @@
 A stream of tasks built with the :mod:`lifelong.envs` wrappers (default
 ``lifelong/PermutedCartPole-v0``: the 4 observation entries are permuted anew every phase; phase 0
 is the original task). Every agent is DistributionalPPO with the same settings and seeds; only
-the optimizer configuration differs (``--agents``), or, for the ``collapse_*`` agents, a
-callback that resets part of the network when the policy has collapsed (an agent's
-``"collapse_reset": {...}`` entry: the keywords of ``collapse_reset.CollapseReset``). For each
+the optimizer configuration differs (``--agents``), the agent's collapse reset
+(``collapse_reset``, :mod:`lifelong.agent.collapse`, on in ``default``), or, for the
+``collapse_*`` agents, the prototype callback that resets part of the network when the policy
+has collapsed (an agent's ``"collapse_callback": {...}`` entry: the keywords of
+``collapse_reset.CollapseReset``). For each
 seed the task sequence is the same for every agent (schedule seed = run seed).
 
 **What counts as loss of plasticity.** Phase 0 is a freshly initialised agent learning its first
@@ -65,7 +67,7 @@ def adam_like(**extra) -> dict:
     ``extra`` (``l2_init=...``, or ``optimizer_groups=...`` for per-layer mechanisms)."""
     groups = extra.pop("optimizer_groups", None)
     agent = {"optimizer": "adaptive_upgd", "optimizer_kwargs": {
-        "gate": "none", "sigma": 0.0, "weight_decay": 0.0, "eps": 1e-5, **extra}}
+        "gate": "none", "sigma": 0.0, "weight_decay": 0.0, "eps": 1e-5, **extra}, "collapse_reset": False}
     return {**agent, "optimizer_groups": groups} if groups is not None else agent
 
 
@@ -74,13 +76,16 @@ FIRST_LAYERS = ("mlp_extractor.policy_net.0.*", "critics.*.0")
 
 #: agent name -> DistributionalPPO arguments that differ between agents (all else is Settings.ppo)
 AGENTS: dict[str, dict] = {
-    "adam": {"optimizer": "adam"},
+    # PPO with Adam and nothing else: the reference (the agent's default until the collapse reset
+    # became the default: the "default" rows of docs/continual_runs/ measured before it are this
+    # agent's)
+    "adam": {"optimizer": "adam", "collapse_reset": False},
     # Dohare et al. (2024): Adam with beta1 = beta2 avoids the large steps that follow a change
     # in the gradient's statistics
-    "adam_equal_betas": {"optimizer": "adam", "optimizer_kwargs": {"betas": [0.99, 0.99]}},
-    "adaptive_upgd": {"optimizer": "adaptive_upgd"},
-    "upgd": {"optimizer": "upgd"},
-    "default": {},  # whatever DistributionalPPO builds when given no optimizer arguments
+    "adam_equal_betas": {"optimizer": "adam", "optimizer_kwargs": {"betas": [0.99, 0.99]}, "collapse_reset": False},
+    "adaptive_upgd": {"optimizer": "adaptive_upgd", "collapse_reset": False},
+    "upgd": {"optimizer": "upgd", "collapse_reset": False},
+    "default": {},  # whatever DistributionalPPO builds when given nothing: Adam, the collapse reset
     # Adam with L2-Init (Kumar et al. 2023) at the strength that kept plasticity here
     # (docs/continual.md)
     "l2_init": adam_like(l2_init=0.3),
@@ -98,14 +103,16 @@ AGENTS: dict[str, dict] = {
         **{layer: {"l2_init": 0.3} for layer in FIRST_LAYERS}, "action_net.*": {"reset_every": 1560}}),
     # L2-Init 0.3 on every layer (weight norms stay put) and resets of the action head
     "l2_init_head_reset": adam_like(l2_init=0.3, optimizer_groups={"action_net.*": {"reset_every": 1560}}),
-    # the default (Adam) with the action head reset when the policy has collapsed (prototype,
-    # benchmarks/collapse_reset.py): a reset the agent triggers itself instead of a period
-    "collapse_head_reset": {"collapse_reset": {"modules": ["action_net"]}},
+    # Adam with the action head reset when the policy has collapsed (the prototype callback,
+    # benchmarks/collapse_reset.py: the head back at its initial weights): a reset the agent
+    # triggers itself instead of a period; the library's collapse_reset (the default) draws a
+    # fresh head instead
+    "collapse_head_reset": {"collapse_reset": False, "collapse_callback": {"modules": ["action_net"]}},
     # the same trigger resetting the whole network (a fresh agent's weights, the optimizer state
     # of every parameter cleared): the restart baseline
-    "collapse_full_reset": {"collapse_reset": {"modules": [""]}},
+    "collapse_full_reset": {"collapse_reset": False, "collapse_callback": {"modules": [""]}},
     # ... and the return normaliser's statistics too: everything a fresh agent starts from
-    "collapse_fresh_agent": {"collapse_reset": {"modules": [""], "buffers": True}},
+    "collapse_fresh_agent": {"collapse_reset": False, "collapse_callback": {"modules": [""], "buffers": True}},
 }
 DEFAULT_AGENTS = ("default", "l2_init")
 
@@ -190,7 +197,7 @@ def run_one(name: str, agent: dict, seed: int, s: Settings) -> dict:
 
     t0 = time.perf_counter()
     kwargs = {**s.ppo, **agent}
-    collapse = kwargs.pop("collapse_reset", None)
+    collapse = kwargs.pop("collapse_callback", None)
     kwargs["policy_kwargs"] = {"net_arch": list(s.net_arch),
                                "activation_fn": getattr(torch.nn, s.activation)}
     model = DistributionalPPO("MlpPolicy", env, seed=seed, device="cpu", verbose=0,
@@ -207,7 +214,8 @@ def run_one(name: str, agent: dict, seed: int, s: Settings) -> dict:
             "phase_returns": rets, "episodes": [len(r) for r in tracker.returns],
             "phase_returns_second_half": second_half,
             "diagnostics": tracker.diag, "seconds": time.perf_counter() - t0,
-            **({} if resetter is None else {"resets": resetter.resets})}
+            **({} if resetter is None else {"resets": resetter.resets}),
+            **({} if model.collapse_reset is None else {"resets": list(model.collapse_reset.resets)})}
 
 
 def _run_star(args):

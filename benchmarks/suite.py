@@ -36,9 +36,11 @@ on by default, see :func:`default_agents`):
   and both critics', through ``optimizer_groups``); ``head-reset``: Adam-like with the action head
   back at its initial weights every 1,560 of its steps (``reset_every``; ``head-reset-3120``: every
   3,120); ``l2-input-head-reset``:
-  both (the continual-RL candidates, docs/continual.md); ``collapse-head-reset``: the default
-  with the action head reset when the policy has collapsed (``benchmarks/collapse_reset.py``,
-  a callback; the timesteps of its resets are recorded in each row as ``resets``);
+  both (the continual-RL candidates, docs/continual.md); ``collapse-head-reset``: Adam with
+  the action head reset when the policy has collapsed (the prototype callback,
+  ``benchmarks/collapse_reset.py``); ``collapse-off``: the default without its collapse reset
+  (``collapse_reset=False``, :mod:`lifelong.agent.collapse`); the timesteps of either's resets
+  are recorded in each row as ``resets``;
 * ``kappa-1``: ``huber_kappa=1`` (the quantile-Huber threshold, normalised return units);
   ``single-mse-critic``: ``twin-off`` and ``dist-off`` together (one critic, squared error on
   the mean: Stable-Baselines3's value function on normalised returns);
@@ -206,7 +208,9 @@ AGENTS: dict[str, Any] = {
     # the default agent with the action head reset when the policy has collapsed (a callback,
     # benchmarks/collapse_reset.py; Discrete actions only, inert on the others): what a
     # stationary task pays for the trigger (nothing, unless it fires)
-    "collapse-head-reset": {"collapse_reset": {"modules": ["action_net"]}},
+    "collapse-head-reset": {"collapse_reset": False, "collapse_callback": {"modules": ["action_net"]}},
+    # the default without its collapse reset (lifelong.agent.collapse): its ablation
+    "collapse-off": {"collapse_reset": False},
     # the critic's loss and number: the quantile-Huber threshold at 1 (normalised units), and
     # both critic ablations at once (one critic regressed on the mean with SB3's squared error)
     "kappa-1": {"huber_kappa": 1.0},
@@ -279,7 +283,7 @@ def run_one(job: tuple[str, str, int, int, int, str]) -> dict[str, Any]:
     else:
         extra = dict(extra)
         closed_form = extra.pop("closed_form_gradients", True)  # a model attribute, not an argument
-        collapse = extra.pop("collapse_reset", None)  # a callback's keywords, not an argument
+        collapse = extra.pop("collapse_callback", None)  # a callback's keywords, not an argument
         callback = None if collapse is None else CollapseReset(**collapse)
         model = DistributionalPPO("MlpPolicy", env, seed=seed, device="cpu", **{**hp, **extra})
         model.closed_form_gradients = closed_form
@@ -298,7 +302,9 @@ def run_one(job: tuple[str, str, int, int, int, str]) -> dict[str, Any]:
     return dict(env=env_id, agent=agent, seed=seed, timesteps=timesteps, steps_done=int(model.num_timesteps),
                 score=float(np.mean(returns)), eval_std=float(np.std(returns)), eval_episodes=eval_episodes,
                 train_last100=float(np.mean(train)) if train else None, wall=wall, cpu=cpu, commit=commit,
-                **({} if callback is None else {"resets": callback.resets}))
+                **({} if callback is None else {"resets": callback.resets}),
+                **({"resets": list(model.collapse_reset.resets)}
+                   if isinstance(model, DistributionalPPO) and model.collapse_reset is not None else {}))
 
 
 def key(row: dict[str, Any]) -> tuple[str, str, int, int]:

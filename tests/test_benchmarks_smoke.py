@@ -356,7 +356,7 @@ def test_every_built_in_benchmark_agent_builds_its_optimizer():
     env = make_vec_env(settings.env, n_envs=2, seed=0, env_kwargs={"every_steps": 10, "seed": 0})
     for name, agent in continual.AGENTS.items():
         agent = dict(agent)
-        collapse = agent.pop("collapse_reset", None)  # a callback's keywords, not the agent's
+        collapse = agent.pop("collapse_callback", None)  # a callback's keywords, not the agent's
         if collapse is not None:
             load("collapse_reset").CollapseReset(**collapse)
         model = DistributionalPPO("MlpPolicy", env, seed=0, device="cpu",
@@ -372,7 +372,7 @@ def test_every_built_in_benchmark_agent_builds_its_optimizer():
             extra = suite.agent_kwargs(name, hp)
             if extra is None:
                 continue
-            extra = {k: v for k, v in extra.items() if k not in ("closed_form_gradients", "collapse_reset")}
+            extra = {k: v for k, v in extra.items() if k not in ("closed_form_gradients", "collapse_callback")}
             DistributionalPPO("MlpPolicy", gym.make(env_id), seed=0, device="cpu", n_steps=16, batch_size=16,
                               **{**hp, **extra})
 

@@ -24,6 +24,7 @@ from stable_baselines3.common.utils import obs_as_tensor
 
 from lifelong.agent import arguments, hyperparameters, metrics
 from lifelong.agent.arguments import _POLICY_OWNED_KWARGS, check_ppo_args, check_spaces
+from lifelong.agent.collapse import DEFAULT_COLLAPSE_RESET_KWARGS, make_collapse_reset
 from lifelong.agent.critics import CriticSpec, critic_spec_attributes
 from lifelong.agent.memory import check_fits
 from lifelong.agent.normalization import ReturnNormalizer
@@ -97,6 +98,8 @@ class DistributionalOnPolicyAlgorithm(OnPolicyAlgorithm):
         normalize_returns: bool,
         normalize_returns_horizon: float | None,
         cvar_alpha: float | None,
+        collapse_reset: bool,
+        collapse_reset_kwargs: dict[str, Any] | None,
         diagnostics_every: int,
         _init_setup_model: bool,
     ):
@@ -110,6 +113,7 @@ class DistributionalOnPolicyAlgorithm(OnPolicyAlgorithm):
         optimizer_class = self._resolve_optimizer(optimizer)
         optimizer_kwargs, learning_rate = resolve_learning_rate(learning_rate, optimizer_kwargs)
         optimizer_groups = check_optimizer_groups(optimizer_groups)
+        collapse = make_collapse_reset(collapse_reset, collapse_reset_kwargs)
         # ---- the other arguments, then PPO's
         check_ppo_args(
             vgs_kwargs=vgs_kwargs,
@@ -174,6 +178,11 @@ class DistributionalOnPolicyAlgorithm(OnPolicyAlgorithm):
         )
         if self.env is not None:
             self._check_batch_size(batch_size, normalize_advantage)
+        if collapse is not None and collapse.window > self._stats_window_size:
+            raise ValueError(
+                f"collapse_reset_kwargs: window={collapse.window} is invalid: expected at most stats_window_size="
+                f"{self._stats_window_size} (the episode buffer it reads)"
+            )
         self.batch_size = int(batch_size)
         self.n_epochs = int(n_epochs)
         self.clip_range = clip_range
@@ -191,6 +200,8 @@ class DistributionalOnPolicyAlgorithm(OnPolicyAlgorithm):
         self.use_vgs = bool(vgs)
         self.vgs_kwargs = {**DEFAULT_VGS_KWARGS, **(vgs_kwargs or {})}
         self.vgs = None  # the VarianceGradientScaler, built in _setup_model
+        self.collapse_reset_kwargs = {**DEFAULT_COLLAPSE_RESET_KWARGS, **(collapse_reset_kwargs or {})}
+        self.collapse_reset = collapse  # CollapseReset or None (collapse_reset=False)
         self.diagnostics_every = int(diagnostics_every)
         self._n_train_calls = 0
         self.phase_tracker = metrics.PhaseTracker()  # logging of non-stationary envs' phases
@@ -272,6 +283,21 @@ class DistributionalOnPolicyAlgorithm(OnPolicyAlgorithm):
         critic) and ``plasticity/weight_norm`` (L2 norm of all policy parameters), on up to
         ``n_obs`` observations of the last rollout. Uses :mod:`lifelong.diagnostics`."""
         return metrics.plasticity_diagnostics(self, n_obs)
+
+    # ------------------------------------------------------------------ the collapse reset
+    def _setup_learn(self, total_timesteps: int, callback: Any = None, reset_num_timesteps: bool = True,
+                     tb_log_name: str = "run", progress_bar: bool = False) -> Any:
+        if reset_num_timesteps and self.collapse_reset is not None:
+            self.collapse_reset.restart()  # a new run: a new initial level R0 (the episode buffer restarts too)
+        return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
+
+    def _reset_if_collapsed(self) -> None:
+        """The collapse test after a rollout, before its update (:mod:`lifelong.agent.collapse`):
+        a fresh action head when the policy has collapsed. Logs ``train/collapse_resets``."""
+        if self.collapse_reset is None:
+            return
+        self.collapse_reset.after_rollout(self)
+        self.logger.record("train/collapse_resets", len(self.collapse_reset.resets))
 
     def _update_info_buffer(self, infos: list[dict[str, Any]], dones: Any = None) -> None:
         super()._update_info_buffer(infos, dones)

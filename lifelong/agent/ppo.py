@@ -118,6 +118,17 @@ class DistributionalPPO(DistributionalOnPolicyAlgorithm):
         which follows a reward scale that changes (non-stationary tasks).
     :param cvar_alpha: ``None``, or the level in (0, 1] of the CVaR of the aggregated quantile
         distribution used as the value for advantages (quantile critic only).
+    :param collapse_reset: give the policy a fresh action head when it has collapsed
+        (:mod:`lifelong.agent.collapse`): after a rollout, when the mean return of the last
+        ``window`` episodes has fallen back to within ``rho`` of the way from the run's first
+        such level to its best since the last reset, and the rollout's mean ``-log pi(a|s)`` is
+        below ``eta log n``. ``Discrete`` actions only (inert on the others). On by default: on
+        the continual-RL streams it keeps the agent learning where PPO with Adam stops, and on the
+        stationary suite it never fired (docs/continual.md). ``model.collapse_reset`` is the
+        :class:`~lifelong.agent.collapse.CollapseReset` (``resets``: the timesteps at which it
+        fired) or ``None``; logged as ``train/collapse_resets``; its state is saved in checkpoints.
+    :param collapse_reset_kwargs: ``rho`` (0.25), ``eta`` (0.2), ``window`` (20 episodes, at most
+        ``stats_window_size``).
     :param diagnostics_every: log plasticity diagnostics (dormant fraction, effective rank,
         weight norm) every this many ``train()`` calls; 0 disables.
 
@@ -195,6 +206,8 @@ class DistributionalPPO(DistributionalOnPolicyAlgorithm):
         normalize_returns: bool = True,
         normalize_returns_horizon: float | None = None,
         cvar_alpha: float | None = None,
+        collapse_reset: bool = True,
+        collapse_reset_kwargs: dict[str, Any] | None = None,
         diagnostics_every: int = 10,
         _init_setup_model: bool = True,
     ):
@@ -242,6 +255,8 @@ class DistributionalPPO(DistributionalOnPolicyAlgorithm):
             normalize_returns=normalize_returns,
             normalize_returns_horizon=normalize_returns_horizon,
             cvar_alpha=cvar_alpha,
+            collapse_reset=collapse_reset,
+            collapse_reset_kwargs=collapse_reset_kwargs,
             diagnostics_every=diagnostics_every,
             _init_setup_model=_init_setup_model,
         )
@@ -282,7 +297,9 @@ class DistributionalPPO(DistributionalOnPolicyAlgorithm):
         return rollout.collect_rollouts(self, env, callback, rollout_buffer, n_rollout_steps)
 
     def train(self) -> None:
-        """One PPO update on the rollout buffer (``n_epochs`` passes of minibatches)."""
+        """One PPO update on the rollout buffer (``n_epochs`` passes of minibatches), after the
+        collapse test (:mod:`lifelong.agent.collapse`)."""
+        self._reset_if_collapsed()
         policy = self.policy
         normalizer = policy.return_normalizer
         self._update_learning_rate(policy.optimizer)

@@ -63,8 +63,10 @@ class DistributionalRecurrentPPO(DistributionalOnPolicyAlgorithm):
     ``quantile_mean_loss``, ``n_atoms``, ``v_min``, ``v_max``, ``categorical_projection``, ``twin_critics``,
     ``value_aggregation``, ``optimizer``, ``optimizer_kwargs``,
     ``optimizer_groups``, ``vgs``, ``vgs_kwargs``,
-    ``normalize_returns``, ``cvar_alpha``, ``diagnostics_every``) are
-    :class:`~lifelong.agent.ppo.DistributionalPPO`'s, with its defaults.
+    ``normalize_returns``, ``cvar_alpha``, ``collapse_reset_kwargs``, ``diagnostics_every``) are
+    :class:`~lifelong.agent.ppo.DistributionalPPO`'s, with its defaults, except ``collapse_reset``
+    (:mod:`lifelong.agent.collapse`), off here: its benefit was measured on the feed-forward agent
+    only (docs/continual.md).
 
     Unknown policy aliases, a policy class that is not a
     :class:`~lifelong.agent.lstm_policy.DistributionalLstmPolicy`, ``lstm_hidden_size`` or
@@ -123,6 +125,8 @@ class DistributionalRecurrentPPO(DistributionalOnPolicyAlgorithm):
         normalize_returns: bool = True,
         normalize_returns_horizon: float | None = None,
         cvar_alpha: float | None = None,
+        collapse_reset: bool = False,
+        collapse_reset_kwargs: dict[str, Any] | None = None,
         diagnostics_every: int = 10,
         _init_setup_model: bool = True,
     ):
@@ -171,6 +175,8 @@ class DistributionalRecurrentPPO(DistributionalOnPolicyAlgorithm):
             normalize_returns=normalize_returns,
             normalize_returns_horizon=normalize_returns_horizon,
             cvar_alpha=cvar_alpha,
+            collapse_reset=collapse_reset,
+            collapse_reset_kwargs=collapse_reset_kwargs,
             diagnostics_every=diagnostics_every,
             _init_setup_model=_init_setup_model,
         )
@@ -294,7 +300,9 @@ class DistributionalRecurrentPPO(DistributionalOnPolicyAlgorithm):
 
     # ------------------------------------------------------------------ training
     def train(self) -> None:
-        """One PPO update on the rollout buffer: ``n_epochs`` passes over padded sequences."""
+        """One PPO update on the rollout buffer: ``n_epochs`` passes over padded sequences, after
+        the collapse test (:mod:`lifelong.agent.collapse`) when it is on."""
+        self._reset_if_collapsed()
         policy = self.policy
         normalizer = policy.return_normalizer
         self._update_learning_rate(policy.optimizer)

@@ -84,6 +84,7 @@ def _capture(model: Any) -> dict[str, Any]:
         "ep_info_buffer": _episode_buffer(model.ep_info_buffer, "ep_info_buffer"),
         "ep_success_buffer": _episode_buffer(model.ep_success_buffer, "ep_success_buffer"),
         "has_vgs": model.vgs is not None,
+        "collapse_reset": None if model.collapse_reset is None else model.collapse_reset.state_dict(),
         "optimizer_class": class_name(type(model.policy.optimizer)),
         "vec_normalize": None if venv is None else _vec_normalize_meta(venv),
         "env_streams": stream_states(model.get_env()),

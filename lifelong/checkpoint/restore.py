@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from lifelong.agent.collapse import CollapseReset
 from lifelong.agent.hyperparameters import TUNABLE
 from lifelong.checkpoint import archive
 from lifelong.checkpoint.codec import class_name, from_json, resolve_class
@@ -186,6 +187,11 @@ def _check_compatible(model: Any, state: dict, meta: dict, env_state: bool, sour
             model.set_rollout_state(state[ENV_STATE], check_only=True)
         except ValueError as exc:
             raise CheckpointError(f"{source}: {exc}") from None
+    if model.collapse_reset is not None and meta.get("collapse_reset") is not None:
+        try:
+            CollapseReset().load_state_dict(meta["collapse_reset"])  # the check alone
+        except ValueError as exc:
+            raise CheckpointError(f"{source}: member {META!r} is malformed: {exc}") from None
     if env_state and model.env is not None and int(model.n_envs) != int(meta["n_envs"]):
         raise CheckpointMismatchError(
             f"{source}: the saved last observation is for n_envs={meta['n_envs']}, the model's env has "
@@ -244,6 +250,12 @@ def _restore(model: Any, state: dict, *, exact: bool, env_state: bool, source: A
             for name in ("ep_info_buffer", "ep_success_buffer"):
                 saved = meta.get(name)
                 setattr(model, name, None if saved is None else collections.deque(from_json(saved), maxlen=window))
+            if model.collapse_reset is not None:  # R0 and B, computed from the episode buffer
+                saved = meta.get("collapse_reset")
+                if saved is None:
+                    model.collapse_reset.restart()
+                else:
+                    model.collapse_reset.load_state_dict(saved)
             _set_space_rng(model.action_space, meta["rng"]["action_space"])
             _set_space_rng(model.observation_space, meta["rng"]["observation_space"])
         with from_file(source, RNG, "the random states"):

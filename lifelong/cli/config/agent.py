@@ -13,6 +13,7 @@ import inspect
 from typing import Mapping
 
 from lifelong.agent import ALGORITHMS, DEFAULT_ALGO
+from lifelong.agent.collapse import CollapseReset
 from lifelong.agent.critics import QUANTILE_MEAN_LOSSES
 from lifelong.agent.optimizer import OPTIMIZERS
 from lifelong.cli.config.errors import ConfigError, suggest
@@ -46,6 +47,10 @@ def _optimizer_class(ctx):
 
 def _vgs_class(ctx):
     return VarianceGradientScaler
+
+
+def _collapse_reset_class(ctx):
+    return CollapseReset
 
 
 #: upper bounds: beyond them a run cannot work on any one machine (the rollout buffer alone
@@ -90,6 +95,8 @@ AGENT_KNOWN: dict[str, V] = {
     "optimizer_groups": KwargsGroups(_optimizer_class),
     "vgs": Bool(),
     "vgs_kwargs": Kwargs(_vgs_class),
+    "collapse_reset": Bool(),
+    "collapse_reset_kwargs": Kwargs(_collapse_reset_class),
     "normalize_returns": Bool(),
     "normalize_returns_horizon": Optional(Float(min=1.0)),
     "cvar_alpha": Optional(Float(0.0, 1.0, min_open=True)),

@@ -1,0 +1,162 @@
+"""A fresh action head when the policy has collapsed: the agent's own reaction to a task change
+that leaves its policy confidently wrong (``collapse_reset=True``, the default).
+
+Why: on a stream of tasks whose action meanings change (``lifelong.envs.PermutedActions``), PPO
+with Adam ends up in phases it cannot learn: the policy is nearly deterministic on the wrong
+action, its return stays at the level of the initial policy or below, and the gradients that
+would move it are tiny (``pi(a|s) -> 0`` for the right action). A fresh action head, nearly
+uniform again (Stable-Baselines3's orthogonal initialisation with gain 0.01), restores the
+exploration the first phase had, while the trunk keeps its features. A periodic reset does
+the same only when its period matches the stream's; this one needs no period: it watches for
+the collapse (docs/continual.md measures both).
+
+The test, at the end of every rollout, before the update (``Discrete`` action spaces; other
+action spaces never trigger it):
+
+* ``R``, the mean return of the last ``window`` episodes (``ep_info_buffer``), has fallen back
+  to within ``rho`` of the way from ``R0``, the first such mean of the run (the initial policy's
+  level), to ``B``, the best such mean since the last reset: ``B > R0`` and
+  ``R <= R0 + rho (B - R0)``;
+* the policy is nearly deterministic: ``-mean(log pi(a_t|s_t))`` over the rollout (an estimate
+  of its entropy) is below ``eta log n``, a fraction of the uniform policy's entropy, ``n``
+  actions.
+
+A task whose return keeps its level never meets the first condition; a policy that still
+explores never meets the second. When both hold, ``policy.action_net`` is initialised afresh
+(orthogonal, gain 0.01, zero bias, as Stable-Baselines3 builds it; ``reset_parameters()`` with
+``ortho_init=False``), its optimizer state is cleared (Adam's moments and step count, a UPGD
+optimizer's utility trace and initial weights start again from the new values) and ``B``
+restarts from ``R``. The fresh weights are drawn from torch's global generator, which a
+checkpoint saves: exact resume stays bit-identical.
+
+What it costs when it does not fire: two means per rollout and nothing else; it draws no
+random numbers, so a run in which it never fires is bit for bit the run without it.
+
+State: ``R0``, ``B`` and the timesteps of the resets (``resets``), saved in checkpoints
+(:meth:`CollapseReset.state_dict`) and restored with the episode buffers they are computed
+from (exact resume). A PBT exploit moves neither: the recipient keeps its own episode history
+and its own ``R0`` and ``B``. ``learn(reset_num_timesteps=True)`` starts a new run and a new
+``R0``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.policies import ActorCriticPolicy
+
+__all__ = ["CollapseReset", "DEFAULT_COLLAPSE_RESET_KWARGS", "make_collapse_reset", "reset_action_head"]
+
+#: the defaults of ``collapse_reset_kwargs``: the thresholds measured on the continual-RL
+#: benchmark's two streams (docs/continual.md)
+DEFAULT_COLLAPSE_RESET_KWARGS: dict[str, Any] = {"rho": 0.25, "eta": 0.2, "window": 20}
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
+
+
+class CollapseReset:
+    """The collapse test and the reset of the action head (see the module docstring).
+
+    :param rho: in ``[0, 1)``: how far back towards the initial level ``R0`` the return must fall,
+        as a fraction of the way from ``R0`` to the best level ``B``.
+    :param eta: in ``(0, 1]``: the policy counts as collapsed below ``eta log n`` nats of entropy.
+    :param window: episodes (>= 1) whose mean return is the level ``R``; at most
+        ``stats_window_size`` (the episode buffer's length).
+    """
+
+    def __init__(self, rho: float = 0.25, eta: float = 0.2, window: int = 20):
+        if not _number(rho) or not 0 <= rho < 1:
+            raise ValueError(f"collapse_reset_kwargs: rho={rho!r} is invalid: expected a number in [0, 1)")
+        if not _number(eta) or not 0 < eta <= 1:
+            raise ValueError(f"collapse_reset_kwargs: eta={eta!r} is invalid: expected a number in (0, 1]")
+        if not isinstance(window, (int, np.integer)) or isinstance(window, (bool, np.bool_)) or window < 1:
+            raise ValueError(f"collapse_reset_kwargs: window={window!r} is invalid: expected an integer >= 1")
+        self.rho, self.eta, self.window = float(rho), float(eta), int(window)
+        self.initial_level: float | None = None  # R0
+        self.best_level: float | None = None  # B
+        self.resets: list[int] = []
+
+    def restart(self) -> None:
+        """Forget ``R0``, ``B`` and the resets: a new run (``learn(reset_num_timesteps=True)``)."""
+        self.initial_level = self.best_level = None
+        self.resets = []
+
+    # ------------------------------------------------------------------ the test and the reset
+    def after_rollout(self, model: Any) -> bool:
+        """Test ``model``'s last rollout and episodes; reset its action head when the policy has
+        collapsed. True when it reset."""
+        if not isinstance(model.action_space, spaces.Discrete) or model.ep_info_buffer is None:
+            return False
+        episodes = model.ep_info_buffer
+        if len(episodes) < self.window:
+            return False
+        level = float(np.mean([episodes[i]["r"] for i in range(len(episodes) - self.window, len(episodes))]))
+        if self.initial_level is None or self.best_level is None:
+            self.initial_level = self.best_level = level
+            return False
+        self.best_level = max(self.best_level, level)
+        r0, best = self.initial_level, self.best_level
+        if not (best > r0 and level <= r0 + self.rho * (best - r0)):
+            return False
+        entropy = -float(np.mean(model.rollout_buffer.log_probs))
+        if not entropy < self.eta * math.log(int(model.action_space.n)):
+            return False
+        reset_action_head(model.policy)
+        self.best_level = level
+        self.resets.append(int(model.num_timesteps))
+        return True
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """``{"initial_level", "best_level", "resets"}``: JSON data."""
+        return {"initial_level": self.initial_level, "best_level": self.best_level, "resets": list(self.resets)}
+
+    def load_state_dict(self, state: Any) -> None:
+        """Restore :meth:`state_dict`; ``ValueError`` naming what is malformed (nothing changed)."""
+        if not isinstance(state, dict) or set(state) != {"initial_level", "best_level", "resets"}:
+            raise ValueError(f"the collapse reset's state must be a dict with initial_level, best_level and resets, "
+                             f"got {str(state)[:200]}")
+        levels = [state["initial_level"], state["best_level"]]
+        if not all(v is None or (_number(v) and math.isfinite(v)) for v in levels) or (levels[0] is None) != (levels[1] is None):
+            raise ValueError(f"the collapse reset's levels must both be finite numbers or both None, got {levels}")
+        resets = state["resets"]
+        if not isinstance(resets, list) or not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in resets):
+            raise ValueError(f"the collapse reset's resets must be a list of timesteps >= 0, got {str(resets)[:200]}")
+        self.initial_level = None if levels[0] is None else float(levels[0])
+        self.best_level = None if levels[1] is None else float(levels[1])
+        self.resets = list(resets)
+
+
+def make_collapse_reset(enabled: Any, kwargs: Any) -> CollapseReset | None:
+    """The agent's :class:`CollapseReset` from its ``collapse_reset`` and ``collapse_reset_kwargs``
+    arguments (over :data:`DEFAULT_COLLAPSE_RESET_KWARGS`), or None when it is off; ``ValueError``
+    naming a bad value or an unknown keyword (checked also when off)."""
+    if not isinstance(enabled, (bool, np.bool_)):
+        raise ValueError(f"collapse_reset must be True or False, got {enabled!r}")
+    if kwargs is not None and not isinstance(kwargs, dict):
+        raise ValueError(f"collapse_reset_kwargs must be a dict or None, got {kwargs!r}")
+    unknown = sorted(set(kwargs or {}) - set(DEFAULT_COLLAPSE_RESET_KWARGS), key=str)
+    if unknown:
+        raise ValueError(f"collapse_reset_kwargs: unknown keyword(s) {unknown}: expected some of "
+                         f"{sorted(DEFAULT_COLLAPSE_RESET_KWARGS)}")
+    reset = CollapseReset(**{**DEFAULT_COLLAPSE_RESET_KWARGS, **(kwargs or {})})
+    return reset if enabled else None
+
+
+def reset_action_head(policy: Any) -> None:
+    """Initialise ``policy.action_net`` afresh, as Stable-Baselines3 builds it (orthogonal with
+    gain 0.01 and zero bias under ``ortho_init``, else the layer's ``reset_parameters()``), in
+    place, and clear its parameters' optimizer state."""
+    head = policy.action_net
+    with th.no_grad():
+        if policy.ortho_init:
+            ActorCriticPolicy.init_weights(head, gain=0.01)
+        else:
+            head.reset_parameters()
+    for p in head.parameters():
+        policy.optimizer.state.pop(p, None)
