@@ -291,13 +291,15 @@ class DistributionalOnPolicyAlgorithm(OnPolicyAlgorithm):
             self.collapse_reset.restart()  # a new run: a new initial level R0 (the episode buffer restarts too)
         return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
 
-    def _reset_if_collapsed(self) -> None:
+    def _reset_if_collapsed(self) -> bool:
         """The collapse test after a rollout, before its update (:mod:`lifelong.agent.collapse`):
-        a fresh action head when the policy has collapsed. Logs ``train/collapse_resets``."""
+        a fresh action head when the policy has collapsed; True when it reset (``train()`` then
+        skips the update). Logs ``train/collapse_resets``."""
         if self.collapse_reset is None:
-            return
-        self.collapse_reset.after_rollout(self)
+            return False
+        reset = self.collapse_reset.after_rollout(self)
         self.logger.record("train/collapse_resets", len(self.collapse_reset.resets))
+        return reset
 
     def _update_info_buffer(self, infos: list[dict[str, Any]], dones: Any = None) -> None:
         super()._update_info_buffer(infos, dones)

@@ -298,8 +298,9 @@ class DistributionalPPO(DistributionalOnPolicyAlgorithm):
 
     def train(self) -> None:
         """One PPO update on the rollout buffer (``n_epochs`` passes of minibatches), after the
-        collapse test (:mod:`lifelong.agent.collapse`)."""
-        self._reset_if_collapsed()
+        collapse test (:mod:`lifelong.agent.collapse`; no update when it resets the action head)."""
+        if self._reset_if_collapsed():
+            return  # a fresh action head: the next rollout's data, not the collapsed policy's
         policy = self.policy
         normalizer = policy.return_normalizer
         self._update_learning_rate(policy.optimizer)

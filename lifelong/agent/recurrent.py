@@ -301,8 +301,9 @@ class DistributionalRecurrentPPO(DistributionalOnPolicyAlgorithm):
     # ------------------------------------------------------------------ training
     def train(self) -> None:
         """One PPO update on the rollout buffer: ``n_epochs`` passes over padded sequences, after
-        the collapse test (:mod:`lifelong.agent.collapse`) when it is on."""
-        self._reset_if_collapsed()
+        the collapse test (:mod:`lifelong.agent.collapse`) when it is on (no update when it resets)."""
+        if self._reset_if_collapsed():
+            return  # a fresh action head: the next rollout's data, not the collapsed policy's
         policy = self.policy
         normalizer = policy.return_normalizer
         self._update_learning_rate(policy.optimizer)

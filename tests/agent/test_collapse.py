@@ -91,16 +91,39 @@ def test_fires_only_when_the_return_fell_back_and_the_policy_is_nearly_determini
     torch.nn.init.orthogonal_(expected, gain=0.01)  # Stable-Baselines3's action head
     torch.manual_seed(123)
     assert reset.after_rollout(model)
-    assert reset.resets == [model.num_timesteps] and reset.best_level == 30.0  # B restarts from R
+    assert reset.resets == [model.num_timesteps] and reset.best_level == 30.0  # B restarts from max(R, R0)
     assert torch.equal(head.weight, expected) and torch.equal(head.bias, torch.zeros_like(head.bias))
     for name, p in model.policy.named_parameters():
         if name.startswith("action_net."):
             assert p not in optimizer.state  # Adam starts afresh for the head
         else:
             assert torch.equal(p, before[name]) and p in optimizer.state  # the rest untouched
-    # training goes on with the fresh head (Adam's state for it is rebuilt)
+    # still collapsed at the next rollout (below R0 = 10, deterministic): reset again
+    set_episodes(model, [5] * 4)
+    assert reset.after_rollout(model) and len(reset.resets) == 2 and reset.best_level == 10.0
+    # recovered above R0: no reset
+    set_episodes(model, [12] * 4)
+    assert not reset.after_rollout(model) and reset.best_level == 12.0
+
+
+def test_the_update_after_a_reset_is_skipped_and_training_goes_on_with_the_fresh_head():
+    """train() after a reset changes nothing but the head (the rollout came from the collapsed
+    policy); the next rollout's update trains every parameter, Adam's state for the head rebuilt."""
+    model = trained_once(collapse_reset_kwargs=dict(window=4))
+    reset = model.collapse_reset
+    reset.initial_level, reset.best_level = 10.0, 100.0
+    set_episodes(model, [10] * 4)
+    set_entropy(model, 0.0)
+    before = {name: p.detach().clone() for name, p in model.policy.named_parameters()}
+    updates = model._n_updates
+    model.train()
+    assert len(reset.resets) == 1 and model._n_updates == updates
+    for name, p in model.policy.named_parameters():
+        assert torch.equal(p, before[name]) != name.startswith("action_net."), name
+    set_episodes(model, [50] * 4)  # recovered: the next rollout trains
     model.learn(ROLLOUT, reset_num_timesteps=False)
-    assert all(p in optimizer.state for p in model.policy.parameters())
+    assert len(reset.resets) == 1 and model._n_updates > updates
+    assert all(p in model.policy.optimizer.state for p in model.policy.parameters())
 
 
 def test_without_orthogonal_init_the_head_takes_torchs_default_init():
