@@ -199,6 +199,7 @@ def run_report(d: Path) -> list[Path]:
 
 
 GATE_HIST = "plasticity/gate_hist/"
+COLLAPSE_RESETS = "train/collapse_resets"  # the agent's collapse resets so far (lifelong.agent.collapse)
 _PHASE_DIAGNOSTICS = {"dormant_fraction": "plasticity/dormant_fraction",
                       "effective_rank": "plasticity/effective_rank",
                       "weight_norm": "plasticity/weight_norm",
@@ -210,8 +211,9 @@ def phase_summary(m: Mapping[str, np.ndarray]) -> list[dict]:
     logged): ``phase``, ``steps`` (last step logged in it), ``episodes``, ``return`` (mean return
     of the episodes that ended in the phase: the episode-weighted mean of
     ``rollout/phase_ep_rew_mean``; NaN without episodes), the last value within the phase of
-    each diagnostic (NaN when none was logged in it) and ``gate_hist`` (the last gate histogram
-    logged in the phase, or ``None``)."""
+    each diagnostic (NaN when none was logged in it), ``collapse_resets`` (the agent's action-head
+    resets logged within the phase; NaN when the run did not log them) and ``gate_hist`` (the
+    last gate histogram logged in the phase, or ``None``)."""
     if "rollout/phase" not in m or STEP not in m:
         return []
     phase_col = m["rollout/phase"]
@@ -229,6 +231,9 @@ def phase_summary(m: Mapping[str, np.ndarray]) -> list[dict]:
             v = m[key][rows] if key in m else np.array([])
             v = v[np.isfinite(v)]
             entry[name] = float(v[-1]) if len(v) else math.nan
+        cumulative = m[COLLAPSE_RESETS][rows] if COLLAPSE_RESETS in m else np.array([])
+        cumulative = cumulative[np.isfinite(cumulative)]
+        entry["collapse_resets"] = float(cumulative[-1]) if len(cumulative) else math.nan  # made per phase below
         entry["gate_hist"] = None
         if hist_keys:
             h = np.stack([m[k][rows] for k in hist_keys], axis=1)       # [rows, bins]
@@ -236,6 +241,10 @@ def phase_summary(m: Mapping[str, np.ndarray]) -> list[dict]:
             if len(logged):
                 entry["gate_hist"] = h[logged[-1]].tolist()
         out.append(entry)
+    previous = 0.0  # the counter is cumulative over the run: the resets within each phase
+    for entry in out:
+        if math.isfinite(entry["collapse_resets"]):
+            entry["collapse_resets"], previous = entry["collapse_resets"] - previous, entry["collapse_resets"]
     return out
 
 
@@ -310,17 +319,20 @@ def _run_markdown(run, m, evals, pngs, phases=()) -> Path:
                  f"VGS factor {_fmt(_last(m, 'train/vgs_factor'))}, "
                  f"UPGD gate mean {_fmt(_last(m, 'train/upgd_gate_mean'))}, "
                  f"explained variance {_fmt(_last(m, 'train/explained_variance'))}")
+    if COLLAPSE_RESETS in m:
+        lines.append(f"- collapse resets (a fresh action head, {COLLAPSE_RESETS}): {_fmt(_last(m, COLLAPSE_RESETS), '.0f')}")
     lines.append(f"- files: [config.yaml](config.yaml), [metrics.csv](metrics.csv), "
                  f"[evals.csv](evals.csv), checkpoints/, tb/ (`tensorboard --logdir {run.path}/tb`)")
     lines.append("")
     if phases:
         lines += ["## Per phase (non-stationary environment)", "",
-                  "| phase | last step | episodes | mean return | dormant | eff. rank | weight norm | gate mean |",
-                  "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| phase | last step | episodes | mean return | dormant | eff. rank | weight norm | gate mean "
+                  "| collapse resets |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for p in phases:
             lines.append(f"| {p['phase']} | {p['steps']:,.0f} | {p['episodes']} | {_fmt(p['return'], '.1f')} | "
                          f"{_fmt(p['dormant_fraction'])} | {_fmt(p['effective_rank'])} | "
-                         f"{_fmt(p['weight_norm'])} | {_fmt(p['gate_mean'])} |")
+                         f"{_fmt(p['weight_norm'])} | {_fmt(p['gate_mean'])} | {_fmt(p['collapse_resets'], '.0f')} |")
         lines.append("")
     titles = {"learning_curve.png": "Learning curve", "critics.png": "Critics",
               "vgs_upgd.png": "Variance gradient scaler and UPGD gating",

@@ -125,12 +125,16 @@ def test_not_a_run(tmp_path):
         make_report(tmp_path / "missing")
 
 
-def write_phased_run(d, hist=True):
+#: the cumulative collapse-reset counter of write_phased_run's 12 updates: 1, 2 and 0 per phase
+COLLAPSE_COUNTS = [0, 1, 1, 1, 1, 1, 2, 3, 3, 3, 3, 3]
+
+
+def write_phased_run(d, hist=True, resets=True):
     """A non-stationary run: 3 phases of 4 updates; known per-phase returns and diagnostics."""
     d.mkdir(parents=True, exist_ok=True)
     keys = ["time/total_timesteps", "rollout/ep_rew_mean", "rollout/phase", "rollout/phase_episodes",
             "rollout/phase_ep_rew_mean", "plasticity/dormant_fraction", "plasticity/effective_rank",
-            "plasticity/weight_norm", "train/upgd_gate_mean"]
+            "plasticity/weight_norm", "train/upgd_gate_mean"] + (["train/collapse_resets"] if resets else [])
     if hist:
         keys += [f"plasticity/gate_hist/{k}" for k in range(10)]
     with open(d / "metrics.csv", "w", newline="") as f:
@@ -143,6 +147,8 @@ def write_phased_run(d, hist=True):
                         "rollout/phase": phase, "rollout/phase_episodes": i % 4,
                         "rollout/phase_ep_rew_mean": 10.0 * (phase + 1) + i % 4 if i % 4 else "",
                         "train/upgd_gate_mean": 0.5 - 0.01 * i})
+            if resets:
+                row["train/collapse_resets"] = COLLAPSE_COUNTS[i]
             if i % 2:                                            # diagnostics every 2nd update
                 row.update({"plasticity/dormant_fraction": 0.1 * i, "plasticity/effective_rank": 20 - i,
                             "plasticity/weight_norm": 5 + i})
@@ -171,7 +177,10 @@ def test_phase_summary_aggregates_each_phase(tmp_path):
         assert p["effective_rank"] == 20 - last and p["weight_norm"] == 5 + last
         assert p["gate_mean"] == pytest.approx(0.5 - 0.01 * last)
         assert np.argmax(p["gate_hist"]) == min(last, 9) and sum(p["gate_hist"]) == pytest.approx(1)
+    assert [p["collapse_resets"] for p in phases] == [1, 2, 0]  # within each phase, not cumulative
     assert phase_summary(read_metrics(write_run(d.parent / "stationary") / "metrics.csv")) == []
+    no_resets = phase_summary(read_metrics(write_phased_run(tmp_path / "old", resets=False) / "metrics.csv"))
+    assert all(np.isnan(p["collapse_resets"]) for p in no_resets)
 
 
 @pytest.mark.parametrize("hist", [True, False])
@@ -183,6 +192,8 @@ def test_run_report_plots_phases_of_a_nonstationary_run(tmp_path, hist):
     md = (d / "report.md").read_text()
     assert "## Per phase" in md and "phases.png" in md
     assert md.count("\n| 0 |") == 1 and "| 2 | 1,200 | 6 | 32.3 |" in md
+    assert md.count(" | 0 |\n") == 1 and md.count(" | 1 |\n") == 1 and md.count(" | 2 |\n") == 1  # resets per phase
+    assert "- collapse resets (a fresh action head, train/collapse_resets): 3" in md
     # a stationary run gets no phase plot
     d2 = write_run(tmp_path / "stationary")
     assert d2 / "phases.png" not in make_report(d2)
