@@ -285,12 +285,6 @@ class DistributionalOnPolicyAlgorithm(OnPolicyAlgorithm):
         return metrics.plasticity_diagnostics(self, n_obs)
 
     # ------------------------------------------------------------------ the collapse reset
-    def _setup_learn(self, total_timesteps: int, callback: Any = None, reset_num_timesteps: bool = True,
-                     tb_log_name: str = "run", progress_bar: bool = False) -> Any:
-        if reset_num_timesteps and self.collapse_reset is not None:
-            self.collapse_reset.restart()  # a new run: a new initial level R0 (the episode buffer restarts too)
-        return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
-
     def _reset_if_collapsed(self) -> bool:
         """The collapse test after a rollout, before its update (:mod:`lifelong.agent.collapse`):
         a fresh action head when the policy has collapsed; True when it reset (``train()`` then
@@ -299,6 +293,8 @@ class DistributionalOnPolicyAlgorithm(OnPolicyAlgorithm):
             return False
         reset = self.collapse_reset.after_rollout(self)
         self.logger.record("train/collapse_resets", len(self.collapse_reset.resets))
+        if reset:  # no update, so no log_train: the phase's episode returns are logged here
+            self.phase_tracker.log(self.logger.record)
         return reset
 
     def _update_info_buffer(self, infos: list[dict[str, Any]], dones: Any = None) -> None:

@@ -14,15 +14,17 @@ The test, at the end of every rollout, before the update (``Discrete`` action sp
 action spaces never trigger it):
 
 * ``R``, the mean return of the last ``window`` episodes (``ep_info_buffer``), is at most
-  ``rho`` of the way from ``R0``, the first such mean of the run (the initial policy's level),
-  to ``B``, the best such mean since the last reset (never below ``R0``):
-  ``R <= R0 + rho (B - R0)``;
+  ``rho`` of the way from ``R0``, the first such mean of the model's training (the initial
+  policy's level), to ``B``, the best such mean since the last reset (never below ``R0``):
+  ``R <= R0 + rho (B - R0)``, and the return has risen above ``R0`` since the start or since
+  the last reset (``B > R0``), or a reset happened and it has not yet (``recovering``);
 * the policy is nearly deterministic: ``-mean(log pi(a_t|s_t))`` over the rollout (an estimate
   of its entropy) is below ``eta log n``, a fraction of the uniform policy's entropy, ``n``
   actions.
 
-A task whose return keeps its level never meets the first condition; a policy that still
-explores never meets the second. When both hold, ``policy.action_net`` is initialised afresh
+A task whose return keeps its level never meets the first condition (nor does a policy that
+never improved on its first level: a converged policy's return capped at its first measured
+level, say); a policy that still explores never meets the second. When both hold, ``policy.action_net`` is initialised afresh
 (orthogonal, gain 0.01, zero bias, as Stable-Baselines3 builds it; ``reset_parameters()`` with
 ``ortho_init=False``), its optimizer state is cleared (Adam's moments and step count, a UPGD
 optimizer's utility trace and initial weights start again from the new values), ``B`` restarts
@@ -32,8 +34,18 @@ into a deterministic policy (on the permuted-actions stream, from a logit gap of
 about 22 in one update of 20 epochs, whose trunk features had grown to 4x their norm); the next
 rollout is the fresh head's, exploratory data. A policy still collapsed after a reset, below
 the initial level and deterministic, meets the test again at the next rollout, so the reset is
-repeated until the head learns from its own exploration (with ``B`` restarting from ``R``
-instead, a seed of that stream stayed collapsed for its last 12 phases: docs/continual.md).
+repeated until the head learns from its own exploration and the return rises above ``R0``
+(with ``B`` restarting from ``R`` instead, a seed of that stream stayed collapsed for its last
+12 phases: docs/continual.md). A rollout that ends in a reset logs no ``train/`` statistics but
+``train/collapse_resets`` (and the phase's episode returns of a non-stationary env); a
+``learn()`` whose last rollout resets returns a model with a fresh, untrained head.
+
+Optimizer state: the head's entries leave ``optimizer.state``, torch's way of giving a parameter
+fresh state (Adam's moments and step count start again). The UPGD family starts them again too
+(utility, moments, ``initial`` from the new weights), but a param group whose parameters no
+longer share one step count leaves the optimizer's flat fast path for its per-tensor reference
+path for good: correct, slower (docs/optimizers.md); put the head in a param group of its own
+(``optimizer_groups={"action_net.*": {}}``) to keep the rest on the fast path.
 
 The fresh weights are drawn from torch's global generator, which a checkpoint saves: exact
 resume stays bit-identical.
@@ -41,14 +53,18 @@ resume stays bit-identical.
 What it costs when it does not fire: two means per rollout and nothing else; it draws no
 random numbers, so a run in which it never fires is bit for bit the run without it.
 
-State: ``R0``, ``B`` and the timesteps of the resets (``resets``), saved in checkpoints
-(:meth:`CollapseReset.state_dict`) and restored with the episode buffers they are computed
-from (exact resume). A PBT exploit moves neither: the recipient keeps its own episode history
-and its own ``R0`` and ``B``. ``learn(reset_num_timesteps=True)`` starts a new run and a new
-``R0``.
+State: ``R0``, ``B``, ``recovering`` and the timesteps of the resets (``resets``), saved in
+checkpoints (:meth:`CollapseReset.state_dict`) and restored with the episode buffers they are
+computed from (exact resume). A PBT exploit moves neither: the recipient keeps its own episode
+history and its own levels. A later ``learn()`` call keeps them, with or without
+``reset_num_timesteps`` (they describe the model's training: a new ``R0`` measured on a trained
+policy would make its normal variation look like a collapse); :meth:`CollapseReset.restart`
+forgets them. A checkpoint written before this feature loads with ``collapse_reset=False``
+(its model was trained without it, and its initial level is unknown).
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -76,6 +92,10 @@ class CollapseReset:
     :param eta: in ``(0, 1]``: the policy counts as collapsed below ``eta log n`` nats of entropy.
     :param window: episodes (>= 1) whose mean return is the level ``R``; at most
         ``stats_window_size`` (the episode buffer's length).
+
+    State: ``initial_level`` (``R0``), ``best_level`` (``B``, never below ``R0``), ``recovering``
+    (a reset happened and the return has not yet risen above ``R0`` since) and ``resets`` (the
+    timesteps of the resets).
     """
 
     def __init__(self, rho: float = 0.25, eta: float = 0.2, window: int = 20):
@@ -88,11 +108,17 @@ class CollapseReset:
         self.rho, self.eta, self.window = float(rho), float(eta), int(window)
         self.initial_level: float | None = None  # R0
         self.best_level: float | None = None  # B
+        self.recovering = False
         self.resets: list[int] = []
 
     def restart(self) -> None:
-        """Forget ``R0``, ``B`` and the resets: a new run (``learn(reset_num_timesteps=True)``)."""
+        """Forget ``R0``, ``B`` and the resets. ``R0`` is then measured again, from the next
+        ``window`` episodes: restart only where the policy is at an untrained level (a new task
+        for a fresh policy), otherwise a trained level becomes ``R0`` and the test loses its
+        meaning. A later ``learn()`` call does not restart (the levels describe the model's
+        training, not one call)."""
         self.initial_level = self.best_level = None
+        self.recovering = False
         self.resets = []
 
     # ------------------------------------------------------------------ the test and the reset
@@ -108,37 +134,63 @@ class CollapseReset:
         if self.initial_level is None or self.best_level is None:
             self.initial_level = self.best_level = level
             return False
-        self.best_level = max(self.best_level, level)
-        r0, best = self.initial_level, self.best_level
-        if not level <= r0 + self.rho * (best - r0):
+        r0 = self.initial_level
+        self.best_level = best = max(self.best_level, level)
+        if best > r0:
+            self.recovering = False
+        # the return must have risen above R0 once (since the start or since the last reset):
+        # a policy that never learnt, or a run whose first level is its best, is never reset
+        if not (best > r0 or self.recovering) or not level <= r0 + self.rho * (best - r0):
             return False
         entropy = -float(np.mean(model.rollout_buffer.log_probs))
         if not entropy < self.eta * math.log(int(model.action_space.n)):
             return False
         reset_action_head(model.policy)
         self.best_level = max(level, r0)
+        self.recovering = True
         self.resets.append(int(model.num_timesteps))
         return True
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
-        """``{"initial_level", "best_level", "resets"}``: JSON data."""
-        return {"initial_level": self.initial_level, "best_level": self.best_level, "resets": list(self.resets)}
+        """``{"initial_level", "best_level", "recovering", "resets"}``: JSON data."""
+        return {"initial_level": self.initial_level, "best_level": self.best_level, "recovering": self.recovering,
+                "resets": list(self.resets)}
 
     def load_state_dict(self, state: Any) -> None:
         """Restore :meth:`state_dict`; ``ValueError`` naming what is malformed (nothing changed)."""
-        if not isinstance(state, dict) or set(state) != {"initial_level", "best_level", "resets"}:
-            raise ValueError(f"the collapse reset's state must be a dict with initial_level, best_level and resets, "
-                             f"got {str(state)[:200]}")
-        levels = [state["initial_level"], state["best_level"]]
-        if not all(v is None or (_number(v) and math.isfinite(v)) for v in levels) or (levels[0] is None) != (levels[1] is None):
-            raise ValueError(f"the collapse reset's levels must both be finite numbers or both None, got {levels}")
+        keys = {"initial_level", "best_level", "recovering", "resets"}
+        if not isinstance(state, dict) or set(state) != keys:
+            raise ValueError(f"the collapse reset's state must be a dict with {sorted(keys)}, got {str(state)[:200]}")
+        levels = [_finite_or_none(state["initial_level"]), _finite_or_none(state["best_level"])]
+        if any(v is False for v in levels) or (levels[0] is None) != (levels[1] is None):
+            raise ValueError(f"the collapse reset's levels must both be finite numbers or both None, "
+                             f"got {str([state['initial_level'], state['best_level']])[:200]}")
+        if levels[0] is not None and levels[1] < levels[0]:
+            raise ValueError(f"the collapse reset's best level {levels[1]} is below its initial level {levels[0]}")
+        if not isinstance(state["recovering"], bool):
+            raise ValueError(f"the collapse reset's recovering flag must be true or false, got {state['recovering']!r:.100}")
         resets = state["resets"]
-        if not isinstance(resets, list) or not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in resets):
+        if not isinstance(resets, list) or not all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t < 2**63
+                                                   for t in resets):
             raise ValueError(f"the collapse reset's resets must be a list of timesteps >= 0, got {str(resets)[:200]}")
-        self.initial_level = None if levels[0] is None else float(levels[0])
-        self.best_level = None if levels[1] is None else float(levels[1])
+        self.initial_level, self.best_level = levels  # type: ignore[assignment]
+        self.recovering = state["recovering"]
         self.resets = list(resets)
+
+
+def _finite_or_none(value: Any) -> float | None | bool:
+    """``float(value)`` for a finite number, None for None, False for anything else (a huge JSON
+    integer included: its float conversion overflows)."""
+    if value is None:
+        return None
+    if not _number(value):
+        return False
+    try:
+        out = float(value)
+    except OverflowError:
+        return False
+    return out if math.isfinite(out) else False
 
 
 def make_collapse_reset(enabled: Any, kwargs: Any) -> CollapseReset | None:
@@ -164,8 +216,10 @@ def reset_action_head(policy: Any) -> None:
     head = policy.action_net
     with th.no_grad():
         if policy.ortho_init:
-            ActorCriticPolicy.init_weights(head, gain=0.01)
+            head.apply(functools.partial(ActorCriticPolicy.init_weights, gain=0.01))
         else:
-            head.reset_parameters()
+            for module in head.modules():
+                if hasattr(module, "reset_parameters"):
+                    module.reset_parameters()
     for p in head.parameters():
         policy.optimizer.state.pop(p, None)

@@ -120,9 +120,10 @@ class DistributionalPPO(DistributionalOnPolicyAlgorithm):
         distribution used as the value for advantages (quantile critic only).
     :param collapse_reset: give the policy a fresh action head when it has collapsed
         (:mod:`lifelong.agent.collapse`): after a rollout, when the mean return of the last
-        ``window`` episodes has fallen back to within ``rho`` of the way from the run's first
-        such level to its best since the last reset, and the rollout's mean ``-log pi(a|s)`` is
-        below ``eta log n``. ``Discrete`` actions only (inert on the others). On by default: on
+        ``window`` episodes, having risen above the model's first such level, has fallen back to
+        within ``rho`` of the way from it to its best since the last reset, and the rollout's
+        mean ``-log pi(a|s)`` is below ``eta log n``; that rollout's update is then skipped.
+        ``Discrete`` actions only (inert on the others). On by default: on
         the continual-RL streams it keeps the agent learning where PPO with Adam stops, and on the
         stationary suite it never fired (docs/continual.md). ``model.collapse_reset`` is the
         :class:`~lifelong.agent.collapse.CollapseReset` (``resets``: the timesteps at which it

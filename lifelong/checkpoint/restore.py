@@ -49,12 +49,17 @@ def arguments_of_older_files(cls: type, ctor: dict[str, Any]) -> None:
     resumed run's training; pass the argument to ``load`` to choose otherwise):
 
     - ``quantile_mean_loss`` (added in commit 0d82bac, default ``"squared_error"``): before it,
-      a quantile critic's mean learnt through the quantile-Huber loss, ``"quantile_huber"``.
+      a quantile critic's mean learnt through the quantile-Huber loss, ``"quantile_huber"``;
+    - ``collapse_reset`` (added on 2026-12-01, default ``True`` for ``DistributionalPPO``):
+      before it no agent reset its action head, ``False`` (and its initial level could not be
+      known for a trained model).
     """
     params = inspect.signature(cls.__init__).parameters
     if "quantile_mean_loss" in params and "quantile_mean_loss" not in ctor:
         if ctor.get("critic", params["critic"].default) == "quantile":
             ctor["quantile_mean_loss"] = "quantile_huber"
+    if "collapse_reset" in params and "collapse_reset" not in ctor:
+        ctor["collapse_reset"] = False
 
 
 def saved_optimizer_class(model: Any, meta: dict) -> str | None:

@@ -144,13 +144,17 @@ class FlatGroup:
 
     def current(self, group: dict[str, Any], state, names: tuple[str, ...]) -> bool:
         """Whether this layout still is the group's state: the same state mapping (torch's
-        ``load_state_dict`` replaces it), the same parameters, and every entry still the
-        layout's view. Checked without hashing a parameter, so it costs little per tensor."""
+        ``load_state_dict`` replaces it), the same parameters, every parameter's entry in the
+        mapping still the layout's (``optimizer.state.pop(p)``, the usual way to give a parameter
+        fresh state, removes it), and every entry still the layout's view. One dict lookup per
+        parameter (hashing a tensor is by identity) and identity checks."""
         params = group["params"]
         if (state is not self.state_ref or names != self.names or group["utility"] != self.utility
                 or len(params) != len(self.params)):
             return False
         if not all(map(operator.is_, params, self.params)):
+            return False
+        if not all(map(operator.is_, map(state.get, params), self.entries)):
             return False
         return all(all(map(operator.is_, map(operator.methodcaller("get", name), self.entries),
                            self.views[name])) for name in names)

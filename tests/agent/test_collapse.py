@@ -98,12 +98,16 @@ def test_fires_only_when_the_return_fell_back_and_the_policy_is_nearly_determini
             assert p not in optimizer.state  # Adam starts afresh for the head
         else:
             assert torch.equal(p, before[name]) and p in optimizer.state  # the rest untouched
+    assert reset.recovering
     # still collapsed at the next rollout (below R0 = 10, deterministic): reset again
     set_episodes(model, [5] * 4)
     assert reset.after_rollout(model) and len(reset.resets) == 2 and reset.best_level == 10.0
-    # recovered above R0: no reset
+    # recovered above R0: no reset, and no longer recovering
     set_episodes(model, [12] * 4)
-    assert not reset.after_rollout(model) and reset.best_level == 12.0
+    assert not reset.after_rollout(model) and reset.best_level == 12.0 and not reset.recovering
+    # fallen back to R0 + rho (B - R0) = 10.5 after that: the normal test fires
+    set_episodes(model, [10.5] * 4)
+    assert reset.after_rollout(model) and len(reset.resets) == 3
 
 
 def test_the_update_after_a_reset_is_skipped_and_training_goes_on_with_the_fresh_head():
@@ -161,12 +165,26 @@ def test_a_run_in_which_it_does_not_fire_is_the_run_without_it_bit_for_bit():
         assert torch.equal(a, b)
 
 
-def test_learn_with_reset_num_timesteps_starts_a_new_run():
+def test_a_later_learn_call_keeps_the_levels_and_a_converged_policy_is_not_reset():
+    """The levels describe the model's training: learn() again (SB3's default
+    reset_num_timesteps=True, or a loaded model trained on) keeps R0, so a trained policy at its
+    level is no collapse. Nor is a policy whose first measured level is its best: the return must
+    have risen above R0 before a fall counts."""
     _, model = make(collapse_reset_kwargs=FIRING)
     model.learn(10 * ROLLOUT)
-    assert model.collapse_reset.resets and model.collapse_reset.initial_level is not None
-    model.learn(ROLLOUT)  # reset_num_timesteps=True: a new run (SB3 also restarts the episode buffer)
-    assert model.collapse_reset.resets == [] and model.collapse_reset.initial_level is None
+    state = model.collapse_reset.state_dict()
+    assert state["resets"] and state["initial_level"] is not None
+    model.learn(ROLLOUT)  # reset_num_timesteps=True: SB3 restarts its episode buffer, not our levels
+    assert model.collapse_reset.initial_level == state["initial_level"]
+
+    model = trained_once(collapse_reset_kwargs=dict(window=4))
+    reset = model.collapse_reset
+    reset.restart()
+    set_entropy(model, 0.0)  # a deterministic policy
+    for _ in range(5):  # at a capped level from its first measurement on (CartPole at 500)
+        set_episodes(model, [500] * 4)
+        assert not reset.after_rollout(model)
+    assert reset.resets == [] and (reset.initial_level, reset.best_level) == (500.0, 500.0)
 
 
 @pytest.mark.parametrize("cls", [DistributionalPPO, DistributionalRecurrentPPO])
@@ -207,10 +225,14 @@ def test_a_pbt_exploit_keeps_the_recipients_own_levels():
 
 
 @pytest.mark.parametrize("bad", [
-    {"initial_level": "x", "best_level": 1.0, "resets": []},
-    {"initial_level": 1.0, "best_level": None, "resets": []},
-    {"initial_level": 1.0, "best_level": 2.0, "resets": [-5]},
-    {"initial_level": 1.0, "best_level": 2.0},
+    {"initial_level": "x", "best_level": 1.0, "recovering": False, "resets": []},
+    {"initial_level": 1.0, "best_level": None, "recovering": False, "resets": []},
+    {"initial_level": 1.0, "best_level": 2.0, "recovering": False, "resets": [-5]},
+    {"initial_level": 1.0, "best_level": 2.0, "recovering": False},
+    {"initial_level": 1.0, "best_level": 2.0, "recovering": 1, "resets": []},
+    {"initial_level": 2.0, "best_level": 1.0, "recovering": False, "resets": []},  # B below R0
+    {"initial_level": 10**400, "best_level": 10**400, "recovering": False, "resets": []},  # float() overflows
+    {"initial_level": 1.0, "best_level": float("inf"), "recovering": False, "resets": []},
     [1, 2],
 ])
 def test_a_malformed_state_in_a_checkpoint_is_a_checkpoint_error(bad):
@@ -232,7 +254,8 @@ def test_a_checkpoint_without_the_state_starts_a_new_run():
     _, model = make(collapse_reset_kwargs=FIRING)
     model.learn(10 * ROLLOUT)
     load_state(model, save_state(off), exact=True)
-    assert model.collapse_reset.state_dict() == {"initial_level": None, "best_level": None, "resets": []}
+    assert model.collapse_reset.state_dict() == {"initial_level": None, "best_level": None, "recovering": False,
+                                                 "resets": []}
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -255,7 +278,33 @@ def test_bad_arguments_are_value_errors_naming_the_value(kwargs, message):
 
 def test_levels_and_resets_round_trip_through_state_dict():
     reset = CollapseReset(rho=0.5, eta=0.5, window=3)
-    reset.load_state_dict({"initial_level": 1.5, "best_level": 9.0, "resets": [64, 128]})
-    assert reset.state_dict() == {"initial_level": 1.5, "best_level": 9.0, "resets": [64, 128]}
+    reset.load_state_dict({"initial_level": 1.5, "best_level": 9.0, "recovering": True, "resets": [64, 128]})
+    assert reset.state_dict() == {"initial_level": 1.5, "best_level": 9.0, "recovering": True, "resets": [64, 128]}
     assert (reset.rho, reset.eta, reset.window) == (0.5, 0.5, 3)
     assert np.isfinite(reset.best_level)
+
+
+@pytest.mark.parametrize("optimizer", ["adaptive_upgd", "upgd"])
+def test_with_the_upgd_family_the_head_gets_fresh_state_and_resume_stays_exact(tmp_path, optimizer):
+    """The head's entries leave optimizer.state; the UPGD optimizers' flat fast path notices it
+    (its cached layout is no longer the state) and the head starts afresh at step 0 (before the
+    fix it kept stepping its detached old state, and a resumed run diverged); a checkpoint taken
+    after it resumes bit for bit."""
+    extra = dict(optimizer=optimizer, collapse_reset_kwargs=FIRING)
+    n, m = 8 * ROLLOUT, 8 * ROLLOUT
+    _, straight = make(**extra)
+    straight.learn(n + m)
+    env, first = make(**extra)
+    first.learn(n)
+    assert first.collapse_reset.resets
+    opt = first.policy.optimizer
+    head = list(first.policy.action_net.parameters())
+    rest = [p for p in first.policy.parameters() if all(p is not q for q in head)]
+    steps = {opt.state[p]["step"] for p in head}, {opt.state[p]["step"] for p in rest}
+    assert max(steps[0]) < min(steps[1])  # the head restarted after its reset
+    first.save(tmp_path / "ckpt")
+    resumed = DistributionalPPO.load(tmp_path / "ckpt", env=env, force_reset=False, device="cpu")
+    resumed.learn(m, reset_num_timesteps=False)
+    assert resumed.collapse_reset.state_dict() == straight.collapse_reset.state_dict()
+    for a, b in zip(straight.policy.parameters(), resumed.policy.parameters()):
+        assert torch.equal(a, b)

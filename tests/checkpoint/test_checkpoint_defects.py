@@ -218,3 +218,20 @@ def test_optimizer_state_of_the_wrong_shape_is_refused_at_load(tmp_path):
     bad = archive.write_archive(tmp_path / "bad.zip", state)
     with pytest.raises(CheckpointError, match=r"optimizer.*'zero_steps' has shape \(3,\), expected"):
         DistributionalPPO.load(bad, env=env, device="cpu")
+
+
+def test_a_file_from_before_the_collapse_reset_resumes_without_it(saved, tmp_path):
+    """Files written before ``collapse_reset`` existed trained without it, and their model's
+    initial return level is unknown: loading one keeps the reset off (the caller may choose)."""
+    env, model, path = saved
+    assert model.collapse_reset is not None
+
+    def drop(meta):
+        meta["constructor_kwargs"].pop("collapse_reset")
+        meta["constructor_kwargs"].pop("collapse_reset_kwargs")
+        meta.pop("collapse_reset")
+
+    older = _with_meta(path, tmp_path / "older.zip", drop)
+    assert DistributionalPPO.load(older, env=env, device="cpu").collapse_reset is None
+    chosen = DistributionalPPO.load(older, env=env, device="cpu", collapse_reset=True)
+    assert chosen.collapse_reset is not None and chosen.collapse_reset.initial_level is None  # measured afresh
