@@ -24,7 +24,7 @@ from stable_baselines3.common.utils import obs_as_tensor
 
 from lifelong.agent import arguments, hyperparameters, metrics
 from lifelong.agent.arguments import _POLICY_OWNED_KWARGS, check_ppo_args, check_spaces
-from lifelong.agent.collapse import DEFAULT_COLLAPSE_RESET_KWARGS, make_collapse_reset
+from lifelong.agent.collapse import make_collapse_reset
 from lifelong.agent.critics import CriticSpec, critic_spec_attributes
 from lifelong.agent.memory import check_fits
 from lifelong.agent.normalization import ReturnNormalizer
@@ -200,8 +200,7 @@ class DistributionalOnPolicyAlgorithm(OnPolicyAlgorithm):
         self.use_vgs = bool(vgs)
         self.vgs_kwargs = {**DEFAULT_VGS_KWARGS, **(vgs_kwargs or {})}
         self.vgs = None  # the VarianceGradientScaler, built in _setup_model
-        self.collapse_reset_kwargs = {**DEFAULT_COLLAPSE_RESET_KWARGS, **(collapse_reset_kwargs or {})}
-        self.collapse_reset = collapse  # CollapseReset or None (collapse_reset=False)
+        self.collapse_reset = collapse  # CollapseReset (its thresholds, its state) or None (collapse_reset=False)
         self.diagnostics_every = int(diagnostics_every)
         self._n_train_calls = 0
         self.phase_tracker = metrics.PhaseTracker()  # logging of non-stationary envs' phases

@@ -181,7 +181,7 @@ def constructor_kwargs(model: Any) -> dict[str, Any]:
         "vgs": model.use_vgs,
         "vgs_kwargs": to_json(model.vgs_kwargs, "vgs_kwargs"),
         "collapse_reset": model.collapse_reset is not None,
-        "collapse_reset_kwargs": to_json(model.collapse_reset_kwargs, "collapse_reset_kwargs"),
+        "collapse_reset_kwargs": None if model.collapse_reset is None else model.collapse_reset.kwargs(),
         "normalize_returns": model.normalize_returns,
         "normalize_returns_horizon": model.normalize_returns_horizon,
         "cvar_alpha": model.cvar_alpha,

@@ -16,8 +16,8 @@ action spaces never trigger it):
 * ``R``, the mean return of the last ``window`` episodes (``ep_info_buffer``), is at most
   ``rho`` of the way from ``R0``, the first such mean of the model's training (the initial
   policy's level), to ``B``, the best such mean since the last reset (never below ``R0``):
-  ``R <= R0 + rho (B - R0)``, and the return has risen above ``R0`` since the start or since
-  the last reset (``B > R0``), or a reset happened and it has not yet (``recovering``);
+  ``R <= R0 + rho (B - R0)``, once the return has risen above ``R0`` (``B > R0``) or a
+  reset has happened (after which ``B`` restarts at ``max(R, R0)``, see below);
 * the policy is nearly deterministic: ``-mean(log pi(a_t|s_t))`` over the rollout (an estimate
   of its entropy) is below ``eta log n``, a fraction of the uniform policy's entropy, ``n``
   actions.
@@ -53,7 +53,7 @@ resume stays bit-identical.
 What it costs when it does not fire: two means per rollout and nothing else; it draws no
 random numbers, so a run in which it never fires is bit for bit the run without it.
 
-State: ``R0``, ``B``, ``recovering`` and the timesteps of the resets (``resets``), saved in
+State: ``R0``, ``B`` and the timesteps of the resets (``resets``), saved in
 checkpoints (:meth:`CollapseReset.state_dict`) and restored with the episode buffers they are
 computed from (exact resume). A PBT exploit moves neither: the recipient keeps its own episode
 history and its own levels. A later ``learn()`` call keeps them, with or without
@@ -93,9 +93,8 @@ class CollapseReset:
     :param window: episodes (>= 1) whose mean return is the level ``R``; at most
         ``stats_window_size`` (the episode buffer's length).
 
-    State: ``initial_level`` (``R0``), ``best_level`` (``B``, never below ``R0``), ``recovering``
-    (a reset happened and the return has not yet risen above ``R0`` since) and ``resets`` (the
-    timesteps of the resets).
+    State: ``initial_level`` (``R0``), ``best_level`` (``B``, never below ``R0``) and ``resets``
+    (the timesteps of the resets).
     """
 
     def __init__(self, rho: float = 0.25, eta: float = 0.2, window: int = 20):
@@ -108,8 +107,11 @@ class CollapseReset:
         self.rho, self.eta, self.window = float(rho), float(eta), int(window)
         self.initial_level: float | None = None  # R0
         self.best_level: float | None = None  # B
-        self.recovering = False
         self.resets: list[int] = []
+
+    def kwargs(self) -> dict[str, Any]:
+        """The thresholds as ``collapse_reset_kwargs`` (what rebuilds this reset)."""
+        return {"rho": self.rho, "eta": self.eta, "window": self.window}
 
     def restart(self) -> None:
         """Forget ``R0``, ``B`` and the resets. ``R0`` is then measured again, from the next
@@ -118,7 +120,6 @@ class CollapseReset:
         meaning. A later ``learn()`` call does not restart (the levels describe the model's
         training, not one call)."""
         self.initial_level = self.best_level = None
-        self.recovering = False
         self.resets = []
 
     # ------------------------------------------------------------------ the test and the reset
@@ -136,30 +137,27 @@ class CollapseReset:
             return False
         r0 = self.initial_level
         self.best_level = best = max(self.best_level, level)
-        if best > r0:
-            self.recovering = False
-        # the return must have risen above R0 once (since the start or since the last reset):
-        # a policy that never learnt, or a run whose first level is its best, is never reset
-        if not (best > r0 or self.recovering) or not level <= r0 + self.rho * (best - r0):
+        # a fall counts once the return has risen above R0 or after a reset (B then restarts at
+        # max(R, R0), so a policy still collapsed below R0 is tested again): a policy that never
+        # learnt, or a run whose first measured level is its best, is never reset
+        if not (best > r0 or self.resets) or not level <= r0 + self.rho * (best - r0):
             return False
         entropy = -float(np.mean(model.rollout_buffer.log_probs))
         if not entropy < self.eta * math.log(int(model.action_space.n)):
             return False
         reset_action_head(model.policy)
         self.best_level = max(level, r0)
-        self.recovering = True
         self.resets.append(int(model.num_timesteps))
         return True
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
-        """``{"initial_level", "best_level", "recovering", "resets"}``: JSON data."""
-        return {"initial_level": self.initial_level, "best_level": self.best_level, "recovering": self.recovering,
-                "resets": list(self.resets)}
+        """``{"initial_level", "best_level", "resets"}``: JSON data."""
+        return {"initial_level": self.initial_level, "best_level": self.best_level, "resets": list(self.resets)}
 
     def load_state_dict(self, state: Any) -> None:
         """Restore :meth:`state_dict`; ``ValueError`` naming what is malformed (nothing changed)."""
-        keys = {"initial_level", "best_level", "recovering", "resets"}
+        keys = {"initial_level", "best_level", "resets"}
         if not isinstance(state, dict) or set(state) != keys:
             raise ValueError(f"the collapse reset's state must be a dict with {sorted(keys)}, got {str(state)[:200]}")
         levels = [_finite_or_none(state["initial_level"]), _finite_or_none(state["best_level"])]
@@ -168,14 +166,11 @@ class CollapseReset:
                              f"got {str([state['initial_level'], state['best_level']])[:200]}")
         if levels[0] is not None and levels[1] < levels[0]:
             raise ValueError(f"the collapse reset's best level {levels[1]} is below its initial level {levels[0]}")
-        if not isinstance(state["recovering"], bool):
-            raise ValueError(f"the collapse reset's recovering flag must be true or false, got {state['recovering']!r:.100}")
         resets = state["resets"]
         if not isinstance(resets, list) or not all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t < 2**63
                                                    for t in resets):
             raise ValueError(f"the collapse reset's resets must be a list of timesteps >= 0, got {str(resets)[:200]}")
         self.initial_level, self.best_level = levels  # type: ignore[assignment]
-        self.recovering = state["recovering"]
         self.resets = list(resets)
 
 

@@ -50,8 +50,11 @@ def trained_once(**kwargs):
 def test_defaults_and_the_attribute():
     _, model = make()
     assert isinstance(model.collapse_reset, CollapseReset)
-    assert model.collapse_reset_kwargs == DEFAULT_COLLAPSE_RESET_KWARGS == {"rho": 0.25, "eta": 0.2, "window": 20}
-    assert model.get_constructor_kwargs()["collapse_reset"] is True
+    assert model.collapse_reset.kwargs() == DEFAULT_COLLAPSE_RESET_KWARGS == {"rho": 0.25, "eta": 0.2, "window": 20}
+    ctor = model.get_constructor_kwargs()
+    assert ctor["collapse_reset"] is True and ctor["collapse_reset_kwargs"] == DEFAULT_COLLAPSE_RESET_KWARGS
+    _, tuned = make(collapse_reset_kwargs={"rho": 0.5, "window": 3})
+    assert tuned.get_constructor_kwargs()["collapse_reset_kwargs"] == {"rho": 0.5, "eta": 0.2, "window": 3}
     _, off = make(collapse_reset=False)
     assert off.collapse_reset is None and off.get_constructor_kwargs()["collapse_reset"] is False
     # the recurrent agent: off (measured on the feed-forward agent only)
@@ -98,13 +101,12 @@ def test_fires_only_when_the_return_fell_back_and_the_policy_is_nearly_determini
             assert p not in optimizer.state  # Adam starts afresh for the head
         else:
             assert torch.equal(p, before[name]) and p in optimizer.state  # the rest untouched
-    assert reset.recovering
     # still collapsed at the next rollout (below R0 = 10, deterministic): reset again
     set_episodes(model, [5] * 4)
     assert reset.after_rollout(model) and len(reset.resets) == 2 and reset.best_level == 10.0
-    # recovered above R0: no reset, and no longer recovering
+    # recovered above R0: no reset
     set_episodes(model, [12] * 4)
-    assert not reset.after_rollout(model) and reset.best_level == 12.0 and not reset.recovering
+    assert not reset.after_rollout(model) and reset.best_level == 12.0
     # fallen back to R0 + rho (B - R0) = 10.5 after that: the normal test fires
     set_episodes(model, [10.5] * 4)
     assert reset.after_rollout(model) and len(reset.resets) == 3
@@ -225,14 +227,14 @@ def test_a_pbt_exploit_keeps_the_recipients_own_levels():
 
 
 @pytest.mark.parametrize("bad", [
-    {"initial_level": "x", "best_level": 1.0, "recovering": False, "resets": []},
-    {"initial_level": 1.0, "best_level": None, "recovering": False, "resets": []},
-    {"initial_level": 1.0, "best_level": 2.0, "recovering": False, "resets": [-5]},
-    {"initial_level": 1.0, "best_level": 2.0, "recovering": False},
-    {"initial_level": 1.0, "best_level": 2.0, "recovering": 1, "resets": []},
-    {"initial_level": 2.0, "best_level": 1.0, "recovering": False, "resets": []},  # B below R0
-    {"initial_level": 10**400, "best_level": 10**400, "recovering": False, "resets": []},  # float() overflows
-    {"initial_level": 1.0, "best_level": float("inf"), "recovering": False, "resets": []},
+    {"initial_level": "x", "best_level": 1.0, "resets": []},
+    {"initial_level": 1.0, "best_level": None, "resets": []},
+    {"initial_level": 1.0, "best_level": 2.0, "resets": [-5]},
+    {"initial_level": 1.0, "best_level": 2.0},
+    {"initial_level": 1.0, "best_level": 2.0, "resets": [], "recovering": True},  # an unknown key
+    {"initial_level": 2.0, "best_level": 1.0, "resets": []},  # B below R0
+    {"initial_level": 10**400, "best_level": 10**400, "resets": []},  # float() overflows
+    {"initial_level": 1.0, "best_level": float("inf"), "resets": []},
     [1, 2],
 ])
 def test_a_malformed_state_in_a_checkpoint_is_a_checkpoint_error(bad):
@@ -254,8 +256,7 @@ def test_a_checkpoint_without_the_state_starts_a_new_run():
     _, model = make(collapse_reset_kwargs=FIRING)
     model.learn(10 * ROLLOUT)
     load_state(model, save_state(off), exact=True)
-    assert model.collapse_reset.state_dict() == {"initial_level": None, "best_level": None, "recovering": False,
-                                                 "resets": []}
+    assert model.collapse_reset.state_dict() == {"initial_level": None, "best_level": None, "resets": []}
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -278,8 +279,8 @@ def test_bad_arguments_are_value_errors_naming_the_value(kwargs, message):
 
 def test_levels_and_resets_round_trip_through_state_dict():
     reset = CollapseReset(rho=0.5, eta=0.5, window=3)
-    reset.load_state_dict({"initial_level": 1.5, "best_level": 9.0, "recovering": True, "resets": [64, 128]})
-    assert reset.state_dict() == {"initial_level": 1.5, "best_level": 9.0, "recovering": True, "resets": [64, 128]}
+    reset.load_state_dict({"initial_level": 1.5, "best_level": 9.0, "resets": [64, 128]})
+    assert reset.state_dict() == {"initial_level": 1.5, "best_level": 9.0, "resets": [64, 128]}
     assert (reset.rho, reset.eta, reset.window) == (0.5, 0.5, 3)
     assert np.isfinite(reset.best_level)
 
