@@ -73,7 +73,7 @@ from lifelong.agent.policy import (
 )
 
 __all__ = ["ClosedFormStep", "Plan", "plan", "unsupported_reason", "act", "tanh", "minibatch_step", "compiled_minibatch_step",
-           "apply_gradients"]
+           "apply_gradients", "gradient_buffers"]
 
 _ACTIVATIONS = (nn.Tanh, nn.ReLU)
 
@@ -235,6 +235,7 @@ def minibatch_step(
     clip_range: float | th.Tensor,
     ent_coef: float | th.Tensor | None = None,
     vf_coef: float | th.Tensor | None = None,
+    out: list[th.Tensor] | None = None,
 ) -> ClosedFormStep:
     """The loss of one minibatch and every parameter's gradient (see the module docstring).
 
@@ -243,13 +244,26 @@ def minibatch_step(
     critics' normalised ``targets``, all ``[B]``-leading; ``plan`` from :func:`plan` (this
     model's, in this ``train()`` call). ``ent_coef`` and ``vf_coef`` default to the model's;
     :func:`compiled_minibatch_step` passes them and ``clip_range`` as 0-dim tensors, so that a
-    new value is a new input of the compiled graph, not a recompilation."""
+    new value is a new input of the compiled graph, not a recompilation.
+
+    ``out``: tensors to write the gradients into, in ``plan.parameters``' order (the train
+    loop passes the parameters' ``.grad`` tensors, :func:`gradient_buffers`); the returned
+    gradients are then these tensors. Without it the gradients are new tensors.
+
+    Eager, the step runs in ``torch.inference_mode`` (no version counters or autograd metadata
+    on its ~130 intermediate tensors: 4-13% of the step on the default policies, measured in
+    docs/performance.md); its loss and statistics are then inference tensors (read-only
+    outside that mode, which the train loop only reads), and its gradients too unless written
+    into ``out``. Compiled, it is traced in ``no_grad``."""
     policy = model.policy
     ent_coef = float(model.ent_coef) if ent_coef is None else ent_coef
     vf_coef = float(model.vf_coef) if vf_coef is None else vf_coef
     # a Python 0 skips the entropy terms; a tensor coefficient always takes part (compiled graph)
     entropy_on = isinstance(ent_coef, th.Tensor) or ent_coef != 0.0
-    with th.no_grad():
+    slots = [None] * len(plan.parameters) if out is None else out
+    if len(slots) != len(plan.parameters):
+        raise ValueError(f"out has {len(slots)} tensors, expected one per parameter ({len(plan.parameters)})")
+    with th.no_grad() if th.compiler.is_compiling() else th.inference_mode():
         pi_features, vf_features = policy._split_features(obs)
         layers = plan.actor_layers
         # ---- actor forward (the same operations as nn.Linear / the activation modules)
@@ -328,14 +342,22 @@ def minibatch_step(
                     g_head.addcmul_(probs, logp_all + entropy.unsqueeze(-1), value=ent_coef / head.shape[0])
 
         # ---- actor backward, last layer first; per Linear [weight grad, bias grad]
+        # where each Linear's (weight, bias) gradients go in plan.parameters' order
+        slot = 0
+        first_slot = {}
+        for j, module in enumerate(layers):
+            if isinstance(module, nn.Linear):
+                first_slot[j] = slot
+                slot += 1 if module.bias is None else 2
         actor_grads: list[list[th.Tensor]] = []
         g = g_head
         for j in range(len(layers) - 1, -1, -1):
             module = layers[j]
             if isinstance(module, nn.Linear):
-                layer_grads = [g.t().mm(actor_inputs[j // 2])]
+                k = first_slot[j]
+                layer_grads = [th.mm(g.t(), actor_inputs[j // 2], out=slots[k])]
                 if module.bias is not None:
-                    layer_grads.append(g.sum(0))
+                    layer_grads.append(th.sum(g, 0, out=slots[k + 1]))
                 actor_grads.append(layer_grads)
                 if j > 0:
                     g = g.mm(module.weight)
@@ -346,17 +368,21 @@ def minibatch_step(
         g = grad_quantiles if not isinstance(vf_coef, th.Tensor) and vf_coef == 1.0 else grad_quantiles.mul_(vf_coef)
         weight_grads: list[th.Tensor] = []
         bias_grads: list[th.Tensor] = []
-        for i in range(len(ens.weights) - 1, -1, -1):
+        n_layers = len(ens.weights)
+        critic_slot = slot + len(log_std_grad)
+        for i in range(n_layers - 1, -1, -1):
             w, x = ens.weights[i], critic_inputs[i]
             if x.shape[0] == w.shape[0] and g.shape[0] != w.shape[0]:  # a shared trunk layer feeds every member
                 g = g.sum(0, keepdim=True)
-            weight_grads.append(th.bmm(x.transpose(1, 2), g))
-            bias_grads.append(g.sum(1, keepdim=True))
+            weight_grads.append(th.bmm(x.transpose(1, 2), g, out=slots[critic_slot + i]))
+            bias_grads.append(th.sum(g, 1, keepdim=True, out=slots[critic_slot + n_layers + i]))
             if i > 0:
                 g = _backprop_activation(ens.activation, th.bmm(g, w.transpose(1, 2)), x)
     # the order of _parameter_order: actor layers' (weight, bias) first to last, log_std, critics'
     # weights, critics' biases
     ordered = [t for layer_grads in reversed(actor_grads) for t in layer_grads]
+    if log_std_grad and out is not None:
+        log_std_grad = [out[slot].copy_(log_std_grad[0])]
     ordered += log_std_grad + weight_grads[::-1] + bias_grads[::-1]
     return ClosedFormStep(step, list(zip(plan.parameters, ordered, strict=True)))
 
@@ -409,7 +435,26 @@ def _compiled_tensor_step() -> Callable[..., tuple[th.Tensor, th.Tensor, th.Tens
 
 def apply_gradients(model: Any, step: ClosedFormStep) -> None:
     """Write ``step``'s gradients to ``.grad`` and take the optimizer step
-    (:func:`lifelong.agent.update.optimizer_step`: the scaler, clipping, the optimizer)."""
+    (:func:`lifelong.agent.update.optimizer_step`: the scaler, clipping, the optimizer). A
+    gradient that is already the parameter's ``.grad`` (written there through ``out``) stays;
+    an inference tensor is copied (``.grad`` must be writable outside inference mode)."""
     for p, g in step.gradients:
-        p.grad = g
+        if p.grad is not g:
+            p.grad = g.clone() if g.is_inference() else g
     update.optimizer_step(model)
+
+
+def gradient_buffers(plan: Plan) -> list[th.Tensor]:
+    """The parameters' ``.grad`` tensors, in ``plan.parameters``' order, for
+    :func:`minibatch_step`'s ``out``: each parameter's own ``.grad`` where it is a plain tensor of
+    the parameter's shape, dtype and device (contiguous, not an inference tensor), else a new
+    one of zeros set as its ``.grad``. Torch's autograd likewise accumulates into an existing
+    ``.grad``; the train loop calls this once per ``train()``."""
+    buffers = []
+    for p in plan.parameters:
+        grad = p.grad
+        if (grad is None or grad.shape != p.shape or grad.dtype != p.dtype or grad.device != p.device
+                or grad.is_inference() or grad.is_sparse or not grad.is_contiguous()):
+            grad = p.grad = th.zeros_like(p, memory_format=th.contiguous_format)
+        buffers.append(grad)
+    return buffers

@@ -345,7 +345,9 @@ class DistributionalPPO(DistributionalOnPolicyAlgorithm):
                     old_means_all = policy.expected_outputs(old_outputs)
         need_old = clip_range_vf is not None and self.critic == "quantile"
         fast = closed_form.plan(self) if self.closed_form_gradients else None
-        fast_step_fn = closed_form.compiled_minibatch_step if self.compile_step else closed_form.minibatch_step
+        # the eager step writes its gradients into the parameters' .grad tensors; compiled, it
+        # returns new ones (apply_gradients sets them)
+        gradient_out = closed_form.gradient_buffers(fast) if fast is not None and not self.compile_step else None
         policy.set_training_mode(True)
 
         stats: list[th.Tensor] = []
@@ -366,10 +368,11 @@ class DistributionalPPO(DistributionalOnPolicyAlgorithm):
             for start in range(0, n_samples, batch_size):
                 mb = slice(start, start + batch_size)
                 if fast is not None:
-                    fast_step = fast_step_fn(
-                        self, fast, take(obs_e, mb), actions_e[mb], old_log_prob_e[mb], advantages_e[mb], targets_e[mb],
-                        clip_range,
-                    )
+                    batch = (take(obs_e, mb), actions_e[mb], old_log_prob_e[mb], advantages_e[mb], targets_e[mb])
+                    if self.compile_step:
+                        fast_step = closed_form.compiled_minibatch_step(self, fast, *batch, clip_range)
+                    else:
+                        fast_step = closed_form.minibatch_step(self, fast, *batch, clip_range, out=gradient_out)
                     step = fast_step.loss
                 else:
                     log_prob, entropy, outputs = policy.evaluate_actions_distributional(take(obs_e, mb), actions_e[mb])

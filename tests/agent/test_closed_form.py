@@ -187,6 +187,66 @@ def test_minibatch_step_reads_nothing_back_to_the_host():
     assert not reads
 
 
+@pytest.mark.parametrize("env_id,kwargs", [("CartPole-v1", {"ent_coef": 0.01}),
+                                           ("Pendulum-v1", {"ent_coef": 0.01}),
+                                           ("Pendulum-v1", {"use_sde": True}),
+                                           ("CartPole-v1", {"policy_kwargs": {"share_critic_trunk": True,
+                                                                              "net_arch": dict(pi=[32], vf=[16, 8])}})])
+def test_step_written_into_out_equals_the_new_tensors_bitwise(env_id, kwargs):
+    """``out=``: the train loop's gradients go into the parameters' ``.grad`` tensors, the same
+    bits as the step that returns new tensors, and the loss and statistics unchanged."""
+    model = _model(env_id, **kwargs)
+    batch = _minibatch(model, torch.float32)
+    plan = closed_form.plan(model)
+    fresh = closed_form.minibatch_step(model, plan, *batch, 0.2)
+    for p in plan.parameters:  # stale values, which the step must overwrite
+        p.grad = torch.full_like(p, 7.0)
+    buffers = closed_form.gradient_buffers(plan)
+    assert all(b is p.grad for b, p in zip(buffers, plan.parameters))
+    written = closed_form.minibatch_step(model, plan, *batch, 0.2, out=buffers)
+    for (p, g), (q, h), buffer in zip(fresh.gradients, written.gradients, buffers, strict=True):
+        assert p is q and h is buffer is p.grad
+        assert torch.equal(g, h)
+    for a, b in zip(fresh.loss, written.loss):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="out has 1 tensors, expected one per parameter"):
+        closed_form.minibatch_step(model, plan, *batch, 0.2, out=buffers[:1])
+
+
+def test_gradient_buffers_replace_what_cannot_be_written_into():
+    model = _model()
+    plan = closed_form.plan(model)
+    weight, bias = plan.parameters[0], plan.parameters[1]
+    with torch.inference_mode():
+        bias.grad = torch.zeros_like(bias)  # an inference tensor: read-only outside that mode
+    weight.grad = torch.zeros(weight.shape[::-1]).t()  # not contiguous
+    kept = torch.zeros_like(plan.parameters[2])
+    plan.parameters[2].grad = kept
+    buffers = closed_form.gradient_buffers(plan)
+    assert buffers[2] is kept
+    assert buffers[0] is weight.grad and weight.grad.is_contiguous()
+    assert buffers[1] is bias.grad and not bias.grad.is_inference()
+    assert all(b.shape == p.shape and not b.is_inference() for b, p in zip(buffers, plan.parameters))
+
+
+def test_after_training_the_gradients_and_statistics_are_ordinary_tensors():
+    """The eager step runs in inference mode; nothing of it that outlives train() is an
+    inference tensor: a user's own backward pass accumulates into .grad, and the optimizer
+    steps on it, after learn()."""
+    model = _model(ent_coef=0.01)
+    model.learn(2 * model.n_steps * model.n_envs)
+    params = list(model.policy.parameters())
+    assert all(p.grad is not None and not p.grad.is_inference() for p in params)
+    before = [p.grad.clone() for p in params]
+    obs = torch.as_tensor(model.env.reset())
+    log_prob, entropy, outputs = model.policy.evaluate_actions_distributional(obs, torch.zeros(len(obs)))
+    (log_prob.sum() + outputs.sum()).backward()
+    changed = [not torch.equal(a, p.grad) for a, p in zip(before, params)]
+    assert any(changed)
+    model.policy.optimizer.step()
+    assert isinstance(model.logger.name_to_value["train/loss"], float)
+
+
 class _DictObsDiscreteActions(__import__("gymnasium").Env):
     """Dict observations (a Box and a Discrete part, one-hot encoded by SB3), two actions."""
 
