@@ -54,12 +54,14 @@ from typing import Any, NamedTuple
 
 import torch as th
 import torch.nn.functional as F
+from gymnasium import spaces
 from stable_baselines3.common.distributions import (
     CategoricalDistribution,
     DiagGaussianDistribution,
     StateDependentNoiseDistribution,
 )
 from stable_baselines3.common.policies import BaseModel
+from stable_baselines3.common.torch_layers import FlattenExtractor
 from torch import nn
 
 from lifelong.agent import critics as C
@@ -205,11 +207,25 @@ def act(policy: Any, plan: Plan, obs: th.Tensor, deterministic: bool = False) ->
     bits as ``policy.act``, tested, and tests/agent/test_rollout.py compares the rollout with
     Stable-Baselines3's. A NaN in the network gives NaN log-probabilities here instead of
     multinomial's error: the rollout checks them once per rollout."""
-    h = BaseModel.extract_features(policy, obs, policy.pi_features_extractor)
+    h = _actor_features(policy, obs)
     for module in plan.actor_layers[:-1]:
         h = _layer(module, h)
-    actions, log_prob = sample_actions(policy, h, deterministic, validate=False)
-    return actions.reshape((-1, *policy.action_space.shape)), log_prob
+    head = _layer(plan.actor_layers[-1], h)
+    actions, log_prob = sample_actions(policy, h, deterministic, validate=False, head=head)
+    shape = policy.action_space.shape
+    return (actions if actions.shape[1:] == shape else actions.reshape((-1, *shape))), log_prob
+
+
+def _actor_features(policy: Any, obs: th.Tensor) -> th.Tensor:
+    """``extract_features(obs)`` for the actor: ``obs`` itself where Stable-Baselines3's
+    preprocessing and ``FlattenExtractor`` leave it as it is (float32 ``[B, d]`` from a ``Box``
+    space: ``.float()`` and ``flatten(1)`` return their input), which saves their two calls on
+    every rollout step."""
+    extractor = policy.pi_features_extractor
+    if (type(extractor) is FlattenExtractor and type(policy.observation_space) is spaces.Box
+            and obs.dtype == th.float32 and obs.dim() == 2):
+        return obs
+    return BaseModel.extract_features(policy, obs, extractor)
 
 
 _TANH_BACKWARD = th.ops.aten.tanh_backward.default

@@ -361,9 +361,11 @@ class DistributionalCnnPolicy(DistributionalActorCriticPolicy):
 
 
 def sample_actions(
-    policy: Any, latent_pi: th.Tensor, deterministic: bool, validate: bool = True
+    policy: Any, latent_pi: th.Tensor, deterministic: bool, validate: bool = True, head: th.Tensor | None = None
 ) -> tuple[th.Tensor, th.Tensor]:
     """``(actions, log_prob)`` of ``policy``'s action distribution at actor latent ``latent_pi``.
+
+    ``head``: ``policy.action_net(latent_pi)`` (logits or mean) when the caller has computed it.
 
     ``validate=False`` draws categorical actions with :func:`categorical_sample` (the same draw
     as ``torch.multinomial``, without its per-call checks, which read scalars back from the
@@ -372,8 +374,11 @@ def sample_actions(
     # Fast paths for the two common distributions: the same distributions as SB3's, drawn
     # from the same global torch generator, without building torch.distributions objects
     # (their construction and argument validation dominated the rollout step's profile).
+    if head is None and (isinstance(policy.action_dist, (CategoricalDistribution, DiagGaussianDistribution))
+                         or _plain_gsde(policy)):
+        head = policy.action_net(latent_pi)
     if isinstance(policy.action_dist, CategoricalDistribution):
-        logp_all = th.log_softmax(policy.action_net(latent_pi), dim=-1)
+        logp_all = th.log_softmax(head, dim=-1)
         if deterministic:
             actions = logp_all.argmax(dim=-1)
         elif validate:
@@ -382,7 +387,7 @@ def sample_actions(
             actions = categorical_sample(logp_all.exp())
         return actions, logp_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
     if isinstance(policy.action_dist, DiagGaussianDistribution):
-        mean = policy.action_net(latent_pi)
+        mean = head
         log_std = policy.log_std.expand_as(mean)
         if deterministic:
             actions = mean
@@ -393,7 +398,7 @@ def sample_actions(
             log_prob = (-0.5 * noise * noise - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
         return actions, log_prob
     if _plain_gsde(policy):
-        mean = policy.action_net(latent_pi)
+        mean = head
         latent_sde, scale = gsde_latent_and_scale(policy, latent_pi)
         actions = mean if deterministic else mean + policy.action_dist.get_noise(latent_sde)
         return actions, normal_log_prob(actions, mean, scale, scale.log()).sum(dim=1)

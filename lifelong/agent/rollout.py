@@ -54,8 +54,8 @@ What it does differently, for speed:
   shapes). Hence ``values`` is in ``locals`` only at ``on_rollout_end``, not at ``on_step``;
 * no distribution objects (the policy's fast paths); the truncation loop visits only the
   finished environments; the host arrays of the buffer are written in place
-  (:func:`write_step`, no ``np.array`` copies); log-probabilities stay on the policy's device in
-  a tensor preallocated for the rollout and move to the host once at its end;
+  (:func:`write_step`, no ``np.array`` copies); log-probabilities stay on the policy's device,
+  one tensor per step, stacked and moved to the host once at the rollout's end;
 * a ``rollout_buffer_class`` that overrides ``add`` gets its ``add`` called with SB3's
   arguments, the per-step values included (evaluated per step for it).
 """
@@ -89,6 +89,10 @@ def observation_tensor(obs: np.ndarray | dict[str, np.ndarray], device: th.devic
     recurrent agent's LSTM state carries that into training, and exact resume is no longer
     bit-identical (``tests/checkpoint/test_checkpoint_recurrent.py``, the CNN case).
     """
+    if isinstance(obs, np.ndarray) and device.type == "cpu" and obs.flags.c_contiguous and 1 not in obs.shape:
+        # the common case, cheaply: a C-contiguous array without size-1 dimensions already has
+        # the row-major strides, and on the CPU as_tensor shares its memory as from_numpy does
+        return th.from_numpy(obs)
     tensors = obs_as_tensor(obs, device)
     if isinstance(tensors, dict):
         return {k: v.contiguous().view(v.shape) for k, v in tensors.items()}
@@ -199,7 +203,7 @@ def collect_rollouts(
 
     plain_buffer = type(rollout_buffer).add in _PLAIN_ADD
     separate_targets = not policy.targets_use_aggregate
-    log_prob_store = th.empty((n_rollout_steps, n_envs), dtype=th.float32, device=device)
+    step_log_probs: list[th.Tensor] = []  # stacked once after the last step (cheaper than a row write per step)
     # Truncation bootstraps gamma * V(terminal_obs): the advantages' and the critics'.
     bootstraps: list[tuple[int, int, th.Tensor, th.Tensor]] = []
     discrete_actions = isinstance(model.action_space, spaces.Discrete)
@@ -242,7 +246,7 @@ def collect_rollouts(
                     terminal_value, terminal_target = policy.bootstrap_values(policy.critic_outputs(terminal_obs))
                 bootstraps.append((step, int(idx), terminal_value, terminal_target))
 
-        log_prob_store[step] = log_probs
+        step_log_probs.append(log_probs)
         if plain_buffer:
             write_step(rollout_buffer, model._last_obs, actions, rewards, model._last_episode_starts)
         else:  # a buffer with its own add() gets SB3's arguments, the values included
@@ -258,7 +262,7 @@ def collect_rollouts(
         all_values, all_targets = rollout_values(policy, rollout_buffer, new_obs)
     if plain_buffer:
         rollout_buffer.values[:] = all_values[:-1].cpu().numpy()
-        rollout_buffer.log_probs[:] = log_prob_store.cpu().numpy()
+        rollout_buffer.log_probs[:] = th.stack(step_log_probs).cpu().numpy()
     nan_steps = np.flatnonzero(np.isnan(rollout_buffer.log_probs[:n_rollout_steps]).any(axis=1))
     if nan_steps.size:
         step = int(nan_steps[0])

@@ -306,3 +306,22 @@ def test_rollout_with_nan_parameters_is_a_clear_error():
         model.policy.action_net.weight[0, 0] = float("nan")
     with pytest.raises(ValueError, match=r"log-probabilities are NaN, first at rollout step 0 of 16"):
         model.learn(32)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: np.arange(32, dtype=np.float32).reshape(8, 4),                       # the common case
+    lambda: np.arange(32, dtype=np.float64).reshape(8, 4),                       # dtype kept
+    lambda: np.arange(24, dtype=np.float32).reshape(2, 4, 3).transpose(0, 2, 1),  # not contiguous
+    lambda: np.arange(18, dtype=np.float32).reshape(2, 3, 3, 1).transpose(0, 3, 1, 2),  # size-1 dim, odd strides
+    lambda: np.arange(4, dtype=np.float32).reshape(1, 4),                        # one environment
+])
+def test_observation_tensor_has_row_major_strides_and_the_array_s_values(make):
+    from lifelong.agent.rollout import observation_tensor
+    obs = make()
+    got = observation_tensor(obs, torch.device("cpu"))
+    assert got.shape == obs.shape and got.dtype == torch.from_numpy(np.ascontiguousarray(obs)).dtype
+    assert np.array_equal(got.numpy(), obs)
+    row_major = tuple(int(np.prod(obs.shape[i + 1:])) for i in range(obs.ndim))
+    assert got.stride() == row_major
+    if obs.flags.c_contiguous:
+        assert np.shares_memory(got.numpy(), obs)  # no copy, as obs_as_tensor on the CPU
