@@ -280,7 +280,10 @@ def minibatch_step(
     if len(slots) != len(plan.parameters):
         raise ValueError(f"out has {len(slots)} tensors, expected one per parameter ({len(plan.parameters)})")
     with th.no_grad() if th.compiler.is_compiling() else th.inference_mode():
-        pi_features, vf_features = policy._split_features(obs)
+        if policy.share_features_extractor:
+            pi_features = vf_features = _actor_features(policy, obs)
+        else:
+            pi_features, vf_features = policy._split_features(obs)
         layers = plan.actor_layers
         # ---- actor forward (the same operations as nn.Linear / the activation modules)
         actor_inputs = []
@@ -295,7 +298,7 @@ def minibatch_step(
         # ---- critics forward: member k reads slice k of every layer
         ens = policy.critics
         critic_inputs = []
-        hc = vf_features.unsqueeze(0)
+        hc = vf_features.expand(ens.weights[0].shape[0], *vf_features.shape)
         for i, (w, b) in enumerate(zip(ens.weights, ens.biases)):
             if hc.shape[0] != w.shape[0]:
                 hc = hc.expand(w.shape[0], -1, -1)

@@ -41,7 +41,10 @@ def clip_grad_norm(optimizer: th.optim.Optimizer, max_norm: float) -> th.Tensor:
     if any(g.device != first.device or g.dtype != first.dtype or g.is_sparse for g in grads):
         return th.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], max_norm)
     total = th.linalg.vector_norm(th.stack(th._foreach_norm(grads, 2.0)), 2.0)
-    th._foreach_mul_(grads, th.clamp(max_norm / (total + 1e-6), max=1.0))
+    # clamp(max_norm / (total + 1e-6), max=1) as torch computes it (a float over a tensor is
+    # reciprocal() * float), in place on one temporary
+    coefficient = (total + 1e-6).reciprocal_().mul_(max_norm).clamp_(max=1.0)
+    th._foreach_mul_(grads, coefficient)
     return total
 
 

@@ -323,6 +323,12 @@ class DistributionalPPO(DistributionalOnPolicyAlgorithm):
                 return {k: v[idx] for k, v in x.items()}
             return x[idx]
 
+        def rows(x: Any, order: th.Tensor) -> Any:
+            # x[order] for a 1-D index, by index_select: the same rows at about half the cost
+            if isinstance(x, dict):
+                return {k: v.index_select(0, order) for k, v in x.items()}
+            return x.index_select(0, order)
+
         with th.no_grad():
             # The critics' rollout predictions: the parameters have not changed since the rollout
             # and the policy is still in evaluation mode, as it was there. Chunked for big obs.
@@ -360,9 +366,9 @@ class DistributionalPPO(DistributionalOnPolicyAlgorithm):
             perm = th.from_numpy(np.random.permutation(n_samples)).to(returns.device)
             # The epoch's samples in minibatch order, gathered once: a minibatch is then a slice
             # (a view), not five index operations per minibatch. The same values in the same order.
-            obs_e, actions_e = take(obs_all, perm), actions_all[perm]
-            old_log_prob_e, advantages_e, targets_e = data.old_log_prob[perm], data.advantages[perm], targets_all[perm]
-            target_probs_e = None if target_probs_all is None else target_probs_all[perm]
+            obs_e, actions_e = rows(obs_all, perm), rows(actions_all, perm)
+            old_log_prob_e, advantages_e, targets_e = rows(data.old_log_prob, perm), rows(data.advantages, perm), rows(targets_all, perm)
+            target_probs_e = None if target_probs_all is None else rows(target_probs_all, perm)
             old_outputs_e = old_outputs[:, perm] if need_old else None
             old_means_e = None if old_means_all is None else old_means_all[:, perm]
             for start in range(0, n_samples, batch_size):
