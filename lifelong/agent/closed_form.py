@@ -99,11 +99,7 @@ class Plan(NamedTuple):
 def plan(model: Any) -> Plan | None:
     """The closed-form path's :class:`Plan` for ``model``, or None when it does not apply
     (:func:`unsupported_reason`)."""
-    if unsupported_reason(model) is not None:
-        return None
-    layers = _actor_layers(model.policy)
-    assert layers is not None
-    return Plan(layers, _parameter_order(model.policy))
+    return _examine(model)[1]
 
 
 def _actor_layers(policy: Any) -> list[nn.Module] | None:
@@ -126,38 +122,46 @@ def _extractors(policy: Any) -> list[nn.Module]:
 
 def unsupported_reason(model: Any) -> str | None:
     """Why ``model``'s minibatch step cannot take the closed-form path, or None when it can."""
+    return _examine(model)[0]
+
+
+def _examine(model: Any) -> tuple[str | None, Plan | None]:
+    """``(why the closed-form path does not apply, None)`` or ``(None, its Plan)``: one walk over
+    the policy for both (the rollout and the train loop ask once each per update)."""
     policy = model.policy
     base = DistributionalActorCriticPolicy
     if not isinstance(policy, base):
-        return f"the policy is a {type(policy).__name__}"
+        return f"the policy is a {type(policy).__name__}", None
     for name in ("evaluate_actions_distributional", "_log_prob_entropy", "_split_features", "extract_features",
                  "act", "_sample"):
         if getattr(type(policy), name) is not getattr(base, name):
-            return f"{type(policy).__name__} overrides {name}"
+            return f"{type(policy).__name__} overrides {name}", None
     if any(True for e in _extractors(policy) for _ in e.parameters()):
-        return "a features extractor has parameters"
+        return "a features extractor has parameters", None
     dist = policy.action_dist
     if type(dist) not in (CategoricalDistribution, DiagGaussianDistribution, StateDependentNoiseDistribution):
-        return f"the action distribution is a {type(dist).__name__}"
+        return f"the action distribution is a {type(dist).__name__}", None
     if isinstance(dist, StateDependentNoiseDistribution) and (
         dist.bijector is not None or not dist.full_std or dist.use_expln or dist.learn_features
     ):
-        return "gSDE other than SB3's default (squash_output, full_std=False, use_expln or learn_features)"
-    if _actor_layers(policy) is None:
-        return "the actor is not Linear layers with Tanh or ReLU"
+        return "gSDE other than SB3's default (squash_output, full_std=False, use_expln or learn_features)", None
+    layers = _actor_layers(policy)
+    if layers is None:
+        return "the actor is not Linear layers with Tanh or ReLU", None
     if type(policy.critics.activation) not in _ACTIVATIONS:
-        return f"the critics' activation is {type(policy.critics.activation).__name__}"
+        return f"the critics' activation is {type(policy.critics.activation).__name__}", None
     if policy.critic != "quantile" or policy.quantile_mean_loss != "squared_error":
-        return f"critic={policy.critic!r}, quantile_mean_loss={policy.quantile_mean_loss!r}"
+        return f"critic={policy.critic!r}, quantile_mean_loss={policy.quantile_mean_loss!r}", None
     if model.clip_range_vf is not None:
-        return "value clipping (clip_range_vf) is on"
+        return "value clipping (clip_range_vf) is on", None
     covered = _parameter_order(policy)
     params = list(policy.parameters())
-    if len(covered) != len(params) or any(not any(p is q for q in covered) for p in params):
-        return "the policy has parameters outside the actor and the critics"
+    known = set(covered)  # tensors hash by identity
+    if len(covered) != len(params) or not all(p in known for p in params):
+        return "the policy has parameters outside the actor and the critics", None
     if not all(p.requires_grad for p in params):
-        return "a parameter does not require a gradient"
-    return None
+        return "a parameter does not require a gradient", None
+    return None, Plan(layers, covered)
 
 
 def _parameter_order(policy: Any) -> list[nn.Parameter]:
