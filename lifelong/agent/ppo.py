@@ -287,6 +287,9 @@ class DistributionalPPO(DistributionalOnPolicyAlgorithm):
         self.policy = self.policy.to(self.device)
         self._maybe_recommend_cpu("DistributionalActorCriticPolicy")
         self._setup_schedules_and_scaler()
+        # the critics' predictions on the rollout in the buffer, set by each rollout (train()'s
+        # statistics read them instead of running the critics over the rollout again)
+        self.rollout_critic_summary: rollout.CriticSummary | None = None
 
     # ------------------------------------------------------------------ rollout and training
     def collect_rollouts(
@@ -329,15 +332,33 @@ class DistributionalPPO(DistributionalOnPolicyAlgorithm):
                 return {k: v.index_select(0, order) for k, v in x.items()}
             return x.index_select(0, order)
 
-        with th.no_grad():
-            # The critics' rollout predictions: the parameters have not changed since the rollout
-            # and the policy is still in evaluation mode, as it was there. Chunked for big obs.
-            chunk = 8192
-            old_outputs = th.cat(
-                [policy.critic_outputs(take(obs_all, slice(i, i + chunk))) for i in range(0, n_samples, chunk)], dim=1
-            )  # [n_critics, N, K]
-            old_values = normalizer.denormalize(policy.expected_outputs(old_outputs))  # pre-update stats
-            spread = normalizer.scale(policy.spread_outputs(old_outputs)).mean()
+        # The critics' rollout predictions (pre-update): the rollout's own pass when it filled this
+        # buffer (taken once: a second train() on the same buffer recomputes), else a pass now.
+        summary, self.rollout_critic_summary = self.rollout_critic_summary, None
+        if summary is not None and summary.values.shape[1] != n_samples:
+            summary = None
+        old_outputs = None
+        if clip_range_vf is not None or summary is None:
+            with th.no_grad():
+                # the parameters have not changed since the rollout and the policy is still in
+                # evaluation mode, as it was there; chunked for big observations
+                chunk = 8192
+                old_outputs = th.cat(
+                    [policy.critic_outputs(take(obs_all, slice(i, i + chunk))) for i in range(0, n_samples, chunk)], dim=1
+                )  # [n_critics, N, K]
+        if summary is not None:
+            # rows to the order of the buffer's own arrays after get() (env-major, Stable-Baselines3's
+            # swap_and_flatten; get() yields them permuted), paired with its returns
+            n_critics = summary.values.shape[0]
+            old_values = summary.values.reshape(n_critics, -1, self.n_envs).transpose(1, 2).reshape(n_critics, -1)
+            spread = summary.spread
+            value_returns = self.rollout_buffer.returns.reshape(-1)
+        else:
+            assert old_outputs is not None
+            with th.no_grad():
+                old_values = normalizer.denormalize(policy.expected_outputs(old_outputs))
+                spread = normalizer.scale(policy.spread_outputs(old_outputs)).mean()
+            value_returns = returns.cpu().numpy()
         normalizer.update(returns)
         with th.no_grad():
             targets_all = normalizer.normalize(returns)
@@ -410,8 +431,7 @@ class DistributionalPPO(DistributionalOnPolicyAlgorithm):
             if not continue_training:
                 break
         self._n_train_calls += 1
-        returns_np = returns.cpu().numpy()
-        critic_ev = [explained_variance(v, returns_np) for v in old_values.cpu().numpy()]
+        critic_ev = [explained_variance(v, value_returns) for v in old_values.cpu().numpy()]
         metrics.log_train(self, stats, epoch_kls, last_loss, clip_range, clip_range_vf, critic_ev, spread)
 
 

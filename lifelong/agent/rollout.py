@@ -61,7 +61,7 @@ What it does differently, for speed:
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch as th
@@ -73,7 +73,19 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from lifelong.agent import closed_form
 
-__all__ = ["collect_rollouts", "lambda_returns", "observation_tensor", "rollout_values", "write_step"]
+__all__ = ["CriticSummary", "collect_rollouts", "lambda_returns", "observation_tensor", "rollout_values", "write_step"]
+
+
+class CriticSummary(NamedTuple):
+    """What the rollout's one critic pass tells ``train()``'s statistics, so that it need not run
+    the critics over the rollout a second time: ``values``, each critic's expected value
+    ``[n_critics, n_steps * n_envs]`` (return units, rows in ``rollout_buffer.values``' order
+    flattened), and ``spread``, the mean standard deviation of the critics' return distributions
+    (return units, 0-dim), both as the critics predicted them when the rollout was collected,
+    as Stable-Baselines3's ``explained_variance`` reads ``rollout_buffer.values``."""
+
+    values: th.Tensor
+    spread: th.Tensor
 
 _PLAIN_ADD = (RolloutBuffer.add, DictRolloutBuffer.add)
 
@@ -155,10 +167,13 @@ def write_step(buffer: RolloutBuffer, obs: Any, actions: np.ndarray, rewards: np
     buffer.full = buffer.pos == buffer.buffer_size
 
 
-def rollout_values(policy: Any, buffer: RolloutBuffer, last_obs: Any, chunk: int = 8192) -> tuple[th.Tensor, th.Tensor]:
+def rollout_values(
+    policy: Any, buffer: RolloutBuffer, last_obs: Any, chunk: int = 8192
+) -> tuple[th.Tensor, th.Tensor, CriticSummary]:
     """The critics on every observation of a full rollout and on ``last_obs``, batched:
-    ``(aggregate [n_steps + 1, n_envs], twins' mean [n_steps + 1, n_envs])`` in return units,
-    row ``n_steps`` for ``last_obs``. One host-to-device transfer of the observations."""
+    ``(aggregate [n_steps + 1, n_envs], twins' mean [n_steps + 1, n_envs], summary)`` in return
+    units, row ``n_steps`` for ``last_obs`` (the summary covers the rollout's rows only). One
+    host-to-device transfer of the observations."""
     stored = buffer.observations
     n_envs = buffer.n_envs
 
@@ -171,14 +186,20 @@ def rollout_values(policy: Any, buffer: RolloutBuffer, last_obs: Any, chunk: int
     else:
         obs = th.as_tensor(rows(stored, last_obs), device=policy.device)
         n = obs.shape[0]
-    values, targets = [], []
+    values, targets, critic_values, spreads = [], [], [], []
+    normalizer = policy.return_normalizer
     for i in range(0, n, chunk):
         part = {k: v[i : i + chunk] for k, v in obs.items()} if isinstance(obs, dict) else obs[i : i + chunk]
-        v, t = policy.bootstrap_values(policy.critic_outputs(part))
+        outputs = policy.critic_outputs(part)
+        v, t = policy.bootstrap_values(outputs)
         values.append(v)
         targets.append(t)
+        critic_values.append(normalizer.denormalize(policy.expected_outputs(outputs)))
+        spreads.append(normalizer.scale(policy.spread_outputs(outputs)))
     shape = (-1, n_envs)
-    return th.cat(values).reshape(shape), th.cat(targets).reshape(shape)
+    rollout_rows = n - n_envs
+    summary = CriticSummary(th.cat(critic_values, dim=1)[:, :rollout_rows], th.cat(spreads, dim=1)[:, :rollout_rows].mean())
+    return th.cat(values).reshape(shape), th.cat(targets).reshape(shape), summary
 
 
 def collect_rollouts(
@@ -259,7 +280,7 @@ def collect_rollouts(
     # The critics, once for the whole rollout (the parameters and return statistics are those of
     # every step), then GAE on the host as in SB3.
     with th.no_grad():
-        all_values, all_targets = rollout_values(policy, rollout_buffer, new_obs)
+        all_values, all_targets, model.rollout_critic_summary = rollout_values(policy, rollout_buffer, new_obs)
     if plain_buffer:
         rollout_buffer.values[:] = all_values[:-1].cpu().numpy()
         rollout_buffer.log_probs[:] = th.stack(step_log_probs).cpu().numpy()

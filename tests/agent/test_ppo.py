@@ -8,6 +8,9 @@ import pytest
 import torch
 from gymnasium import spaces
 
+from stable_baselines3.common.callbacks import CallbackList
+from stable_baselines3.common.env_util import make_vec_env
+
 from lifelong import DistributionalPPO
 from lifelong.agent import critics as C
 from lifelong.agent.update import critic_losses
@@ -473,6 +476,42 @@ def test_logger_keys_every_update():
     }
     assert expected <= keys, expected - keys
     assert all(np.isfinite(model.logger.name_to_value[k]) for k in expected if k != "train/vgs_ratio")
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"clip_range_vf": 0.2}, {"critic": "categorical", "clip_range_vf": 0.2}])
+def test_critic_statistics_are_the_rollout_s_predictions(kwargs):
+    """Each critic's explained variance and the quantile spread are those of the critics'
+    predictions on the rollout, before the update (the rollout's own pass, or a pass in train()
+    where value clipping needs one): recomputed here from the buffer and the pre-update
+    parameters, they agree to float rounding; a second train() on the same buffer computes them
+    itself."""
+    from stable_baselines3.common.utils import explained_variance
+
+    model = DistributionalPPO("MlpPolicy", make_vec_env("CartPole-v1", n_envs=4, seed=2), n_steps=64, batch_size=64,
+                              n_epochs=2, seed=2, device="cpu", **kwargs)
+    model.learn(256)
+    callback = CallbackList([])
+    callback.init_callback(model)
+    model.collect_rollouts(model.env, callback, model.rollout_buffer, model.n_steps)
+    buffer, policy = model.rollout_buffer, model.policy
+    obs = torch.as_tensor(buffer.observations.reshape(-1, 4))
+    with torch.no_grad():
+        outputs = policy.critic_outputs(obs)
+        values = policy.return_normalizer.denormalize(policy.expected_outputs(outputs)).numpy()
+        spread = float(policy.return_normalizer.scale(policy.spread_outputs(outputs)).mean())
+    returns = buffer.returns.reshape(-1)
+    want = [explained_variance(v, returns) for v in values]
+    for _ in range(2):  # the second train() on the same buffer, after the update: its own pass
+        model.train()
+        logged = model.logger.name_to_value
+        got = [logged[f"train/critic{k}_explained_variance"] for k in range(2)]
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(logged["train/quantile_spread"], spread, rtol=1e-5)
+        with torch.no_grad():
+            outputs = policy.critic_outputs(obs)
+            values = policy.return_normalizer.denormalize(policy.expected_outputs(outputs)).numpy()
+            spread = float(policy.return_normalizer.scale(policy.spread_outputs(outputs)).mean())
+        want = [explained_variance(v, returns) for v in values]
 
 
 def test_diagnostics_every_zero_disables():
