@@ -73,7 +73,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from lifelong.agent import closed_form
 
-__all__ = ["CriticSummary", "collect_rollouts", "lambda_returns", "observation_tensor", "rollout_values", "write_step"]
+__all__ = ["CriticSummary", "collect_rollouts", "gae", "lambda_returns", "observation_tensor", "rollout_values", "write_step"]
 
 
 class CriticSummary(NamedTuple):
@@ -88,6 +88,7 @@ class CriticSummary(NamedTuple):
     spread: th.Tensor
 
 _PLAIN_ADD = (RolloutBuffer.add, DictRolloutBuffer.add)
+_BUFFER_GAE = RolloutBuffer.compute_returns_and_advantage  # DictRolloutBuffer's too
 
 
 def observation_tensor(obs: np.ndarray | dict[str, np.ndarray], device: th.device) -> th.Tensor | dict[str, th.Tensor]:
@@ -121,25 +122,42 @@ def lambda_returns(
     gae_lambda: float,
 ) -> np.ndarray:
     """TD(lambda) returns ``G_t = A_t + V_t`` of a rollout ``[n_steps, n_envs]`` (float32), with
-    the GAE ``A_t = delta_t + gamma lambda (1 - d_{t+1}) A_{t+1}``,
-    ``delta_t = r_t + gamma (1 - d_{t+1}) V_{t+1} - V_t``, where ``d_{t+1}`` is the next step's
-    episode start (``last_dones`` after the last step) and ``V_{n}`` is ``last_values``. The
-    operations and their order are those of Stable-Baselines3's
-    ``RolloutBuffer.compute_returns_and_advantage``, so equal inputs give equal bits."""
+    the GAE ``A_t`` of :func:`gae`."""
+    return gae(rewards, values, episode_starts, last_values, last_dones, gamma, gae_lambda) + values
+
+
+def gae(
+    rewards: np.ndarray,
+    values: np.ndarray,
+    episode_starts: np.ndarray,
+    last_values: np.ndarray,
+    last_dones: np.ndarray,
+    gamma: float,
+    gae_lambda: float,
+) -> np.ndarray:
+    """The GAE ``A_t = delta_t + gamma lambda (1 - d_{t+1}) A_{t+1}``,
+    ``delta_t = r_t + gamma (1 - d_{t+1}) V_{t+1} - V_t``, of rewards and values
+    ``[..., n_steps, n_envs]`` (float32), where ``d_{t+1}`` is the next step's episode start
+    (``episode_starts [n_steps, n_envs]``; ``last_dones [n_envs]`` after the last step) and
+    ``V_n`` is ``last_values [..., n_envs]``. Leading dimensions stack several value estimates
+    of the same rollout (the advantages' and the critics' targets): one loop over the steps
+    for all of them. The operations and their order are those of Stable-Baselines3's
+    ``RolloutBuffer.compute_returns_and_advantage``, element by element, so equal inputs give
+    equal bits, stacked or not."""
     advantages = np.zeros_like(values)
     last_gae_lam: Any = 0
-    n_steps = values.shape[0]
+    n_steps = values.shape[-2]
     for step in reversed(range(n_steps)):
         if step == n_steps - 1:
             next_non_terminal = 1.0 - last_dones.astype(np.float32)
             next_values = last_values
         else:
             next_non_terminal = 1.0 - episode_starts[step + 1]
-            next_values = values[step + 1]
-        delta = rewards[step] + gamma * next_values * next_non_terminal - values[step]
+            next_values = values[..., step + 1, :]
+        delta = rewards[..., step, :] + gamma * next_values * next_non_terminal - values[..., step, :]
         last_gae_lam = delta + gamma * gae_lambda * next_non_terminal * last_gae_lam
-        advantages[step] = last_gae_lam
-    return advantages + values
+        advantages[..., step, :] = last_gae_lam
+    return advantages
 
 
 def _clip_actions(model: Any, actions: np.ndarray) -> np.ndarray:
@@ -301,13 +319,26 @@ def collect_rollouts(
             rollout_buffer.rewards[step, idx] += to_rewards[k]
             if target_rewards is not None:
                 target_rewards[step, idx] += to_targets[k]
-    rollout_buffer.compute_returns_and_advantage(last_values=all_values[-1], dones=dones)
-    if target_rewards is not None:
+    if target_rewards is not None and type(rollout_buffer).compute_returns_and_advantage is _BUFFER_GAE:
+        # both GAE passes (the advantages' over the aggregate, the critics' targets' over the
+        # twins' mean) in one loop over the steps: the buffer's own method's bits, stacked
         targets_np = all_targets.cpu().numpy()
-        rollout_buffer.returns = lambda_returns(
-            target_rewards, targets_np[:-1], rollout_buffer.episode_starts, targets_np[-1], dones,
+        buffer_values = rollout_buffer.values
+        advantages = gae(
+            np.stack([rollout_buffer.rewards, target_rewards]), np.stack([buffer_values, targets_np[:-1]]),
+            rollout_buffer.episode_starts, np.stack([all_values[-1].cpu().numpy().flatten(), targets_np[-1]]), dones,
             rollout_buffer.gamma, rollout_buffer.gae_lambda,
         )
+        rollout_buffer.advantages[:] = advantages[0]
+        rollout_buffer.returns = advantages[1] + targets_np[:-1]
+    else:
+        rollout_buffer.compute_returns_and_advantage(last_values=all_values[-1], dones=dones)
+        if target_rewards is not None:
+            targets_np = all_targets.cpu().numpy()
+            rollout_buffer.returns = lambda_returns(
+                target_rewards, targets_np[:-1], rollout_buffer.episode_starts, targets_np[-1], dones,
+                rollout_buffer.gamma, rollout_buffer.gae_lambda,
+            )
     values = all_values[:-1]  # noqa: F841  (for callbacks reading locals at on_rollout_end)
 
     callback.update_locals(locals())

@@ -207,6 +207,29 @@ def test_lambda_returns_reference():
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
+def test_stacked_gae_is_each_row_s_and_the_buffer_s_own_bits():
+    """Two value estimates of one rollout in one GAE loop (the rollout's advantages and critic
+    targets): each row bit for bit what Stable-Baselines3's compute_returns_and_advantage gives."""
+    from stable_baselines3.common.buffers import RolloutBuffer
+    from lifelong.agent.rollout import gae
+
+    rng = np.random.default_rng(1)
+    n_steps, n_envs = 7, 3
+    starts = (rng.random((n_steps, n_envs)) < 0.3).astype(np.float32)
+    dones = np.array([True, False, True])
+    rewards = rng.normal(size=(2, n_steps, n_envs)).astype(np.float32)
+    values = rng.normal(size=(2, n_steps, n_envs)).astype(np.float32)
+    last = rng.normal(size=(2, n_envs)).astype(np.float32)
+    stacked = gae(rewards, values, starts, last, dones, 0.97, 0.9)
+    for k in range(2):
+        buffer = RolloutBuffer(n_steps, spaces.Box(-1, 1, (1,)), spaces.Discrete(2), n_envs=n_envs, gamma=0.97,
+                               gae_lambda=0.9)
+        buffer.rewards[:], buffer.values[:], buffer.episode_starts[:] = rewards[k], values[k], starts
+        buffer.compute_returns_and_advantage(torch.as_tensor(last[k]), dones)
+        assert np.array_equal(stacked[k], buffer.advantages)
+        assert np.array_equal(gae(rewards[k], values[k], starts, last[k], dones, 0.97, 0.9), buffer.advantages)
+
+
 def test_custom_buffer_add_is_called():
     from stable_baselines3.common.buffers import RolloutBuffer
 
