@@ -395,7 +395,10 @@ class DistributionalPPO(DistributionalOnPolicyAlgorithm):
             for start in range(0, n_samples, batch_size):
                 mb = slice(start, start + batch_size)
                 if fast is not None:
-                    batch = (take(obs_e, mb), actions_e[mb], old_log_prob_e[mb], advantages_e[mb], targets_e[mb])
+                    if batch_size >= n_samples:  # one minibatch per epoch (rl-zoo's CartPole): the epoch's tensors
+                        batch = (obs_e, actions_e, old_log_prob_e, advantages_e, targets_e)
+                    else:
+                        batch = (take(obs_e, mb), actions_e[mb], old_log_prob_e[mb], advantages_e[mb], targets_e[mb])
                     if self.compile_step:
                         fast_step = closed_form.compiled_minibatch_step(self, fast, *batch, clip_range)
                     else:
