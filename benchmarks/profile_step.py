@@ -7,10 +7,11 @@ update (one rollout + one ``train()``) in each part, the median over ``--rounds`
 rounds (the agents' order alternating):
 
   rollout: env stepping (``VecEnv.step``), observation conversion (``obs_as_tensor``), policy
-  forward (``policy.forward``/``act``/``closed_form.act``, bootstrap values), buffer writes (``RolloutBuffer.add`` or
+  forward (``policy.forward``/``act``/``closed_form.act``, the batched critic pass), buffer writes (``RolloutBuffer.add`` or
   our in-place ``write_step``), episode bookkeeping (``_update_info_buffer``), GAE, and the rest
   of the loop (callbacks, Python);
-  train: minibatch forward (``evaluate_actions``; ours also the critics' old outputs), backward,
+  train: minibatch forward (``evaluate_actions``; ours also the critics' old outputs where value
+  clipping needs them), backward,
   or both with the loss where ours computes the gradients in closed form (``closed_form.minibatch_step``), zero_grad, gradient clipping, optimizer step, scaler (``vgs.step``, without the optimizer step
   it calls), logging, and the rest (losses, indexing, normaliser).
 
@@ -109,13 +110,15 @@ def instrument(model: Any, timers: Timers) -> Callable[[], None]:
     model.logger.record = w("logging", model.logger.record)
     model.dump_logs = w("logging", model.dump_logs)
     patches = [
-        (sb3_onpolicy, "obs_as_tensor"), (lifelong_rollout, "obs_as_tensor"), (lifelong_rollout, "write_step"),
-        (lifelong_rollout, "lambda_returns"), (lifelong_metrics, "log_train"), (torch.nn.utils, "clip_grad_norm_"),
+        (sb3_onpolicy, "obs_as_tensor"), (lifelong_rollout, "observation_tensor"), (lifelong_rollout, "write_step"),
+        (lifelong_rollout, "lambda_returns"), (lifelong_rollout, "gae"), (lifelong_metrics, "log_train"),
+        (torch.nn.utils, "clip_grad_norm_"),
         (torch.Tensor, "backward"), (lifelong_update, "clip_grad_norm"), (lifelong_update, "zero_grad"),
         (lifelong_closed_form, "minibatch_step"), (lifelong_closed_form, "compiled_minibatch_step"),
         (lifelong_closed_form, "act"), (lifelong_update, "take_step"),
     ]
-    names = {"obs_as_tensor": "obs conversion", "write_step": "buffer writes", "lambda_returns": "GAE",
+    names = {"obs_as_tensor": "obs conversion", "observation_tensor": "obs conversion", "write_step": "buffer writes",
+             "lambda_returns": "GAE", "gae": "GAE",
              "log_train": "logging", "clip_grad_norm_": "grad clipping", "backward": "backward",
              "clip_grad_norm": "grad clipping", "zero_grad": "zero_grad",
              "minibatch_step": "forward, loss and backward (closed form)",
