@@ -456,15 +456,16 @@ def _compiled_tensor_step() -> Callable[..., tuple[th.Tensor, th.Tensor, th.Tens
     return th.compile(tensor_step, dynamic=False, fullgraph=True)
 
 
-def apply_gradients(model: Any, step: ClosedFormStep) -> None:
+def apply_gradients(model: Any, step: ClosedFormStep, fused_adam: list[Any] | None = None) -> None:
     """Write ``step``'s gradients to ``.grad`` and take the optimizer step
-    (:func:`lifelong.agent.update.optimizer_step`: the scaler, clipping, the optimizer). A
+    (:func:`lifelong.agent.update.optimizer_step`: the scaler, clipping, the optimizer, with
+    ``fused_adam`` the caller's prepared :func:`~lifelong.agent.gradients.fused_adam_calls`). A
     gradient that is already the parameter's ``.grad`` (written there through ``out``) stays;
     an inference tensor is copied (``.grad`` must be writable outside inference mode)."""
     for p, g in step.gradients:
         if p.grad is not g:
             p.grad = g.clone() if g.is_inference() else g
-    update.optimizer_step(model)
+    update.optimizer_step(model, fused_adam)
 
 
 def gradient_buffers(plan: Plan) -> list[th.Tensor]:

@@ -7,10 +7,12 @@ to torch's where its shortcut would not apply.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch as th
 from torch.optim import optimizer as torch_optimizer
 
-__all__ = ["clip_grad_norm", "take_step", "zero_grad"]
+__all__ = ["clip_grad_norm", "fused_adam_calls", "step_fused_adam", "take_step", "zero_grad"]
 
 # Adam options under which one call of torch's fused kernel is the whole of ``Adam.step``.
 _PLAIN_FUSED_ADAM = {"fused": True, "amsgrad": False, "maximize": False, "capturable": False,
@@ -86,18 +88,37 @@ def take_step(optimizer: th.optim.Optimizer) -> None:
     with other options (``amsgrad``, ``maximize``, ``capturable``, ``differentiable``,
     ``decoupled_weight_decay``, a tensor ``lr``), a first step (state not yet created), a
     parameter that is not contiguous, or parameters and gradients on several devices or dtypes."""
+    calls = fused_adam_calls(optimizer)
+    if calls is None:
+        _real_step(optimizer)
+    else:
+        step_fused_adam(calls)
+
+
+FusedAdamCall = tuple[dict[str, Any], list[th.Tensor], list[th.Tensor], list[th.Tensor], list[th.Tensor], list[th.Tensor]]
+
+
+def fused_adam_calls(optimizer: th.optim.Optimizer) -> list[FusedAdamCall] | None:
+    """What :func:`take_step`'s direct path calls for ``optimizer`` as it is now, one entry per
+    param group with gradients: ``(group, params, grads, exp_avgs, exp_avg_sqs, steps)``, or None
+    where :func:`take_step` calls ``optimizer.step()`` (see there). Non-contiguous gradients are
+    made contiguous first (the new ``.grad`` is listed).
+
+    The lists hold the tensors themselves, which the step updates in place, so a caller that
+    steps the same optimizer many times in a row, with gradients written into the same ``.grad``
+    tensors and nothing else touching the optimizer in between (the closed-form train loop within
+    one ``train()``), checks once and then calls :func:`step_fused_adam` with them; the group's
+    ``lr``, betas, ``eps`` and ``weight_decay`` are read at each step."""
     if (type(optimizer) is not th.optim.Adam or "step" in vars(optimizer)
             or optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks
             or torch_optimizer._global_optimizer_pre_hooks or torch_optimizer._global_optimizer_post_hooks
             or vars(optimizer).get("grad_scale") is not None or vars(optimizer).get("found_inf") is not None):
-        _real_step(optimizer)
-        return
-    calls = []
+        return None
+    calls: list[FusedAdamCall] = []
     device = dtype = None
     for group in optimizer.param_groups:
         if any(group[key] != value for key, value in _PLAIN_FUSED_ADAM.items()) or isinstance(group["lr"], th.Tensor):
-            _real_step(optimizer)
-            return
+            return None
         params, grads, exp_avgs, exp_avg_sqs, steps = [], [], [], [], []
         for p in group["params"]:
             grad = p.grad
@@ -106,13 +127,11 @@ def take_step(optimizer: th.optim.Optimizer) -> None:
             state = optimizer.state.get(p)
             if (not state or grad.is_sparse or p.device != grad.device or p.dtype != grad.dtype
                     or not p.is_contiguous()):
-                _real_step(optimizer)
-                return
+                return None
             if device is None:
                 device, dtype = p.device, p.dtype
             elif p.device != device or p.dtype != dtype:
-                _real_step(optimizer)
-                return
+                return None
             params.append(p)
             grads.append(_contiguous_gradient(p))
             exp_avgs.append(state["exp_avg"])
@@ -120,6 +139,12 @@ def take_step(optimizer: th.optim.Optimizer) -> None:
             steps.append(state["step"])
         if params:
             calls.append((group, params, grads, exp_avgs, exp_avg_sqs, steps))
+    return calls
+
+
+def step_fused_adam(calls: list[FusedAdamCall]) -> None:
+    """The two operations ``Adam.step`` ends with, for :func:`fused_adam_calls`' lists: the step
+    counts incremented, then torch's fused kernel."""
     with th.no_grad():
         for group, params, grads, exp_avgs, exp_avg_sqs, steps in calls:
             beta1, beta2 = group["betas"]

@@ -43,7 +43,7 @@ from stable_baselines3.common.utils import explained_variance
 from stable_baselines3.common.vec_env import VecEnv
 
 from lifelong.agent import critics as C
-from lifelong.agent import closed_form, metrics, rollout, update
+from lifelong.agent import closed_form, gradients, metrics, rollout, update
 from lifelong.agent.algorithm import DistributionalOnPolicyAlgorithm
 from lifelong.agent.optimizer import DEFAULT_LEARNING_RATE
 from lifelong.agent.policy import (
@@ -375,6 +375,11 @@ class DistributionalPPO(DistributionalOnPolicyAlgorithm):
         # the eager step writes its gradients into the parameters' .grad tensors; compiled, it
         # returns new ones (apply_gradients sets them)
         gradient_out = closed_form.gradient_buffers(fast) if fast is not None and not self.compile_step else None
+        # With the gradients in the same tensors at every step and nothing else touching the
+        # optimizer during train(), the fused-Adam step's checks run once, after the first step
+        # (which creates the optimizer state on a new model): gradients.fused_adam_calls
+        fused_adam: list[Any] | None = None
+        fused_adam_checked = gradient_out is None
         policy.set_training_mode(True)
 
         stats: list[th.Tensor] = []
@@ -427,7 +432,9 @@ class DistributionalPPO(DistributionalOnPolicyAlgorithm):
                 stats.append(step.stats)
                 last_loss = step.loss.detach()
                 if fast is not None:
-                    closed_form.apply_gradients(self, fast_step)
+                    closed_form.apply_gradients(self, fast_step, fused_adam)
+                    if not fused_adam_checked:
+                        fused_adam, fused_adam_checked = gradients.fused_adam_calls(policy.optimizer), True
                 else:
                     update.gradient_step(self, step.loss)
             self._n_updates += 1

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import torch as th
 
 from lifelong.agent import critics as C
-from lifelong.agent.gradients import clip_grad_norm, take_step, zero_grad
+from lifelong.agent.gradients import FusedAdamCall, clip_grad_norm, step_fused_adam, take_step, zero_grad
 
 __all__ = ["surrogate_terms", "clipped_surrogate", "critic_losses", "minibatch_loss", "normalized_advantages", "combine_losses", "stop_early", "gradient_step", "optimizer_step", "MinibatchLoss"]
 
@@ -210,13 +210,18 @@ def gradient_step(model: Any, loss: th.Tensor) -> None:
     optimizer_step(model)
 
 
-def optimizer_step(model: Any) -> None:
+def optimizer_step(model: Any, fused_adam: list[FusedAdamCall] | None = None) -> None:
     """Step the optimizer on the gradients in ``.grad``: ``vgs.step(optimizer, max_grad_norm)``
     when the scaler is on, else gradient clipping and ``optimizer.step()``
-    (:mod:`lifelong.agent.gradients`: the same arithmetic without torch's per-call overhead)."""
+    (:mod:`lifelong.agent.gradients`: the same arithmetic without torch's per-call overhead;
+    ``fused_adam``: :func:`~lifelong.agent.gradients.fused_adam_calls` prepared by the caller for
+    this optimizer, which then skips their checks)."""
     optimizer = model.policy.optimizer
     if model.vgs is not None:
         model.vgs.step(optimizer, max_grad_norm=model.max_grad_norm)
     else:
         clip_grad_norm(optimizer, model.max_grad_norm)
-        take_step(optimizer)
+        if fused_adam is None:
+            take_step(optimizer)
+        else:
+            step_fused_adam(fused_adam)

@@ -163,3 +163,55 @@ def test_take_step_calls_the_real_step_when_something_would_observe_it():
             opt_b.step()
         for p, q in zip(a.parameters(), b.parameters()):
             assert torch.equal(p, q), kwargs
+
+
+def test_prepared_fused_adam_calls_step_as_adam_while_gradients_are_written_in_place():
+    """The train loop's pattern: new gradients written into the same .grad tensors at every
+    step, the checks of take_step's direct path done once (fused_adam_calls), then
+    step_fused_adam with those lists: bitwise Adam.step(), learning-rate changes included."""
+    from lifelong.agent.gradients import fused_adam_calls, step_fused_adam
+
+    (a, b), (opt_a, opt_b) = _adam_pair(3, weight_decay=0.05)
+    calls = None
+    for step in range(6):
+        if step == 4:
+            for opt in (opt_a, opt_b):
+                opt.param_groups[1]["lr"] = 5e-4
+        torch.manual_seed(100 + step)
+        x = torch.randn(8, 5)
+        for net in (a, b):
+            grads = torch.autograd.grad(net[:3](x).square().sum(), list(net[:3].parameters()))
+            for p, g in zip(net[:3].parameters(), grads):
+                if p.grad is None:
+                    p.grad = g.clone()
+                else:
+                    p.grad.copy_(g)  # in place: the tensors listed in `calls` see it
+        if calls is None:
+            take_step(opt_a)  # the first step creates the state
+            calls = fused_adam_calls(opt_a)
+            assert calls is not None and [len(c[1]) for c in calls] == [2, 2]
+        else:
+            step_fused_adam(calls)
+        opt_b.step()
+        for p, q in zip(a.parameters(), b.parameters()):
+            assert torch.equal(p, q)
+    assert int(opt_a.state[a[0].weight]["step"]) == 6
+
+
+def test_fused_adam_calls_is_none_where_take_step_would_call_the_real_step():
+    from lifelong.agent.gradients import fused_adam_calls
+
+    (net, _), (opt, _) = _adam_pair(4)
+    _backward(net, 0)
+    assert fused_adam_calls(opt) is None  # no state yet
+    opt.step()
+    assert fused_adam_calls(opt) is not None
+    handle = opt.register_step_pre_hook(lambda *args: None)
+    assert fused_adam_calls(opt) is None
+    handle.remove()
+    (net, _), (amsgrad, _) = _adam_pair(5, amsgrad=True)
+    _backward(net, 0)
+    amsgrad.step()
+    assert fused_adam_calls(amsgrad) is None
+    upgd = AdaptiveUPGD(net.parameters())
+    assert fused_adam_calls(upgd) is None
