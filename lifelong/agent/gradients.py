@@ -12,7 +12,7 @@ from typing import Any
 import torch as th
 from torch.optim import optimizer as torch_optimizer
 
-__all__ = ["clip_grad_norm", "fused_adam_calls", "step_fused_adam", "take_step", "zero_grad"]
+__all__ = ["clip_grad_norm", "clip_listed", "fused_adam_calls", "step_fused_adam", "take_step", "zero_grad"]
 
 # Adam options under which one call of torch's fused kernel is the whole of ``Adam.step``.
 _PLAIN_FUSED_ADAM = {"fused": True, "amsgrad": False, "maximize": False, "capturable": False,
@@ -42,6 +42,13 @@ def clip_grad_norm(optimizer: th.optim.Optimizer, max_norm: float) -> th.Tensor:
     first = grads[0]
     if any(g.device != first.device or g.dtype != first.dtype or g.is_sparse for g in grads):
         return th.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], max_norm)
+    return clip_listed(grads, max_norm)
+
+
+def clip_listed(grads: list[th.Tensor], max_norm: float) -> th.Tensor:
+    """:func:`clip_grad_norm`'s arithmetic on ``grads`` as listed (dense, one device and dtype,
+    in the optimizer's parameter order; non-empty): for a caller that has checked them, such as
+    the lists of :func:`fused_adam_calls`."""
     total = th.linalg.vector_norm(th.stack(th._foreach_norm(grads, 2.0)), 2.0)
     # clamp(max_norm / (total + 1e-6), max=1) as torch computes it (a float over a tensor is
     # reciprocal() * float), in place on one temporary

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import torch as th
 
 from lifelong.agent import critics as C
-from lifelong.agent.gradients import FusedAdamCall, clip_grad_norm, step_fused_adam, take_step, zero_grad
+from lifelong.agent.gradients import FusedAdamCall, clip_grad_norm, clip_listed, step_fused_adam, take_step, zero_grad
 
 __all__ = ["surrogate_terms", "clipped_surrogate", "critic_losses", "minibatch_loss", "normalized_advantages", "combine_losses", "stop_early", "gradient_step", "optimizer_step", "MinibatchLoss"]
 
@@ -219,9 +219,11 @@ def optimizer_step(model: Any, fused_adam: list[FusedAdamCall] | None = None) ->
     optimizer = model.policy.optimizer
     if model.vgs is not None:
         model.vgs.step(optimizer, max_grad_norm=model.max_grad_norm)
-    else:
+    elif fused_adam is None:
         clip_grad_norm(optimizer, model.max_grad_norm)
-        if fused_adam is None:
-            take_step(optimizer)
-        else:
-            step_fused_adam(fused_adam)
+        take_step(optimizer)
+    else:  # the prepared lists hold every gradient, in the optimizer's order, checked
+        grads = [g for call in fused_adam for g in call[2]]
+        if grads:
+            clip_listed(grads, model.max_grad_norm)
+        step_fused_adam(fused_adam)

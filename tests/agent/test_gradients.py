@@ -215,3 +215,22 @@ def test_fused_adam_calls_is_none_where_take_step_would_call_the_real_step():
     assert fused_adam_calls(amsgrad) is None
     upgd = AdaptiveUPGD(net.parameters())
     assert fused_adam_calls(upgd) is None
+
+
+def test_clip_listed_is_clip_grad_norm_on_the_optimizer_s_gradients():
+    from lifelong.agent.gradients import clip_listed, fused_adam_calls
+
+    (a, b), (opt_a, opt_b) = _adam_pair(6)
+    for net in (a, b):
+        _backward(net, 0)
+    take_step(opt_a), take_step(opt_b)  # the state, so that fused_adam_calls lists the gradients
+    for net in (a, b):
+        _backward(net, 1)
+    grads = [g for call in fused_adam_calls(opt_a) for g in call[2]]
+    total_a = clip_listed(grads, 0.05)
+    total_b = clip_grad_norm(opt_b, 0.05)
+    assert torch.equal(total_a, total_b) and float(total_a) > 0.05  # the clip binds
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert (p.grad is None) == (q.grad is None)
+        if p.grad is not None:
+            assert torch.equal(p.grad, q.grad)
