@@ -55,19 +55,26 @@ def gradient_norms(agent: str, seed: int, steps: int) -> np.ndarray:
         finally:
             sb3_ppo_module.th.nn.utils.clip_grad_norm_ = torch_clip
     else:
-        agent_clip = update_module.clip_grad_norm
+        # the agent clips through clip_grad_norm, or clip_listed once its Adam step is prepared
+        agent_clip, agent_clip_listed = update_module.clip_grad_norm, update_module.clip_listed
 
         def recording_agent_clip(optimizer, max_norm):
             total = agent_clip(optimizer, max_norm)
             norms.append(float(total))
             return total
 
+        def recording_agent_clip_listed(grads, max_norm):
+            total = agent_clip_listed(grads, max_norm)
+            norms.append(float(total))
+            return total
+
         update_module.clip_grad_norm = recording_agent_clip
+        update_module.clip_listed = recording_agent_clip_listed
         try:
             DistributionalPPO("MlpPolicy", env, seed=seed, device="cpu", normalize_returns=agent == "ours-normalised",
                               **ZOO_CARTPOLE).learn(steps)
         finally:
-            update_module.clip_grad_norm = agent_clip
+            update_module.clip_grad_norm, update_module.clip_listed = agent_clip, agent_clip_listed
     env.close()
     return np.asarray(norms)
 

@@ -115,7 +115,8 @@ def instrument(model: Any, timers: Timers) -> Callable[[], None]:
         (torch.nn.utils, "clip_grad_norm_"),
         (torch.Tensor, "backward"), (lifelong_update, "clip_grad_norm"), (lifelong_update, "zero_grad"),
         (lifelong_closed_form, "minibatch_step"), (lifelong_closed_form, "compiled_minibatch_step"),
-        (lifelong_closed_form, "act"), (lifelong_update, "take_step"),
+        (lifelong_closed_form, "act"), (lifelong_update, "take_step"), (lifelong_update, "clip_listed"),
+        (lifelong_update, "step_fused_adam"),
     ]
     names = {"obs_as_tensor": "obs conversion", "observation_tensor": "obs conversion", "write_step": "buffer writes",
              "lambda_returns": "GAE", "gae": "GAE",
@@ -123,7 +124,7 @@ def instrument(model: Any, timers: Timers) -> Callable[[], None]:
              "clip_grad_norm": "grad clipping", "zero_grad": "zero_grad",
              "minibatch_step": "forward, loss and backward (closed form)",
              "compiled_minibatch_step": "forward, loss and backward (closed form)", "act": "policy forward",
-             "take_step": "optimizer step"}
+             "take_step": "optimizer step", "clip_listed": "grad clipping", "step_fused_adam": "optimizer step"}
     originals = [(obj, name, getattr(obj, name)) for obj, name in patches]
     for obj, name, fn in originals:
         setattr(obj, name, w(names[name], fn))
