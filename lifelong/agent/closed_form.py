@@ -81,7 +81,9 @@ _ACTIVATIONS = (nn.Tanh, nn.ReLU)
 
 
 class ClosedFormStep(NamedTuple):
-    """``loss`` (the autograd path's :class:`~lifelong.agent.update.MinibatchLoss`, detached) and
+    """``loss`` (the autograd path's :class:`~lifelong.agent.update.MinibatchLoss`, detached; the
+    eager step leaves its total ``loss.loss`` None, :func:`~lifelong.agent.update.loss_from_stats`
+    derives it) and
     ``gradients``: ``(parameter, gradient)`` for every parameter of the policy."""
 
     loss: update.MinibatchLoss
@@ -328,7 +330,10 @@ def minibatch_step(
         )
         losses, grad_quantiles = C.mean_anchored_quantile_terms(quantiles, targets, policy.huber_kappa, policy.taus, weights)
         entropy_loss = -entropy.mean()
-        step = update.combine_losses(model, policy_loss, entropy_loss, clip_fraction, losses, approx_kl, ent_coef, vf_coef)
+        # eager: the total loss is left to update.loss_from_stats (only the last one is logged);
+        # compiled: part of the graph's outputs
+        step = update.combine_losses(model, policy_loss, entropy_loss, clip_fraction, losses, approx_kl, ent_coef,
+                                     vf_coef, with_loss=th.compiler.is_compiling())
 
         # ---- gradients of the loss w.r.t. the actor's head and the critics' outputs
         log_std_grad: list[th.Tensor] = []

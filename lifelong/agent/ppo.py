@@ -430,17 +430,21 @@ class DistributionalPPO(DistributionalOnPolicyAlgorithm):
                     continue_training = False
                     break
                 stats.append(step.stats)
-                last_loss = step.loss.detach()
-                if fast is not None:
-                    closed_form.apply_gradients(self, fast_step, fused_adam)
+                last_loss = None if step.loss is None else step.loss.detach()
+                if gradient_out is not None:  # the gradients are in .grad already (out=)
+                    update.optimizer_step(self, fused_adam)
                     if not fused_adam_checked:
                         fused_adam, fused_adam_checked = gradients.fused_adam_calls(policy.optimizer), True
+                elif fast is not None:
+                    closed_form.apply_gradients(self, fast_step)
                 else:
                     update.gradient_step(self, step.loss)
             self._n_updates += 1
             if not continue_training:
                 break
         self._n_train_calls += 1
+        if last_loss is None:  # the eager closed-form step leaves the total to its statistics
+            last_loss = update.loss_from_stats(self, stats[-1])
         critic_ev = [explained_variance(v, value_returns) for v in old_values.cpu().numpy()]
         metrics.log_train(self, stats, epoch_kls, last_loss, clip_range, clip_range_vf, critic_ev, spread)
 

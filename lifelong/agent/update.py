@@ -134,11 +134,12 @@ def critic_losses(
 
 
 class MinibatchLoss(NamedTuple):
-    """``loss`` (to backpropagate), ``stats`` (detached ``[policy loss, entropy loss, clip
-    fraction, critic losses...]``, for :func:`lifelong.agent.metrics.log_train`) and
+    """``loss`` (to backpropagate; None from a step that computes its gradients itself and
+    leaves the total to :func:`loss_from_stats`), ``stats`` (detached ``[policy loss, entropy
+    loss, clip fraction, critic losses...]``, for :func:`lifelong.agent.metrics.log_train`) and
     ``approx_kl`` (detached)."""
 
-    loss: th.Tensor
+    loss: th.Tensor | None
     stats: th.Tensor
     approx_kl: th.Tensor
 
@@ -183,15 +184,25 @@ def normalized_advantages(model: Any, advantages: th.Tensor, mask: th.Tensor | N
 def combine_losses(
     model: Any, policy_loss: th.Tensor, entropy_loss: th.Tensor, clip_fraction: th.Tensor, losses: th.Tensor,
     approx_kl: th.Tensor, ent_coef: float | th.Tensor | None = None, vf_coef: float | th.Tensor | None = None,
+    with_loss: bool = True,
 ) -> MinibatchLoss:
     """``policy_loss + ent_coef * entropy_loss + vf_coef * sum_k L_k`` and the statistics (the
-    coefficients: the model's unless given)."""
+    coefficients: the model's unless given). ``with_loss=False``: the statistics only (the
+    total is then :func:`loss_from_stats` of them, the same bits)."""
     ent_coef = model.ent_coef if ent_coef is None else ent_coef
     vf_coef = model.vf_coef if vf_coef is None else vf_coef
     # Sum over critics: each critic gets the gradient a single critic would get.
-    loss = policy_loss + ent_coef * entropy_loss + vf_coef * losses.sum()
+    loss = policy_loss + ent_coef * entropy_loss + vf_coef * losses.sum() if with_loss else None
     stats = th.cat([th.stack([policy_loss.detach(), entropy_loss.detach(), clip_fraction]), losses.detach()])
     return MinibatchLoss(loss, stats, approx_kl)
+
+
+def loss_from_stats(model: Any, stats: th.Tensor) -> th.Tensor:
+    """The total loss of :func:`combine_losses` (the model's coefficients) from its ``stats``:
+    the same operations on the same values, so the same bits as the loss it would have returned.
+    The closed-form train loop logs only the last minibatch's total, so it derives that one
+    instead of computing every minibatch's."""
+    return stats[0] + model.ent_coef * stats[1] + model.vf_coef * stats[3:].sum()
 
 
 def stop_early(model: Any, approx_kl: th.Tensor, epoch: int) -> bool:

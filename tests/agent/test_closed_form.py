@@ -71,7 +71,8 @@ def test_gradients_equal_autograd_in_float64(env_id, kwargs, monkeypatch):
     ref_step, ref_grads = _reference(model, *batch)
     got = closed_form.minibatch_step(model, closed_form.plan(model), *batch, 0.2)
     assert 0.0 < float(ref_step.stats[2]) < 1.0, "both branches of the clip must occur"
-    torch.testing.assert_close(got.loss.loss, ref_step.loss.detach(), rtol=1e-12, atol=1e-12)
+    assert got.loss.loss is None  # eager: the total is derived from the statistics, the same operations
+    torch.testing.assert_close(update.loss_from_stats(model, got.loss.stats), ref_step.loss.detach(), rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(got.loss.stats, ref_step.stats, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(got.loss.approx_kl, ref_step.approx_kl, rtol=1e-12, atol=1e-12)
     names = {id(p): n for n, p in model.policy.named_parameters()}
@@ -92,7 +93,7 @@ def test_float32_loss_and_statistics_equal_the_autograd_path_s(activation):
     batch = _minibatch(model, torch.float32)
     ref_step, ref_grads = _reference(model, *batch)
     got = closed_form.minibatch_step(model, closed_form.plan(model), *batch, 0.2)
-    got_values = (got.loss.loss, got.loss.stats, got.loss.approx_kl)
+    got_values = (update.loss_from_stats(model, got.loss.stats), got.loss.stats, got.loss.approx_kl)
     want_values = (ref_step.loss.detach(), ref_step.stats, ref_step.approx_kl)
     for a, b in zip(got_values, want_values):
         if activation is torch.nn.ReLU:
@@ -207,8 +208,8 @@ def test_step_written_into_out_equals_the_new_tensors_bitwise(env_id, kwargs):
     for (p, g), (q, h), buffer in zip(fresh.gradients, written.gradients, buffers, strict=True):
         assert p is q and h is buffer is p.grad
         assert torch.equal(g, h)
-    for a, b in zip(fresh.loss, written.loss):
-        assert torch.equal(a, b)
+    assert fresh.loss.loss is None and written.loss.loss is None
+    assert torch.equal(fresh.loss.stats, written.loss.stats) and torch.equal(fresh.loss.approx_kl, written.loss.approx_kl)
     with pytest.raises(ValueError, match="out has 1 tensors, expected one per parameter"):
         closed_form.minibatch_step(model, plan, *batch, 0.2, out=buffers[:1])
 
@@ -298,8 +299,13 @@ def test_other_inputs_and_tiny_minibatches_match_autograd(case):
 # architecture (CartPole's categorical actor, Pendulum's Gaussian and gSDE actors).
 
 
-def _assert_steps_close(got, want):
-    for a, b in zip((got.loss.loss, got.loss.stats, got.loss.approx_kl), (want.loss.loss, want.loss.stats, want.loss.approx_kl)):
+def _total(model, step):
+    return update.loss_from_stats(model, step.loss.stats) if step.loss.loss is None else step.loss.loss
+
+
+def _assert_steps_close(got, want, model):
+    for a, b in zip((_total(model, got), got.loss.stats, got.loss.approx_kl),
+                    (_total(model, want), want.loss.stats, want.loss.approx_kl)):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     assert [id(p) for p, _ in got.gradients] == [id(p) for p, _ in want.gradients]
     for (p, a), (_, b) in zip(got.gradients, want.gradients):
@@ -315,7 +321,7 @@ def test_compiled_step_equals_the_eager_step(env_id, kwargs):
     batch = _minibatch(model, torch.float32)
     plan = closed_form.plan(model)
     compiled = closed_form.compiled_minibatch_step(model, plan, *batch, 0.2)
-    _assert_steps_close(compiled, closed_form.minibatch_step(model, plan, *batch, 0.2))
+    _assert_steps_close(compiled, closed_form.minibatch_step(model, plan, *batch, 0.2), model)
 
 
 def test_compiled_step_is_one_graph_for_new_coefficients_and_models():
@@ -331,14 +337,14 @@ def test_compiled_step_is_one_graph_for_new_coefficients_and_models():
     for clip_range, ent_coef, vf_coef in [(0.1, 0.0, 0.5), (0.3, 0.05, 1.0)]:
         model.ent_coef, model.vf_coef = ent_coef, vf_coef
         compiled = closed_form.compiled_minibatch_step(model, plan, *batch, clip_range)
-        _assert_steps_close(compiled, closed_form.minibatch_step(model, plan, *batch, clip_range))
+        _assert_steps_close(compiled, closed_form.minibatch_step(model, plan, *batch, clip_range), model)
     other = _model("CartPole-v1")
     with torch.no_grad():
         for p in other.policy.parameters():
             p.mul_(1.5)
     other_plan = closed_form.plan(other)
     compiled = closed_form.compiled_minibatch_step(other, other_plan, *batch, 0.2)
-    _assert_steps_close(compiled, closed_form.minibatch_step(other, other_plan, *batch, 0.2))
+    _assert_steps_close(compiled, closed_form.minibatch_step(other, other_plan, *batch, 0.2), other)
     assert counters["stats"]["unique_graphs"] == graphs
 
 
