@@ -111,7 +111,7 @@ def instrument(model: Any, timers: Timers) -> Callable[[], None]:
     model.dump_logs = w("logging", model.dump_logs)
     patches = [
         (sb3_onpolicy, "obs_as_tensor"), (lifelong_rollout, "observation_tensor"), (lifelong_rollout, "write_step"),
-        (lifelong_rollout, "lambda_returns"), (lifelong_rollout, "gae"), (lifelong_metrics, "log_train"),
+        (lifelong_rollout, "gae"), (lifelong_metrics, "log_train"),
         (torch.nn.utils, "clip_grad_norm_"),
         (torch.Tensor, "backward"), (lifelong_update, "clip_grad_norm"), (lifelong_update, "zero_grad"),
         (lifelong_closed_form, "minibatch_step"), (lifelong_closed_form, "compiled_minibatch_step"),
@@ -119,7 +119,7 @@ def instrument(model: Any, timers: Timers) -> Callable[[], None]:
         (lifelong_update, "step_fused_adam"),
     ]
     names = {"obs_as_tensor": "obs conversion", "observation_tensor": "obs conversion", "write_step": "buffer writes",
-             "lambda_returns": "GAE", "gae": "GAE",
+             "gae": "GAE",
              "log_train": "logging", "clip_grad_norm_": "grad clipping", "backward": "backward",
              "clip_grad_norm": "grad clipping", "zero_grad": "zero_grad",
              "minibatch_step": "forward, loss and backward (closed form)",

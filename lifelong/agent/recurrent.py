@@ -43,7 +43,7 @@ from lifelong.agent.lstm_policy import (
 )
 from lifelong.agent.optimizer import DEFAULT_LEARNING_RATE
 from lifelong.agent.sequences import sequence_buffer_class
-from lifelong.agent.rollout import lambda_returns, observation_tensor
+from lifelong.agent.rollout import gae, observation_tensor
 from lifelong.checkpoint import register_classes
 
 __all__ = ["DistributionalRecurrentPPO"]
@@ -285,16 +285,16 @@ class DistributionalRecurrentPPO(DistributionalOnPolicyAlgorithm):
             last = policy.critic_outputs(observation_tensor(new_obs, self.device), lstm_states.vf, episode_starts)  # type: ignore[arg-type]
             last_aggregate, last_mean = policy.bootstrap_values(last)
         # advantages: GAE over the aggregate (Stable-Baselines3's own computation); the critics'
-        # targets: TD(lambda) returns over the twins' mean (lifelong.agent.rollout.lambda_returns)
+        # targets: TD(lambda) returns over the twins' mean (lifelong.agent.rollout.gae, plus the values)
         rewards = rollout_buffer.rewards
         rollout_buffer.rewards = rewards + bootstrap_aggregate
         rollout_buffer.compute_returns_and_advantage(last_values=last_aggregate, dones=dones)
         rollout_buffer.rewards = rewards
         if not policy.targets_use_aggregate:
-            rollout_buffer.returns = lambda_returns(
+            rollout_buffer.returns = gae(
                 rewards + bootstrap_mean, mean_values, rollout_buffer.episode_starts, last_mean.cpu().numpy(), dones,
                 self.gamma, self.gae_lambda,
-            )
+            ) + mean_values
         callback.on_rollout_end()
         return True
 

@@ -73,7 +73,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from lifelong.agent import closed_form
 
-__all__ = ["CriticSummary", "collect_rollouts", "gae", "lambda_returns", "observation_tensor", "rollout_values", "write_step"]
+__all__ = ["CriticSummary", "collect_rollouts", "gae", "observation_tensor", "rollout_values", "write_step"]
 
 
 class CriticSummary(NamedTuple):
@@ -112,20 +112,6 @@ def observation_tensor(obs: np.ndarray | dict[str, np.ndarray], device: th.devic
     return tensors.contiguous().view(tensors.shape)
 
 
-def lambda_returns(
-    rewards: np.ndarray,
-    values: np.ndarray,
-    episode_starts: np.ndarray,
-    last_values: np.ndarray,
-    last_dones: np.ndarray,
-    gamma: float,
-    gae_lambda: float,
-) -> np.ndarray:
-    """TD(lambda) returns ``G_t = A_t + V_t`` of a rollout ``[n_steps, n_envs]`` (float32), with
-    the GAE ``A_t`` of :func:`gae`."""
-    return gae(rewards, values, episode_starts, last_values, last_dones, gamma, gae_lambda) + values
-
-
 def gae(
     rewards: np.ndarray,
     values: np.ndarray,
@@ -143,7 +129,7 @@ def gae(
     of the same rollout (the advantages' and the critics' targets): one loop over the steps
     for all of them. The operations and their order are those of Stable-Baselines3's
     ``RolloutBuffer.compute_returns_and_advantage``, element by element, so equal inputs give
-    equal bits, stacked or not."""
+    equal bits, stacked or not. The TD(lambda) returns are ``gae(...) + values``."""
     advantages = np.zeros_like(values)
     last_gae_lam: Any = 0
     n_steps = values.shape[-2]
@@ -335,7 +321,7 @@ def collect_rollouts(
         rollout_buffer.compute_returns_and_advantage(last_values=all_values[-1], dones=dones)
         if target_rewards is not None:
             targets_np = all_targets.cpu().numpy()
-            rollout_buffer.returns = lambda_returns(
+            rollout_buffer.returns = targets_np[:-1] + gae(
                 target_rewards, targets_np[:-1], rollout_buffer.episode_starts, targets_np[-1], dones,
                 rollout_buffer.gamma, rollout_buffer.gae_lambda,
             )

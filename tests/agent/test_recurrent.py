@@ -14,7 +14,7 @@ from lifelong import DistributionalPPO, DistributionalRecurrentPPO
 from lifelong.agent import update
 from lifelong.agent.lstm_policy import DistributionalLstmPolicy
 from lifelong.agent.policy import DistributionalActorCriticPolicy
-from lifelong.agent.rollout import lambda_returns
+from lifelong.agent.rollout import gae
 
 from tests.agent.test_ppo import SpaceEnv, box
 
@@ -175,7 +175,7 @@ def test_lambda_returns_match_their_definition():
     rewards, values = rng.normal(size=(T, E)).astype(np.float32), rng.normal(size=(T, E)).astype(np.float32)
     starts = (rng.random((T, E)) < 0.3).astype(np.float32)
     last_values, last_dones = rng.normal(size=E).astype(np.float32), np.array([True, False, False])
-    ours = lambda_returns(rewards, values, starts, last_values, last_dones, 0.9, 0.8)
+    ours = gae(rewards, values, starts, last_values, last_dones, 0.9, 0.8) + values
     ref = reference_gae(rewards, values, starts, last_values, last_dones, 0.9, 0.8) + values
     np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-5)
 

@@ -11,7 +11,7 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 
 from lifelong import DistributionalPPO
-from lifelong.agent.rollout import lambda_returns
+from lifelong.agent.rollout import gae
 
 # SB3's per-step locals; "values" only at on_rollout_end (the critics run once per rollout)
 SB3_LOCALS = {"self", "env", "callback", "rollout_buffer", "n_rollout_steps", "n_steps", "obs_tensor", "actions",
@@ -196,7 +196,7 @@ def test_lambda_returns_reference():
     rewards, values = rng.normal(size=(6, 2)).astype(np.float32), rng.normal(size=(6, 2)).astype(np.float32)
     starts = (rng.random((6, 2)) < 0.3).astype(np.float32)
     last, dones = rng.normal(size=2).astype(np.float32), np.array([True, False])
-    got = lambda_returns(rewards, values, starts, last, dones, 0.9, 0.8)
+    got = gae(rewards, values, starts, last, dones, 0.9, 0.8) + values
     want = np.zeros((6, 2))
     for e in range(2):
         g_next, v_next, nonterminal = 0.0, float(last[e]), 1.0 - float(dones[e])
@@ -211,8 +211,6 @@ def test_stacked_gae_is_each_row_s_and_the_buffer_s_own_bits():
     """Two value estimates of one rollout in one GAE loop (the rollout's advantages and critic
     targets): each row bit for bit what Stable-Baselines3's compute_returns_and_advantage gives."""
     from stable_baselines3.common.buffers import RolloutBuffer
-    from lifelong.agent.rollout import gae
-
     rng = np.random.default_rng(1)
     n_steps, n_envs = 7, 3
     starts = (rng.random((n_steps, n_envs)) < 0.3).astype(np.float32)
