@@ -63,6 +63,7 @@ from stable_baselines3.common.distributions import (
 from stable_baselines3.common.policies import BaseModel
 from stable_baselines3.common.torch_layers import FlattenExtractor
 from torch import nn
+from torch.distributions import Distribution
 
 from lifelong.agent import critics as C
 from lifelong.agent import update
@@ -447,7 +448,14 @@ def compiled_minibatch_step(
 def _compiled_tensor_step() -> Callable[..., tuple[th.Tensor, th.Tensor, th.Tensor, list[th.Tensor]]]:
     """:func:`minibatch_step` with tensor coefficients and tensor outputs, compiled; built on first
     use (importing the package compiles nothing). The eager step is bound here, so the compiled graph
-    does not depend on the module attribute (which a profiler may wrap)."""
+    does not depend on the module attribute (which a profiler may wrap).
+
+    The process's ``torch.distributions`` argument validation is left as it was: the first
+    ``torch.compile`` call in a process turns it off for every distribution in the process
+    (``torch._dynamo``'s ``TorchPatcher``, once per process), which would silence, for instance,
+    Stable-Baselines3's ``ValueError`` on NaN logits in every other model of the process, and
+    make Stable-Baselines3's own agents about 9% faster beside ours (docs/performance.md). The
+    compiled step builds no distribution objects, so it does not need validation off."""
     step_fn = minibatch_step
 
     def tensor_step(
@@ -458,7 +466,10 @@ def _compiled_tensor_step() -> Callable[..., tuple[th.Tensor, th.Tensor, th.Tens
                        coefficients[0], coefficients[1], coefficients[2])
         return step.loss.loss, step.loss.stats, step.loss.approx_kl, [g for _, g in step.gradients]
 
-    return th.compile(tensor_step, dynamic=False, fullgraph=True)
+    validation = Distribution._validate_args  # torch has no public getter for the default
+    compiled = th.compile(tensor_step, dynamic=False, fullgraph=True)
+    Distribution.set_default_validate_args(validation)
+    return compiled
 
 
 def apply_gradients(model: Any, step: ClosedFormStep, fused_adam: list[Any] | None = None) -> None:

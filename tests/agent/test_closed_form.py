@@ -2,6 +2,9 @@
 replaces: the same loss and statistics (bit for bit with ReLU units; with Tanh units, whose
 closed_form.tanh is not torch.tanh's bits, to float32 rounding), the same gradients to float
 rounding (float64), and the autograd path wherever the closed form does not apply."""
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -372,6 +375,33 @@ def test_compiled_training_resumes_bit_identically(tmp_path):
     eager.learn(320)  # the eager path rounds differently: close, not equal
     for a, b in zip(straight.policy.parameters(), eager.policy.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+
+
+_VALIDATION_PROBE = """
+import torch
+from torch.distributions import Categorical, Distribution
+{compile}
+try:
+    Categorical(logits=torch.tensor([float("nan"), 0.0]))
+    print("accepted", Distribution._validate_args)
+except ValueError:
+    print("refused", Distribution._validate_args)
+"""
+
+
+@pytest.mark.parametrize("compile_code,expected", [
+    ("from lifelong.agent import closed_form; closed_form._compiled_tensor_step()", "refused True"),
+    # the control: torch.compile's own side effect, which the check above would miss otherwise
+    ("torch.compile(lambda x: x + 1)", "accepted False"),
+])
+def test_compiled_step_keeps_the_process_distribution_validation(compile_code, expected):
+    """The first torch.compile in a process turns off torch.distributions' argument validation
+    for the whole process (once per process, hence a fresh interpreter); building the compiled
+    step must not, so that Stable-Baselines3's Categorical still refuses NaN logits elsewhere."""
+    out = subprocess.run([sys.executable, "-c", _VALIDATION_PROBE.format(compile=compile_code)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[-2] == expected
 
 
 # ------------------------------------------------------------------ closed_form.tanh
