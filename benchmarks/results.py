@@ -19,11 +19,15 @@ from __future__ import annotations
 
 import json
 import os
+import platform
+import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -40,6 +44,42 @@ def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
             except json.JSONDecodeError as e:
                 raise ValueError(f"{p}:{n} is not a JSON line ({e}); fix or remove it to resume") from e
     return rows
+
+
+def git_commit() -> str:
+    """The repository's short commit, ``+dirty`` when tracked files differ from it, or
+    ``"unknown"`` outside a git checkout: recorded with each row, so that a result names the
+    code that produced it."""
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return out + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def host() -> dict[str, Any]:
+    """What a timing depends on besides the code: the CPU's model name (``/proc/cpuinfo`` where
+    there is one, else ``platform.processor()``), the number of CPUs, torch's version, its CPU
+    kernels' instruction set and thread count, and the 1-minute load average at the call.
+
+    Why: the same commit's time per update differed by 1.6x between two hosts both reported as
+    "AMD EPYC" (docs/performance.md), and ratios to SB3 PPO by 0.03-0.04; a speed row that does
+    not say where it ran cannot be compared with another."""
+    import torch  # the benchmark scripts that record rows import it anyway
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    return {"cpu": cpu, "cpus": os.cpu_count(), "torch": torch.__version__,
+            "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch_threads": torch.get_num_threads(),
+            "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
 
 
 def latest_runs(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

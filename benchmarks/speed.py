@@ -6,7 +6,9 @@ updates (SB3 PPO first in even rounds, last in odd ones), timed with ``time.perf
 (wall) and ``time.process_time`` (CPU: the robust one on a shared machine). A round's ratio is
 an agent's time over SB3 PPO's in that round; the report is the median over rounds with the
 interquartile range. Short turns keep a drifting machine load common to all agents. One torch
-thread. Each round is appended to ``--jsonl`` as it finishes. The warm-up update's time is printed
+thread. Each round is appended to ``--jsonl`` as it finishes, with the commit and the host it ran
+on (``results.host``: CPU model, torch's version and CPU kernels, load average): ratios from
+different hosts differ. The warm-up update's time is printed
 too: for ``ours-compiled`` it includes the compilation (``torch.compile``: once per process and
 minibatch shape; faster on a warm TorchInductor cache).
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -38,6 +41,9 @@ from stable_baselines3.common.env_util import make_vec_env  # noqa: E402
 
 from lifelong import DistributionalPPO  # noqa: E402
 from lifelong.agent.schedules import Linear  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import git_commit, host  # noqa: E402
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "cartpole-8x256": dict(env="CartPole-v1", n_envs=8, updates=1, rounds=24,
@@ -104,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jsonl", default=None, help="append each round's times here")
     a = p.parse_args(argv)
     variants = ["sb3", *(a.variant or ["ours", "ours-upgd"])]
+    commit, machine = git_commit(), host()
+    print(f"commit {commit}; {machine['cpu']} ({machine['cpus']} CPUs), torch {machine['torch']} "
+          f"({machine['torch_cpu_capability']}, {machine['torch_threads']} thread); load average "
+          f"{machine['load_average_1min']:.2f}", flush=True)
     for config in a.config or list(CONFIGS):
         c = CONFIGS[config]
         models = {v: make_model(config, v, a.seed) for v in variants}
@@ -115,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             order = variants if rnd % 2 == 0 else variants[::-1]
             measured = {v: timed_update(models[v], c["updates"]) for v in order}
             row = {"config": config, "round": rnd, "updates": c["updates"], "seed": a.seed,
-                   "times": {v: t[0] for v, t in measured.items()}, "cpu_times": {v: t[1] for v, t in measured.items()}}
+                   "times": {v: t[0] for v, t in measured.items()}, "cpu_times": {v: t[1] for v, t in measured.items()},
+                   "commit": commit, "host": host()}  # the load average as of this round
             rounds.append(row)
             if a.jsonl:
                 Path(a.jsonl).parent.mkdir(parents=True, exist_ok=True)

@@ -79,7 +79,6 @@ import argparse
 import inspect
 import json
 import multiprocessing as mp
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -101,9 +100,7 @@ from lifelong.agent.schedules import Linear  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from collapse_reset import CollapseReset  # noqa: E402
-from results import iqm_tables, latest_runs, read_rows, score_matrices  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
+from results import git_commit, iqm_tables, latest_runs, read_rows, score_matrices  # noqa: E402
 
 _MUJOCO_NET = dict(log_std_init=-2, ortho_init=False, activation_fn=nn.ReLU, net_arch=dict(pi=[256, 256], vf=[256, 256]))
 
@@ -254,17 +251,6 @@ def default_agents() -> list[str]:
 def agent_kwargs(agent: str, hp: dict[str, Any]) -> dict[str, Any] | None:
     extra = AGENTS[agent]
     return extra(hp) if callable(extra) else extra
-
-
-def git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return out + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def run_one(job: tuple[str, str, int, int, int, str]) -> dict[str, Any]:

@@ -1,6 +1,8 @@
 """Each continual-learning benchmark runs end to end in its --quick mode (seconds)."""
 import importlib.util
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -318,7 +320,15 @@ def test_speed_compares_variants_side_by_side_and_writes_rounds(tmp_path, capsys
     assert mod.main(["--config", "cartpole-zoo", "--variant", "ours-autograd", "--rounds", "1", "--jsonl", str(out)]) == 0
     row = json.loads(out.read_text().splitlines()[0])
     assert set(row["cpu_times"]) == {"sb3", "ours-autograd"} and all(t > 0 for t in row["cpu_times"].values())
-    assert "ours-autograd" in capsys.readouterr().out
+    # a row says which code ran where: ratios from different hosts differ
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    if head.returncode == 0:
+        assert row["commit"].removesuffix("+dirty") == head.stdout.strip()
+    assert row["host"]["torch"] == torch.__version__ and row["host"]["torch_threads"] == 1
+    assert row["host"]["cpu"] and row["host"]["cpus"] == os.cpu_count()
+    assert row["host"]["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    out_text = capsys.readouterr().out
+    assert "ours-autograd" in out_text and f"torch {torch.__version__}" in out_text
 
 
 def test_digits_head_kwargs_give_the_output_layer_its_own_group(tmp_path):
