@@ -41,7 +41,7 @@ RUN_KEYS: dict[str, tuple[Any, V, str]] = {
     "checkpoint_every": (25_000, Int(min=0), "checkpoint every N steps (0: only at the end)"),
     "keep_checkpoints": (3, Int(min=1), "checkpoints kept in checkpoints/"),
     "compile_step": (False, Bool(), "algo ppo: compile the minibatch step with torch.compile (about "
-                                    "20% less time per update on long runs; a one-off compilation of "
+                                    "15-20% less time per update on long runs; a one-off compilation of "
                                     "seconds per process; needs a C++ compiler)"),
 }
 SECTION_KEYS = ("agent", "pbt", "space")
