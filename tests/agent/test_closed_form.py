@@ -390,14 +390,20 @@ except ValueError:
 
 
 @pytest.mark.parametrize("compile_code,expected", [
-    ("from lifelong.agent import closed_form; closed_form._compiled_tensor_step()", "refused True"),
+    ("from stable_baselines3.common.env_util import make_vec_env\n"
+     "from lifelong import DistributionalPPO\n"
+     "model = DistributionalPPO('MlpPolicy', make_vec_env('CartPole-v1', n_envs=2, seed=0), n_steps=40, batch_size=20,"
+     " n_epochs=1, seed=0, device='cpu')\n"
+     "model.compile_step = True\n"
+     "model.learn(80)", "refused True"),
     # the control: torch.compile's own side effect, which the check above would miss otherwise
     ("torch.compile(lambda x: x + 1)", "accepted False"),
 ])
 def test_compiled_step_keeps_the_process_distribution_validation(compile_code, expected):
     """The first torch.compile in a process turns off torch.distributions' argument validation
-    for the whole process (once per process, hence a fresh interpreter); building the compiled
-    step must not, so that Stable-Baselines3's Categorical still refuses NaN logits elsewhere."""
+    for the whole process (once per process, hence a fresh interpreter); training with the
+    compiled step must not, so that Stable-Baselines3's Categorical still refuses NaN logits
+    elsewhere in the process."""
     out = subprocess.run([sys.executable, "-c", _VALIDATION_PROBE.format(compile=compile_code)],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
