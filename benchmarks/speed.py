@@ -111,9 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     variants = ["sb3", *(a.variant or ["ours", "ours-upgd"])]
     commit, machine = git_commit(), host()
+    load = machine["load_average_1min"]
     print(f"commit {commit}; {machine['cpu']} ({machine['cpus']} CPUs), torch {machine['torch']} "
           f"({machine['torch_cpu_capability']}, {machine['torch_threads']} thread); load average "
-          f"{machine['load_average_1min']:.2f}", flush=True)
+          f"{'unknown' if load is None else f'{load:.2f}'}", flush=True)
     for config in a.config or list(CONFIGS):
         c = CONFIGS[config]
         models = {v: make_model(config, v, a.seed) for v in variants}
