@@ -191,10 +191,16 @@ def combine_losses(
     total is then :func:`loss_from_stats` of them, the same bits)."""
     ent_coef = model.ent_coef if ent_coef is None else ent_coef
     vf_coef = model.vf_coef if vf_coef is None else vf_coef
-    # Sum over critics: each critic gets the gradient a single critic would get.
-    loss = policy_loss + ent_coef * entropy_loss + vf_coef * losses.sum() if with_loss else None
+    loss = _total_loss(policy_loss, entropy_loss, losses, ent_coef, vf_coef) if with_loss else None
     stats = th.cat([th.stack([policy_loss.detach(), entropy_loss.detach(), clip_fraction]), losses.detach()])
     return MinibatchLoss(loss, stats, approx_kl)
+
+
+def _total_loss(policy_loss: th.Tensor, entropy_loss: th.Tensor, critic_losses: th.Tensor,
+                ent_coef: float | th.Tensor, vf_coef: float | th.Tensor) -> th.Tensor:
+    """``policy_loss + ent_coef * entropy_loss + vf_coef * sum_k L_k``, the one place the total
+    is formed. Summed over critics: each critic gets the gradient a single critic would get."""
+    return policy_loss + ent_coef * entropy_loss + vf_coef * critic_losses.sum()
 
 
 def loss_from_stats(model: Any, stats: th.Tensor) -> th.Tensor:
@@ -202,7 +208,7 @@ def loss_from_stats(model: Any, stats: th.Tensor) -> th.Tensor:
     the same operations on the same values, so the same bits as the loss it would have returned.
     The closed-form train loop logs only the last minibatch's total, so it derives that one
     instead of computing every minibatch's."""
-    return stats[0] + model.ent_coef * stats[1] + model.vf_coef * stats[3:].sum()
+    return _total_loss(stats[0], stats[1], stats[3:], model.ent_coef, model.vf_coef)
 
 
 def stop_early(model: Any, approx_kl: th.Tensor, epoch: int) -> bool:
